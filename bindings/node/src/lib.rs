@@ -1,0 +1,97 @@
+//! napi-rs glue: engine handles become numbers, engine event batches become one JavaScript call.
+//!
+//! Nothing here knows about protocols. The TypeScript layer registers one callback with [`init`]; the
+//! engine wakes it through a weak threadsafe function once per batch, and the callback receives the
+//! whole batch as two flat buffers (see `protoloop_engine::events`). Errors of system calls come back as
+//! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
+
+mod server;
+mod socket;
+mod stream;
+
+use std::sync::{Mutex, OnceLock};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use protoloop_engine::Engine;
+
+type Waker = ThreadsafeFunction<(), (), FnArgs<(Uint32Array, Buffer)>, Status, false, true>;
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+static WAKER: Mutex<Option<Waker>> = Mutex::new(None);
+
+pub(crate) fn engine() -> Result<&'static Engine> {
+    ENGINE.get().ok_or_else(|| Error::new(Status::GenericFailure, "protoloop: init() was not called"))
+}
+
+/// How many I/O threads the engine runs: `PROTOLOOP_IO_THREADS`, default 1. On a small machine one
+/// I/O thread beside the JavaScript thread leaves a core to the rest of the process.
+fn io_threads() -> usize {
+    std::env::var("PROTOLOOP_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+/// Starts the engine and registers `on_events(records, payload)` as the one receiver of event batches.
+#[napi]
+pub fn init(on_events: Function<FnArgs<(Uint32Array, Buffer)>, ()>) -> Result<()> {
+    if ENGINE.get().is_some() {
+        return Ok(());
+    }
+    let waker: Waker = on_events
+        .build_threadsafe_function::<()>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build_callback(|_ctx| {
+            let batch = engine()?.queue().drain();
+            Ok(FnArgs::from((Uint32Array::new(batch.records), Buffer::from(batch.payload))))
+        })?;
+    *WAKER.lock().unwrap() = Some(waker);
+    let engine = Engine::new(
+        Box::new(|| {
+            if let Some(w) = WAKER.lock().unwrap().as_ref() {
+                w.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }),
+        io_threads(),
+    )
+    .map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")))?;
+    let _ = ENGINE.set(engine);
+    Ok(())
+}
+
+/// Takes the events queued so far without waiting for the wake-up: `[records, payload]`.
+#[napi]
+pub fn drain_events() -> Result<(Uint32Array, Buffer)> {
+    let batch = engine()?.queue().drain();
+    Ok((Uint32Array::new(batch.records), Buffer::from(batch.payload)))
+}
+
+/// Whether the event wake-up keeps the Node process alive. TypeScript turns it on while any
+/// transport or server is open, so an idle process exits on its own.
+#[napi]
+#[allow(deprecated)] // ref/unref of one long-lived function is exactly what these are for.
+pub fn set_alive(env: Env, alive: bool) -> Result<()> {
+    if let Some(w) = WAKER.lock().unwrap().as_mut() {
+        if alive {
+            w.refer(&env)?;
+        } else {
+            w.unref(&env)?;
+        }
+    }
+    Ok(())
+}
+
+/// Streams and servers the engine holds open (tests use it to prove nothing leaks).
+#[napi]
+pub fn open_handles() -> Result<u32> {
+    Ok(engine()?.open_handles() as u32)
+}
+
+/// A negative errno as JavaScript receives it for a failed system call.
+pub(crate) fn neg_errno(e: &std::io::Error) -> i64 {
+    match e.raw_os_error() {
+        Some(n) => -(n as i64),
+        None if e.kind() == std::io::ErrorKind::NotFound => -(protoloop_engine::events::ENOTFOUND as i64),
+        None => -(libc::EINVAL as i64),
+    }
+}

@@ -1,0 +1,67 @@
+//! Listening sockets and the serving switch of asyncio's `Server`.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use protoloop_engine::ListenOptions;
+
+use crate::{engine, neg_errno};
+
+/// Binds and listens on every address of `hosts` (empty: all interfaces). Returns the server id or a
+/// negative errno. Serving starts with `startServing`.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn listen(
+    hosts: Vec<String>,
+    port: u32,
+    family: i32,
+    backlog: i32,
+    reuse_address: bool,
+    reuse_port: bool,
+    keep_alive: bool,
+) -> Result<i64> {
+    let opts = ListenOptions { family, backlog, reuse_address, reuse_port, keep_alive };
+    Ok(match engine()?.listen(&hosts, port as u16, &opts) {
+        Ok(id) => id as i64,
+        Err(e) => neg_errno(&e),
+    })
+}
+
+/// Serves on listening socket `fd`, which the engine owns from now on.
+#[napi]
+pub fn listen_on(fd: i32, keep_alive: bool) -> Result<i64> {
+    if let Err(e) = crate::socket::check_fd(fd, true) {
+        return Ok(neg_errno(&e));
+    }
+    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(match engine()?.listen_on(owned, keep_alive) {
+        Ok(id) => id as i64,
+        Err(e) => neg_errno(&e),
+    })
+}
+
+#[napi]
+pub fn server_fds(id: u32) -> Result<Vec<i32>> {
+    Ok(engine()?.server(id).map(|s| s.fds()).unwrap_or_default())
+}
+
+#[napi]
+pub fn start_serving(id: u32) -> Result<()> {
+    if let Some(s) = engine()?.server(id) {
+        s.start_serving();
+    }
+    Ok(())
+}
+
+#[napi]
+pub fn is_serving(id: u32) -> Result<bool> {
+    Ok(engine()?.server(id).is_some_and(|s| s.is_serving()))
+}
+
+#[napi]
+pub fn close_server(id: u32) -> Result<()> {
+    engine()?.close_server(id);
+    Ok(())
+}

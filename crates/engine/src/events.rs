@@ -1,0 +1,153 @@
+//! The engine → host event queue.
+//!
+//! Every I/O task appends fixed-size records (and, for data, payload bytes) to one queue. The host is
+//! woken once per batch, not once per event: the first push after a drain calls the wake function, and
+//! every push until the next drain rides along. The host then takes the whole batch in one call.
+//!
+//! Records are four `u32`s: `[kind, id, a, b]`. Payload bytes of `Data` records are concatenated in
+//! record order, so a reader walks the records and slices the payload with a running offset. A flat
+//! layout is what makes the batch cheap to hand across the boundary: two buffers instead of an object
+//! per event.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript layer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `a` bytes of payload were read. `b` is unused.
+    Data = 1,
+    /// The peer closed its write side.
+    Eof = 2,
+    /// The engine's writer sent `a` queued bytes.
+    Drained = 3,
+    /// The transport is gone. `a` is an errno (0: closed cleanly), `b` a [`Syscall`].
+    Closed = 4,
+    /// A connect request finished; the id is now a live stream.
+    Connected = 5,
+    /// A connect request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
+    ConnectFailed = 6,
+    /// Server `id` accepted stream `a`.
+    Accepted = 7,
+    /// `a` bytes were read into the pinned buffer of a buffered stream (zero-copy receive).
+    BufferFilled = 8,
+}
+
+/// Which system call an error came from; the host turns it into Node's `syscall` property.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    None = 0,
+    Read = 1,
+    Write = 2,
+    Connect = 3,
+    Getaddrinfo = 4,
+    Accept = 5,
+    Shutdown = 6,
+}
+
+/// Not an errno: name resolution found no address (Node's `ENOTFOUND`).
+pub const ENOTFOUND: u32 = 0x7fff_0001;
+
+/// What one drain hands to the host.
+#[derive(Default, Debug)]
+pub struct Batch {
+    pub records: Vec<u32>,
+    pub payload: Vec<u8>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Above this many undelivered payload bytes, readers wait for the host to drain before reading more,
+/// so a slow JavaScript thread applies back-pressure to sockets instead of growing memory.
+const PAYLOAD_HIGH_WATER: usize = 8 << 20;
+
+/// The queue shared by all tasks of one engine.
+pub struct EventQueue {
+    batch: Mutex<Batch>,
+    wake: Box<dyn Fn() + Send + Sync>,
+    drained: Notify,
+}
+
+impl EventQueue {
+    /// `wake` is called (from any thread) when the queue goes from empty to non-empty.
+    pub fn new(wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
+        Arc::new(EventQueue {
+            batch: Mutex::new(Batch::default()),
+            wake,
+            drained: Notify::new(),
+        })
+    }
+
+    pub fn push(&self, kind: Kind, id: u32, a: u32, b: u32) {
+        self.push_with(kind, id, a, b, &[]);
+    }
+
+    /// Appends one record and its payload; wakes the host if this starts a batch.
+    pub fn push_with(&self, kind: Kind, id: u32, a: u32, b: u32, payload: &[u8]) {
+        let first = {
+            let mut batch = self.batch.lock().unwrap();
+            let first = batch.records.is_empty();
+            batch.records.extend_from_slice(&[kind as u32, id, a, b]);
+            batch.payload.extend_from_slice(payload);
+            first
+        };
+        // The lock is released before waking: the host may drain synchronously from inside `wake`.
+        if first {
+            (self.wake)();
+        }
+    }
+
+    /// Takes everything queued so far. The next push wakes the host again.
+    pub fn drain(&self) -> Batch {
+        let batch = std::mem::take(&mut *self.batch.lock().unwrap());
+        if !batch.payload.is_empty() {
+            self.drained.notify_waiters();
+        }
+        batch
+    }
+
+    /// Waits while the host is behind by more than the high-water mark of payload bytes.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.batch.lock().unwrap().payload.len() < PAYLOAD_HIGH_WATER {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn wakes_once_per_batch_and_keeps_order() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let q = EventQueue::new(Box::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        }));
+        q.push_with(Kind::Data, 1, 3, 0, b"abc");
+        q.push(Kind::Eof, 1, 0, 0);
+        q.push_with(Kind::Data, 2, 2, 0, b"xy");
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let b = q.drain();
+        assert_eq!(b.records, vec![1, 1, 3, 0, 2, 1, 0, 0, 1, 2, 2, 0]);
+        assert_eq!(b.payload, b"abcxy");
+        assert!(q.drain().is_empty());
+        q.push(Kind::Eof, 2, 0, 0);
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+}

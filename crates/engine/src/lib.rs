@@ -1,0 +1,137 @@
+//! The protoloop engine: a tokio runtime that owns sockets, pipes and processes and reports what
+//! happens to them as a stream of events (see [`events`]). It knows nothing of JavaScript; the
+//! bindings drive it through ids and turn its event batches into protocol callbacks.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use protoloop_engine::{Engine, events::Kind};
+//!
+//! let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+//! let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
+//! assert!(!engine.server(server).unwrap().fds().is_empty());
+//! ```
+
+pub mod connect;
+pub mod events;
+pub mod server;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::{Handle, Runtime};
+
+pub use connect::ConnectOptions;
+use events::EventQueue;
+pub use server::{ListenOptions, Server};
+pub use stream::{FdKind, Stream};
+
+/// What every task of the engine shares.
+pub struct Core {
+    pub queue: Arc<EventQueue>,
+    pub handle: Handle,
+    streams: Mutex<HashMap<u32, Arc<Stream>>>,
+    servers: Mutex<HashMap<u32, Arc<Server>>>,
+    next_id: AtomicU32,
+}
+
+impl Core {
+    pub fn next_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub struct Engine {
+    core: Arc<Core>,
+    // Kept last so that it drops after `core`'s users.
+    _runtime: Runtime,
+}
+
+impl Engine {
+    /// Starts the runtime on `threads` worker threads; `wake` is called whenever events are waiting.
+    pub fn new(wake: Box<dyn Fn() + Send + Sync>, threads: usize) -> io::Result<Engine> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("protoloop-io")
+            .enable_all()
+            .build()?;
+        let core = Arc::new(Core {
+            queue: EventQueue::new(wake),
+            handle: runtime.handle().clone(),
+            streams: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+        });
+        Ok(Engine { core, _runtime: runtime })
+    }
+
+    pub fn queue(&self) -> &EventQueue {
+        &self.core.queue
+    }
+
+    pub fn stream(&self, id: u32) -> Option<Arc<Stream>> {
+        self.core.streams.lock().unwrap().get(&id).cloned()
+    }
+
+    pub fn server(&self, id: u32) -> Option<Arc<Server>> {
+        self.core.servers.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Starts connecting; the id is reported with `Connected` or `ConnectFailed`.
+    pub fn connect(&self, host: String, port: u16, opts: ConnectOptions) -> u32 {
+        let id = self.core.next_id();
+        connect::spawn_connect(&self.core, id, host, port, opts);
+        id
+    }
+
+    /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes).
+    pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<u32> {
+        set_nonblocking(&fd)?;
+        let id = self.core.next_id();
+        let stream = Stream::start(&self.core, id, fd, kind, readable)?;
+        if readable {
+            stream.begin_reading();
+        }
+        Ok(id)
+    }
+
+    /// Binds and listens on `hosts` (none: every interface). Serving starts with `start_serving`.
+    pub fn listen(&self, hosts: &[String], port: u16, opts: &ListenOptions) -> io::Result<u32> {
+        let addrs = server::bind_addresses(hosts, port, opts.family)?;
+        let id = self.core.next_id();
+        Server::bind(&self.core, id, &addrs, opts)?;
+        Ok(id)
+    }
+
+    /// Serves on a listening socket the caller hands over.
+    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> io::Result<u32> {
+        let id = self.core.next_id();
+        Server::adopt(&self.core, id, fd, keep_alive)?;
+        Ok(id)
+    }
+
+    pub fn close_server(&self, id: u32) {
+        if let Some(s) = self.server(id) {
+            s.close(&self.core);
+        }
+    }
+
+    /// Open streams and servers; the host keeps its process alive while this is not zero.
+    pub fn open_handles(&self) -> usize {
+        self.core.streams.lock().unwrap().len() + self.core.servers.lock().unwrap().len()
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    socket2::SockRef::from(fd).set_nonblocking(true)
+}
+
+/// Registers a descriptor-owning value with the current reactor.
+pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T, interest: tokio::io::Interest) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: `T` is `OwnedFd` or `socket2::Socket`: each owns its descriptor, always reports the same
+    // one, and closes it only when dropped, which the `AsyncFd` holding it decides.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }.map_err(|e| e.into())
+}

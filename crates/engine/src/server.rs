@@ -1,0 +1,222 @@
+//! Listening TCP sockets: asyncio's `create_server` and the `Server` object's serving switch.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{watch, Notify};
+
+use crate::events::Kind;
+use crate::stream::{FdKind, Stream};
+use crate::Core;
+
+/// asyncio's keyword arguments of `create_server`.
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// `AF_INET`, `AF_INET6`, or 0 for either.
+    pub family: i32,
+    pub backlog: i32,
+    pub reuse_address: bool,
+    pub reuse_port: bool,
+    pub keep_alive: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        // asyncio turns SO_REUSEADDR on by default on POSIX.
+        ListenOptions { family: 0, backlog: 100, reuse_address: true, reuse_port: false, keep_alive: false }
+    }
+}
+
+pub struct Server {
+    pub id: u32,
+    listeners: Vec<Arc<AsyncFd<Socket>>>,
+    serving: watch::Sender<bool>,
+    closed: AtomicBool,
+    stop: Notify,
+    keep_alive: bool,
+}
+
+/// The addresses `create_server` binds for `hosts`: every interface for no host (IPv4 and IPv6), else
+/// each host's resolved addresses, without duplicates.
+pub fn bind_addresses(hosts: &[String], port: u16, family: i32) -> io::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    let mut add = |a: SocketAddr| {
+        let keep = match family {
+            libc::AF_INET => a.is_ipv4(),
+            libc::AF_INET6 => a.is_ipv6(),
+            _ => true,
+        };
+        if keep && !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    if hosts.is_empty() {
+        add(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        add(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+    }
+    for h in hosts {
+        match h.parse::<IpAddr>() {
+            Ok(ip) => add(SocketAddr::new(ip, port)),
+            Err(_) => (h.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|_| io::Error::new(io::ErrorKind::NotFound, format!("getaddrinfo ENOTFOUND {h}")))?
+                .for_each(&mut add),
+        }
+    }
+    if out.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+    }
+    Ok(out)
+}
+
+fn listen_socket(addr: SocketAddr, opts: &ListenOptions) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    if opts.reuse_address {
+        sock.set_reuse_address(true)?;
+    }
+    if opts.reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // As asyncio does: an IPv6 socket serves IPv6 only, so `::` and `0.0.0.0` can both be bound.
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(opts.backlog)?;
+    Ok(sock)
+}
+
+impl Server {
+    /// Binds and listens on every address; serving starts with [`Server::start_serving`].
+    pub(crate) fn bind(core: &Arc<Core>, id: u32, addrs: &[SocketAddr], opts: &ListenOptions) -> io::Result<Arc<Server>> {
+        let _rt = core.handle.enter();
+        let listeners = addrs
+            .iter()
+            .map(|a| Ok(Arc::new(crate::register(listen_socket(*a, opts)?, Interest::READABLE)?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        Self::from_listeners(core, id, listeners, opts.keep_alive)
+    }
+
+    /// Takes over an already listening socket (asyncio's `sock=`).
+    pub(crate) fn adopt(core: &Arc<Core>, id: u32, fd: OwnedFd, keep_alive: bool) -> io::Result<Arc<Server>> {
+        let _rt = core.handle.enter();
+        let sock = Socket::from(fd);
+        sock.set_nonblocking(true)?;
+        let listener = Arc::new(crate::register(sock, Interest::READABLE)?);
+        Self::from_listeners(core, id, vec![listener], keep_alive)
+    }
+
+    fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> io::Result<Arc<Server>> {
+        let server = Arc::new(Server {
+            id,
+            listeners,
+            serving: watch::Sender::new(false),
+            closed: AtomicBool::new(false),
+            stop: Notify::new(),
+            keep_alive,
+        });
+        for l in &server.listeners {
+            core.handle.spawn(server.clone().accept_loop(core.clone(), l.clone()));
+        }
+        core.servers.lock().unwrap().insert(id, server.clone());
+        Ok(server)
+    }
+
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.listeners.iter().map(|l| l.get_ref().as_raw_fd()).collect()
+    }
+
+    pub fn start_serving(&self) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.serving.send_replace(true);
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        *self.serving.borrow() && !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stops listening; accepted streams stay open. The listening sockets close with their tasks.
+    pub(crate) fn close(&self, core: &Core) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.serving.send_replace(false);
+        core.servers.lock().unwrap().remove(&self.id);
+        self.stop.notify_waiters();
+    }
+
+    async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, core: Arc<Core>, listener: Arc<AsyncFd<Socket>>) {
+        let mut serving = self.serving.subscribe();
+        loop {
+            if !*serving.borrow_and_update() {
+                tokio::select! {
+                    _ = self.stopped() => return,
+                    r = serving.changed() => if r.is_err() { return } else { continue },
+                }
+            }
+            let mut guard = tokio::select! {
+                _ = self.stopped() => return,
+                _ = serving.changed() => continue,
+                g = listener.readable() => match g { Ok(g) => g, Err(_) => return },
+            };
+            match guard.try_io(|l| accept(l.as_raw_fd())) {
+                Ok(Ok(fd)) => {
+                    let sock = Socket::from(fd);
+                    // Best effort, as asyncio: a socket that refuses an option still serves.
+                    let _ = sock.set_tcp_nodelay(true);
+                    if self.keep_alive {
+                        let _ = sock.set_keepalive(true);
+                    }
+                    let id = core.next_id();
+                    if let Ok(stream) = Stream::start(&core, id, sock.into(), FdKind::Socket, true) {
+                        core.queue.push(Kind::Accepted, self.id, id, 0);
+                        stream.begin_reading();
+                    }
+                }
+                Ok(Err(e)) => match e.raw_os_error() {
+                    // Out of descriptors: asyncio waits a second before accepting again.
+                    Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM) => {
+                        tokio::select! {
+                            _ = self.stopped() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                    // The peer gave up before we accepted (ECONNABORTED and friends): keep going.
+                    _ => {}
+                },
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+fn accept(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: accept4 on a listening descriptor we own; no address is asked for.
+    let s = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+    if s < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(s) })
+    }
+}

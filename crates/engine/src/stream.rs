@@ -1,0 +1,408 @@
+//! Byte-stream transports over one file descriptor: TCP and Unix sockets, pipes.
+//!
+//! One reader task per stream reads and queues [`Kind::Data`] events. Writes come from the host thread:
+//! when nothing is queued they go straight to the kernel there (no thread hop), and only the unsent
+//! rest is queued for a writer task that waits for writability and reports what it sent as
+//! [`Kind::Drained`]. All writes of a stream happen under its write lock, so bytes keep their order
+//! whichever thread sends them.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::Notify;
+
+use crate::events::{Kind, Syscall};
+use crate::Core;
+
+/// Reads go into this much memory at a time; the same size asyncio and Node use.
+const READ_CHUNK: usize = 64 * 1024;
+/// A queued write smaller than this absorbs the next one, so many tiny writes become few iovecs.
+const COALESCE_BELOW: usize = 16 * 1024;
+/// Most iovecs handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Whether the descriptor is a socket (send/recv, `shutdown`) or a pipe (read/write, close for EOF).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    Socket,
+    Pipe,
+}
+
+#[derive(Default)]
+struct WriteState {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of `chunks[0]` already sent.
+    head_sent: usize,
+    queued: usize,
+    writer_running: bool,
+    /// `write_eof` was asked for; the write side shuts once the queue is empty.
+    eof_requested: bool,
+    /// `close` was asked for; the stream finishes once the queue is empty.
+    closing: bool,
+}
+
+/// Counters for `getExtraInfo('stats')`.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub bytes_copied_on_receive: AtomicU64,
+}
+
+pub struct Stream {
+    pub id: u32,
+    pub kind: FdKind,
+    fd: AsyncFd<OwnedFd>,
+    core: Arc<Core>,
+    write: Mutex<WriteState>,
+    read_paused: AtomicBool,
+    read_wake: Notify,
+    closed: AtomicBool,
+    stop: Notify,
+    pub stats: Stats,
+}
+
+impl Stream {
+    /// Registers `fd` (already non-blocking) with the reactor. Reading starts with
+    /// [`Stream::begin_reading`], after the caller has reported the stream, so that no `Data` event of
+    /// a stream can precede the event that announces it.
+    pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<Arc<Stream>> {
+        let interest = if readable { Interest::READABLE | Interest::WRITABLE } else { Interest::WRITABLE };
+        let fd = {
+            let _rt = core.handle.enter();
+            crate::register(fd, interest)?
+        };
+        let stream = Arc::new(Stream {
+            id,
+            kind,
+            fd,
+            core: core.clone(),
+            write: Mutex::new(WriteState::default()),
+            read_paused: AtomicBool::new(false),
+            read_wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            stop: Notify::new(),
+            stats: Stats::default(),
+        });
+        core.streams.lock().unwrap().insert(id, stream.clone());
+        Ok(stream)
+    }
+
+    pub(crate) fn begin_reading(self: &Arc<Self>) {
+        self.core.handle.spawn(self.clone().read_loop());
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes accepted by [`Stream::write`] that the kernel has not taken yet.
+    pub fn write_buffer_size(&self) -> usize {
+        self.write.lock().unwrap().queued
+    }
+
+    /// Sends `bufs` in order. Returns how many bytes went to the kernel at once; the rest is queued and
+    /// reported later through [`Kind::Drained`] events. A hard error finishes the stream with it.
+    pub fn write(self: &Arc<Self>, bufs: &[&[u8]]) -> usize {
+        let mut st = self.write.lock().unwrap();
+        if self.is_closed() || st.closing || st.eof_requested {
+            return 0;
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut sent = 0;
+        if st.queued == 0 && !st.writer_running {
+            match self.send_now(bufs) {
+                Ok(n) => sent = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    drop(st);
+                    self.finish(Some(e), Syscall::Write);
+                    return 0;
+                }
+            }
+            self.stats.bytes_written.fetch_add(sent as u64, Ordering::Relaxed);
+            if sent == total {
+                return sent;
+            }
+        }
+        // Queue what the kernel did not take.
+        let mut skip = sent;
+        for b in bufs {
+            if skip >= b.len() {
+                skip -= b.len();
+                continue;
+            }
+            let rest = &b[skip..];
+            skip = 0;
+            match st.chunks.back_mut() {
+                Some(last) if last.len() < COALESCE_BELOW => last.extend_from_slice(rest),
+                _ => st.chunks.push_back(rest.to_vec()),
+            }
+            st.queued += rest.len();
+        }
+        if !st.writer_running {
+            st.writer_running = true;
+            self.core.handle.spawn(self.clone().write_loop());
+        }
+        sent
+    }
+
+    fn send_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .filter(|b| !b.is_empty())
+            .take(MAX_IOVECS)
+            .map(|b| libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() })
+            .collect();
+        writev(self.raw_fd(), &iov)
+    }
+
+    async fn write_loop(self: Arc<Self>) {
+        loop {
+            let mut guard = tokio::select! {
+                _ = self.stopped() => return,
+                g = self.fd.writable() => match g {
+                    Ok(g) => g,
+                    Err(e) => return self.finish(Some(e), Syscall::Write),
+                },
+            };
+            let mut st = self.write.lock().unwrap();
+            if self.is_closed() {
+                return;
+            }
+            let mut drained = 0usize;
+            let mut failure = None;
+            while st.queued > 0 {
+                let iov: Vec<libc::iovec> = st
+                    .chunks
+                    .iter()
+                    .take(MAX_IOVECS)
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let c = if i == 0 { &c[st.head_sent..] } else { &c[..] };
+                        libc::iovec { iov_base: c.as_ptr() as *mut _, iov_len: c.len() }
+                    })
+                    .collect();
+                match guard.try_io(|fd| writev(fd.as_raw_fd(), &iov)) {
+                    Ok(Ok(n)) => {
+                        drained += n;
+                        consume(&mut st, n);
+                    }
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    Err(_would_block) => break,
+                }
+            }
+            if drained > 0 {
+                self.stats.bytes_written.fetch_add(drained as u64, Ordering::Relaxed);
+                self.core.queue.push(Kind::Drained, self.id, drained as u32, 0);
+            }
+            if let Some(e) = failure {
+                drop(st);
+                return self.finish(Some(e), Syscall::Write);
+            }
+            if st.queued == 0 {
+                st.writer_running = false;
+                let (eof, closing) = (st.eof_requested, st.closing);
+                drop(st);
+                return self.after_flush(eof, closing);
+            }
+        }
+    }
+
+    /// The queue just became empty: carry out a pending `write_eof` or `close`.
+    fn after_flush(&self, eof: bool, closing: bool) {
+        if closing {
+            self.finish(None, Syscall::None);
+        } else if eof {
+            if let Err(e) = self.shutdown_write() {
+                self.finish(Some(e), Syscall::Shutdown);
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self.kind {
+            // SAFETY: shutdown(2) on a descriptor this stream owns; no memory is passed.
+            FdKind::Socket => match unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) } {
+                0 => Ok(()),
+                _ => match io::Error::last_os_error() {
+                    // The peer is already gone; there is nothing left to half-close.
+                    e if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+                    e => Err(e),
+                },
+            },
+            // A pipe has one direction: its EOF is the end of the stream.
+            FdKind::Pipe => {
+                self.finish(None, Syscall::None);
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the write side once everything queued is sent (asyncio's `write_eof`).
+    pub fn write_eof(&self) {
+        let mut st = self.write.lock().unwrap();
+        if st.eof_requested || self.is_closed() {
+            return;
+        }
+        st.eof_requested = true;
+        if !st.writer_running {
+            drop(st);
+            self.after_flush(true, false);
+        }
+    }
+
+    /// Stops reading, sends what is queued, then finishes the stream (asyncio's `close`).
+    pub fn close(&self) {
+        self.read_paused.store(true, Ordering::Release);
+        let mut st = self.write.lock().unwrap();
+        if st.closing || self.is_closed() {
+            return;
+        }
+        st.closing = true;
+        if !st.writer_running {
+            drop(st);
+            self.finish(None, Syscall::None);
+        }
+    }
+
+    /// Drops whatever is queued and finishes the stream now (asyncio's `abort`).
+    pub fn abort(&self) {
+        self.finish(None, Syscall::None);
+    }
+
+    pub fn pause_reading(&self) {
+        self.read_paused.store(true, Ordering::Release);
+    }
+
+    pub fn resume_reading(&self) {
+        if self.write.lock().unwrap().closing {
+            return;
+        }
+        self.read_paused.store(false, Ordering::Release);
+        self.read_wake.notify_one();
+    }
+
+    /// Ends the stream exactly once: unregisters it, stops its tasks and reports [`Kind::Closed`]. The
+    /// descriptor closes when the last task lets go of it.
+    pub(crate) fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.core.streams.lock().unwrap().remove(&self.id);
+        {
+            let mut st = self.write.lock().unwrap();
+            st.chunks.clear();
+            st.queued = 0;
+        }
+        self.stop.notify_waiters();
+        let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
+        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+    }
+
+    /// Resolves once the stream is finished.
+    async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    async fn read_loop(self: Arc<Self>) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if self.read_paused.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = self.read_wake.notified() => continue,
+                }
+            }
+            let mut guard = tokio::select! {
+                _ = self.stopped() => return,
+                g = self.fd.readable() => match g {
+                    Ok(g) => g,
+                    Err(e) => return self.finish(Some(e), Syscall::Read),
+                },
+            };
+            match guard.try_io(|fd| read(fd.as_raw_fd(), &mut buf)) {
+                Ok(Ok(0)) => {
+                    self.core.queue.push(Kind::Eof, self.id, 0, 0);
+                    return;
+                }
+                Ok(Ok(n)) => {
+                    self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+                    self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &buf[..n]);
+                    tokio::select! {
+                        _ = self.stopped() => return,
+                        _ = self.core.queue.wait_for_room() => {}
+                    }
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return self.finish(Some(e), Syscall::Read),
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+fn consume(st: &mut WriteState, mut n: usize) {
+    st.queued -= n;
+    while n > 0 {
+        let head_left = st.chunks[0].len() - st.head_sent;
+        if n >= head_left {
+            n -= head_left;
+            st.chunks.pop_front();
+            st.head_sent = 0;
+        } else {
+            st.head_sent += n;
+            n = 0;
+        }
+    }
+}
+
+/// The errno of an I/O error, or `EIO` for errors that carry none.
+pub fn errno_of(e: &io::Error) -> u32 {
+    e.raw_os_error().unwrap_or(libc::EIO) as u32
+}
+
+fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    if iov.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: every iovec points into a slice that outlives this call; the kernel only reads them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into memory this slice owns.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

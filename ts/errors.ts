@@ -1,0 +1,113 @@
+// Node-style errors for everything the engine reports, and the argument checks of the public API.
+import { getSystemErrorName } from 'node:util';
+
+/** Not an errno: name resolution found nothing (`protoloop_engine::events::ENOTFOUND`). */
+export const ENOTFOUND = 0x7fff_0001;
+
+const SYSCALLS = ['', 'read', 'write', 'connect', 'getaddrinfo', 'accept', 'shutdown'];
+
+/** An `Error` shaped like Node's system errors: `code`, `errno` (negative, as Node's), `syscall`. */
+export interface SystemError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  address?: string;
+  port?: number;
+}
+
+/**
+ * Builds the error for an errno reported by the engine. `syscall` is a name or the engine's number
+ * for it; `address`/`port` are added to the message as Node does (`connect ECONNREFUSED 127.0.0.1:1`).
+ */
+export function systemError(errno: number, syscall: string | number, address?: string, port?: number): SystemError {
+  const call = typeof syscall === 'number' ? SYSCALLS[syscall] ?? 'unknown' : syscall;
+  let code: string;
+  let nodeErrno: number;
+  if (errno === ENOTFOUND) {
+    code = 'ENOTFOUND';
+    nodeErrno = -3008; // libuv's UV_EAI_NONAME, what Node reports for ENOTFOUND
+  } else {
+    nodeErrno = -Math.abs(errno);
+    try {
+      code = getSystemErrorName(nodeErrno);
+    } catch {
+      code = `E${Math.abs(errno)}`;
+    }
+  }
+  const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`;
+  const err = new Error(`${call} ${code}${where}`) as SystemError;
+  err.code = code;
+  err.errno = nodeErrno;
+  err.syscall = call;
+  if (address !== undefined) err.address = address;
+  if (port !== undefined) err.port = port;
+  return err;
+}
+
+/** asyncio's `InvalidStateError`: a `Future` was completed twice or read too early. */
+export class InvalidStateError extends Error {
+  override name = 'InvalidStateError';
+}
+
+/** asyncio's `CancelledError`: what a cancelled `Future` rejects with. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+}
+
+function typeError(name: string, expected: string, value: unknown): TypeError {
+  const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+  return new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`);
+}
+
+/** Bytes a caller hands in: any `ArrayBufferView` or `ArrayBuffer`, seen as a `Uint8Array`. */
+export function toBytes(name: string, data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data);
+  if (typeof data === 'string') {
+    throw new TypeError(
+      `The "${name}" argument must be bytes (a Buffer, TypedArray, DataView or ArrayBuffer), not a string: ` +
+        `encode it first, e.g. Buffer.from(text)`,
+    );
+  }
+  throw typeError(name, 'bytes (a Buffer, TypedArray, DataView or ArrayBuffer)', data);
+}
+
+export function checkFunction(name: string, value: unknown): void {
+  if (typeof value !== 'function') throw typeError(name, 'a function', value);
+}
+
+export function checkObject(name: string, value: unknown): void {
+  if (value !== undefined && value !== null && typeof value !== 'object') throw typeError(name, 'an object', value);
+}
+
+export function checkBoolean(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw typeError(name, 'a boolean', value);
+}
+
+/** An integer in `[min, max]`; `TypeError` for a non-number, `RangeError` outside the range. */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'a number', value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`The value of "${name}" is out of range. It must be an integer >= ${min} and <= ${max}. Received ${value}`);
+  }
+  return value;
+}
+
+/** A duration in milliseconds: a finite number >= 0. */
+export function checkDuration(name: string, value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'a number', value);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(`The value of "${name}" is out of range. It must be a finite number >= 0. Received ${value}`);
+  }
+  return value;
+}
+
+export function checkPort(name: string, value: unknown): number {
+  return checkInteger(name, value, 0, 65535);
+}
+
+export function checkString(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw typeError(name, 'a string', value);
+  return value;
+}

@@ -1,0 +1,43 @@
+// The JavaScript end of the event path: one callback per engine batch walks the flat records and
+// hands each to the transport, server or pending connect that owns its id.
+import { getRunningLoop } from './loop';
+import { EventKind, native } from './native';
+
+/** Anything that receives engine events for an id. */
+export interface EventSink {
+  _onEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void;
+}
+
+const sinks = new Map<number, EventSink>();
+
+export function register(id: number, sink: EventSink): void {
+  sinks.set(id, sink);
+}
+
+export function unregister(id: number): void {
+  sinks.delete(id);
+}
+
+function onEvents(records: Uint32Array, payload: Buffer): void {
+  let offset = 0;
+  for (let i = 0; i < records.length; i += 4) {
+    const kind = records[i] as EventKind;
+    const a = records[i + 2];
+    let data: Buffer | null = null;
+    if (kind === EventKind.Data) {
+      data = payload.subarray(offset, offset + a);
+      offset += a;
+    }
+    const sink = sinks.get(records[i + 1]);
+    if (sink === undefined) continue;
+    try {
+      sink._onEvent(kind, a, records[i + 3], data);
+    } catch (exc) {
+      // Sinks route protocol errors themselves; anything reaching here is a bug of ours, and it must
+      // not take the rest of the batch (or the process) down with it.
+      getRunningLoop().callExceptionHandler({ message: 'protoloop: internal error while dispatching an event', exception: exc });
+    }
+  }
+}
+
+native.init(onEvents);

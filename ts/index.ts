@@ -1,0 +1,24 @@
+// protoloop: Python asyncio's Transports and Protocols for Node.js, on a Rust (tokio) engine.
+import './events';
+import { EventLoop } from './loop';
+import { createServer } from './server';
+import { connectAcceptedSocket, createConnection } from './stream';
+
+export { CancelledError, InvalidStateError, type SystemError } from './errors';
+export { Future } from './future';
+export { EventLoop, Handle, getRunningLoop, type ExceptionContext, type ExceptionHandler } from './loop';
+export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessProtocol, type Address } from './protocols';
+export { Server, createServer, type CreateServerOptions } from './server';
+export { TransportSocket, constants } from './socket';
+export { connectAcceptedSocket, createConnection, type CreateConnectionOptions } from './stream';
+export { BaseTransport, DatagramTransport, ReadTransport, SubprocessTransport, Transport, WriteTransport } from './transports';
+
+// Every loop function is also a method of the loop, as in asyncio (`loop.createConnection(...)`).
+declare module './loop' {
+  interface EventLoop {
+    createConnection: typeof createConnection;
+    createServer: typeof createServer;
+    connectAcceptedSocket: typeof connectAcceptedSocket;
+  }
+}
+Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket });

@@ -1,0 +1,122 @@
+// The one event loop of the process (Node's), seen through asyncio's loop methods: futures,
+// callSoon, the exception handler, and the reference count that keeps the process alive while
+// transports and servers are open.
+import { checkFunction } from './errors';
+import { Future } from './future';
+import { native } from './native';
+
+/** What an exception handler receives, as asyncio's `context` dict. */
+export interface ExceptionContext {
+  message: string;
+  exception?: unknown;
+  transport?: unknown;
+  protocol?: unknown;
+  [key: string]: unknown;
+}
+
+export type ExceptionHandler = (context: ExceptionContext, loop: EventLoop) => void;
+
+/** A callback scheduled with `callSoon`; `cancel()` stops it if it has not run. */
+export class Handle {
+  #cancelled = false;
+  constructor(private readonly immediate: NodeJS.Immediate) {}
+  cancel(): void {
+    this.#cancelled = true;
+    clearImmediate(this.immediate);
+  }
+  cancelled(): boolean {
+    return this.#cancelled;
+  }
+}
+
+let alive = 0;
+
+/**
+ * Counts one more open transport, pending connect or serving server. While the count is above zero the
+ * engine's wake-up keeps Node running; at zero the process may exit on its own.
+ */
+export function retain(): void {
+  if (alive++ === 0) native.setAlive(true);
+}
+
+export function release(): void {
+  if (alive <= 0) return;
+  if (--alive === 0) native.setAlive(false);
+}
+
+export class EventLoop {
+  #handler: ExceptionHandler | null = null;
+
+  /** A new pending `Future`. */
+  createFuture<T = unknown>(): Future<T> {
+    return new Future<T>();
+  }
+
+  /** Runs `fn(...args)` on a later turn of the loop, in the order scheduled. */
+  callSoon<A extends unknown[]>(fn: (...args: A) => void, ...args: A): Handle {
+    checkFunction('fn', fn);
+    return new Handle(
+      setImmediate(() => {
+        try {
+          fn(...args);
+        } catch (exc) {
+          this.callExceptionHandler({ message: `Exception in callback ${fn.name || 'anonymous'}`, exception: exc });
+        }
+      }),
+    );
+  }
+
+  /** The loop's clock in seconds (monotonic), as asyncio's `loop.time()`. */
+  time(): number {
+    return performance.now() / 1000;
+  }
+
+  setExceptionHandler(handler: ExceptionHandler | null): void {
+    if (handler !== null) checkFunction('handler', handler);
+    this.#handler = handler;
+  }
+
+  getExceptionHandler(): ExceptionHandler | null {
+    return this.#handler;
+  }
+
+  /** Prints the context to stderr, naming the transport and protocol. */
+  defaultExceptionHandler(context: ExceptionContext): void {
+    const lines = [context.message || 'Unhandled exception in event loop'];
+    for (const [k, v] of Object.entries(context)) {
+      if (k === 'message' || k === 'exception') continue;
+      lines.push(`${k}: ${describe(v)}`);
+    }
+    const exc = context.exception;
+    if (exc !== undefined) lines.push(exc instanceof Error && exc.stack ? exc.stack : String(exc));
+    process.stderr.write(lines.join('\n') + '\n');
+  }
+
+  callExceptionHandler(context: ExceptionContext): void {
+    if (this.#handler === null) {
+      this.defaultExceptionHandler(context);
+      return;
+    }
+    try {
+      this.#handler(context, this);
+    } catch (exc) {
+      // A failing handler must not hide the original problem (asyncio does the same).
+      this.defaultExceptionHandler({ message: 'Unhandled error in exception handler', exception: exc, context });
+      this.defaultExceptionHandler(context);
+    }
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null || typeof v !== 'object') return String(v);
+  const name = (v as object).constructor?.name ?? 'Object';
+  const id = (v as { _id?: number })._id;
+  return id === undefined ? `<${name}>` : `<${name} id=${id}>`;
+}
+
+const theLoop = new EventLoop();
+
+/** The loop of this process. There is one: Node's event loop. */
+export function getRunningLoop(): EventLoop {
+  return theLoop;
+}

@@ -1,0 +1,94 @@
+// `TransportSocket` (what `getExtraInfo('socket')` returns), socket constants and address tuples.
+import { checkInteger, systemError } from './errors';
+import { native } from './native';
+import type { Address } from './protocols';
+
+type NativeAddress = { family: number; host: string; port: number; flowinfo: number; scopeId: number };
+
+/** Socket option and address-family numbers of this platform (`AF_*`, `SOL_*`, `SO_*`, `TCP_*` ...). */
+export const constants: Readonly<Record<string, number>> = Object.freeze(native.socketConstants());
+
+/** An engine address as asyncio shows it: `[host, port]`, `[host, port, flowinfo, scopeId]`, a path. */
+export function toAddress(a: NativeAddress | null): Address | null {
+  if (a === null) return null;
+  if (a.family === constants.AF_INET) return [a.host, a.port];
+  if (a.family === constants.AF_INET6) return [a.host, a.port, a.flowinfo, a.scopeId];
+  return a.host;
+}
+
+/** `options.family`: 0 (any), `AF_INET` or `AF_INET6`. */
+export function checkFamily(family: unknown): number {
+  if (family === undefined || family === null) return 0;
+  checkInteger('options.family', family, 0, 0xffff);
+  if (family !== 0 && family !== constants.AF_INET && family !== constants.AF_INET6) {
+    throw new RangeError(`The value of "options.family" must be 0, AF_INET or AF_INET6. Received ${family}`);
+  }
+  return family as number;
+}
+
+// getsockopt reports failures below this offset (a negative errno shifted by 2^40), so that
+// negative option values stay readable.
+const GETSOCKOPT_ERROR = -(2 ** 40);
+
+/**
+ * A view of a transport's socket, as asyncio's `TransportSocket`: addresses and options, but no I/O
+ * (the engine owns the descriptor). Calls fail with `EBADF` once the transport is closed.
+ */
+export class TransportSocket {
+  readonly family: number;
+  readonly type: number;
+  readonly proto: number;
+
+  /** @internal */
+  constructor(
+    readonly fd: number,
+    private readonly isOpen: () => boolean,
+  ) {
+    const [family, type, proto] = native.socketKind(fd) ?? [0, 0, 0];
+    this.family = family;
+    this.type = type;
+    this.proto = proto;
+  }
+
+  #check(syscall: string): void {
+    if (!this.isOpen()) throw systemError(9 /* EBADF */, syscall);
+  }
+
+  getsockname(): Address {
+    this.#check('getsockname');
+    const a = toAddress(native.sockname(this.fd));
+    if (a === null) throw systemError(9, 'getsockname');
+    return a;
+  }
+
+  getpeername(): Address {
+    this.#check('getpeername');
+    const a = toAddress(native.peername(this.fd));
+    if (a === null) throw systemError(107 /* ENOTCONN */, 'getpeername');
+    return a;
+  }
+
+  /** An integer option, e.g. `getsockopt(constants.IPPROTO_TCP, constants.TCP_NODELAY)`. */
+  getsockopt(level: number, option: number): number {
+    checkInteger('level', level, 0, 0x7fffffff);
+    checkInteger('option', option, 0, 0x7fffffff);
+    this.#check('getsockopt');
+    const v = native.getsockopt(this.fd, level, option);
+    if (v <= GETSOCKOPT_ERROR / 2) throw systemError(v - GETSOCKOPT_ERROR, 'getsockopt');
+    return v;
+  }
+
+  /** Sets an integer (or boolean) option. */
+  setsockopt(level: number, option: number, value: number | boolean): void {
+    checkInteger('level', level, 0, 0x7fffffff);
+    checkInteger('option', option, 0, 0x7fffffff);
+    const v = typeof value === 'boolean' ? Number(value) : checkInteger('value', value, -0x80000000, 0x7fffffff);
+    this.#check('setsockopt');
+    const r = native.setsockopt(this.fd, level, option, v);
+    if (r < 0) throw systemError(r, 'setsockopt');
+  }
+
+  toString(): string {
+    return `<TransportSocket fd=${this.fd} family=${this.family} type=${this.type} proto=${this.proto}>`;
+  }
+}

@@ -1,0 +1,362 @@
+// Stream transports (TCP now; Unix sockets and pipes reuse it) and `createConnection`.
+import {
+  checkDuration,
+  checkFunction,
+  checkInteger,
+  checkObject,
+  checkPort,
+  checkString,
+  systemError,
+  toBytes,
+} from './errors';
+import { register, unregister } from './events';
+import { release, retain } from './loop';
+import { EventKind, native } from './native';
+import { TransportSocket, checkFamily, toAddress } from './socket';
+import { Transport } from './transports';
+
+/** asyncio logs a warning once this many writes were dropped after the connection was lost. */
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
+
+type Held = [EventKind, Buffer | null];
+
+/** Who learns when an accepted stream goes away (its `Server`). */
+export interface StreamOwner {
+  _detach(t: StreamTransport): void;
+}
+
+/**
+ * The transport of a byte stream the engine owns. Reads arrive as engine events; writes go to the
+ * kernel at once when nothing is queued, and the engine reports the rest as it drains.
+ */
+export class StreamTransport extends Transport {
+  /** @internal */ readonly _id: number;
+  #owner: StreamOwner | null;
+  #accepted = 0; // bytes taken by write()
+  #flushed = 0; // of those, bytes the kernel has
+  #bytesRead = 0;
+  #bytesCopied = 0;
+  #eofWritten = false;
+  #paused = false;
+  #held: Held[] = [];
+  #flushScheduled = false;
+  #droppedWrites = 0;
+
+  /** @internal */
+  constructor(id: number, protocol: unknown, extra: Record<string, unknown>, owner: StreamOwner | null) {
+    super(protocol, extra);
+    this._id = id;
+    this.#owner = owner;
+    this._extra.stats = () => ({
+      bytesRead: this.#bytesRead,
+      bytesWritten: this.#flushed,
+      bytesCopiedOnReceive: this.#bytesCopied,
+    });
+    register(id, this);
+    retain();
+  }
+
+  /**
+   * Makes the transport of live stream `id` with a protocol from `protocolFactory`, and calls
+   * `connectionMade`. A throwing factory aborts the stream and rethrows.
+   * @internal
+   */
+  static _start<P>(id: number, protocolFactory: () => P, owner: StreamOwner | null): [StreamTransport, P] {
+    let protocol: P;
+    try {
+      protocol = protocolFactory();
+    } catch (exc) {
+      native.abort(id);
+      throw exc;
+    }
+    const fd = native.streamFd(id);
+    let t: StreamTransport | undefined = undefined;
+    const socket = new TransportSocket(fd, () => t !== undefined && !t._lost);
+    const extra: Record<string, unknown> = {
+      socket,
+      sockname: toAddress(native.sockname(fd)),
+      peername: toAddress(native.peername(fd)),
+    };
+    t = new StreamTransport(id, protocol, extra, owner);
+    t._callProtocol('connectionMade', t);
+    return [t, protocol];
+  }
+
+  /** @internal */
+  _onEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void {
+    switch (kind) {
+      case EventKind.Data:
+      case EventKind.Eof:
+        if (this._closing) return;
+        if (this.#paused || this.#held.length > 0) this.#held.push([kind, data]);
+        else this.#deliver(kind, data);
+        return;
+      case EventKind.Drained:
+        this.#flushed += a;
+        this._maybeResumeProtocol();
+        return;
+      case EventKind.Closed:
+        this.#held = [];
+        unregister(this._id);
+        this._connectionLost(a === 0 ? null : systemError(a, b));
+        this.#owner?._detach(this);
+        release();
+        return;
+    }
+  }
+
+  #deliver(kind: EventKind, data: Buffer | null): void {
+    if (kind === EventKind.Eof) {
+      const keepOpen = this._callProtocol('eofReceived');
+      if (!keepOpen) this.close();
+      return;
+    }
+    const bytes = data as Buffer;
+    this.#bytesRead += bytes.length;
+    this.#bytesCopied += bytes.length;
+    const p = this._protocol;
+    if (typeof p?.getBuffer === 'function') this.#fillBuffers(bytes);
+    else this._callProtocol('dataReceived', bytes);
+  }
+
+  /** BufferedProtocol: copy into the buffers the protocol hands out until the bytes are used up. */
+  #fillBuffers(bytes: Buffer): void {
+    let offset = 0;
+    while (offset < bytes.length && !this._closing) {
+      const buf = this._callProtocol('getBuffer', bytes.length - offset);
+      if (this._closing) return;
+      if (!(buf instanceof Uint8Array) || buf.length === 0) {
+        this._fatalError(new TypeError('getBuffer() must return a non-empty Uint8Array'), 'Invalid buffer from getBuffer()');
+        return;
+      }
+      const n = Math.min(buf.length, bytes.length - offset);
+      buf.set(bytes.subarray(offset, offset + n));
+      offset += n;
+      this._callProtocol('bufferUpdated', n);
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      while (!this.#paused && !this._closing && this.#held.length > 0) {
+        const [kind, data] = this.#held.shift() as Held;
+        this.#deliver(kind, data);
+      }
+    });
+  }
+
+  isReading(): boolean {
+    return !this.#paused && !this._closing;
+  }
+
+  pauseReading(): void {
+    if (this._closing || this.#paused) return;
+    this.#paused = true;
+    native.pauseReading(this._id);
+  }
+
+  resumeReading(): void {
+    if (this._closing || !this.#paused) return;
+    this.#paused = false;
+    native.resumeReading(this._id);
+    // Events that came in while paused go out on a later turn, never inside this call.
+    if (this.#held.length > 0) this.#scheduleFlush();
+  }
+
+  override getWriteBufferSize(): number {
+    return this.#accepted - this.#flushed;
+  }
+
+  write(data: ArrayBufferView | ArrayBuffer): void {
+    const bytes = toBytes('data', data);
+    if (this.#eofWritten) throw new Error('Cannot call write() after writeEof()');
+    if (this._closing) {
+      this.#dropWrite();
+      return;
+    }
+    if (bytes.length === 0) return;
+    this.#sent(bytes.length, native.write(this._id, bytes));
+  }
+
+  writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void {
+    if (listOfData === null || typeof (listOfData as any)?.[Symbol.iterator] !== 'function') {
+      throw new TypeError('The "listOfData" argument must be an iterable of bytes');
+    }
+    const views: Uint8Array[] = [];
+    let total = 0;
+    for (const d of listOfData) {
+      const v = toBytes('listOfData[]', d);
+      if (v.length > 0) {
+        views.push(v);
+        total += v.length;
+      }
+    }
+    if (this.#eofWritten) throw new Error('Cannot call writelines() after writeEof()');
+    if (this._closing) {
+      this.#dropWrite();
+      return;
+    }
+    if (total === 0) return;
+    this.#sent(total, native.writev(this._id, views));
+  }
+
+  #sent(total: number, now: number): void {
+    this.#accepted += total;
+    this.#flushed += now;
+    if (now < total) this._maybePauseProtocol();
+  }
+
+  #dropWrite(): void {
+    if (++this.#droppedWrites === LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+      process.emitWarning('protoloop: write() on a closed transport; the data is dropped', 'ProtoloopWarning');
+    }
+  }
+
+  writeEof(): void {
+    if (this._closing || this.#eofWritten) return;
+    this.#eofWritten = true;
+    native.writeEof(this._id);
+  }
+
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  close(): void {
+    if (this._closing) return;
+    this._closing = true;
+    this.#held = [];
+    native.close(this._id);
+  }
+
+  abort(): void {
+    this._abort();
+  }
+
+  /** @internal */
+  protected _abort(): void {
+    if (this._lost) return;
+    this._closing = true;
+    this.#held = [];
+    native.abort(this._id);
+  }
+
+  override toString(): string {
+    return `<StreamTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
+  }
+}
+
+/** Options of `createConnection`, asyncio's keyword arguments in camelCase. */
+export interface CreateConnectionOptions {
+  /** `constants.AF_INET`, `constants.AF_INET6`, or 0 (either). */
+  family?: number;
+  /** A connected stream socket's descriptor to use instead of `host`/`port`; the transport owns it. */
+  sock?: number;
+  /** Bind to `[host, port]` before connecting. */
+  localAddr?: [string, number];
+  /** Start the next address after this long (Happy Eyeballs, RFC 8305); asyncio recommends 250. */
+  happyEyeballsDelayMs?: number;
+  /** Addresses of the first family before the families alternate (1 when a delay is set). */
+  interleave?: number;
+  /** TLS; arrives with TLS support. */
+  ssl?: unknown;
+  serverHostname?: string;
+  sslHandshakeTimeoutMs?: number;
+  sslShutdownTimeoutMs?: number;
+}
+
+/** @internal */
+export function rejectSsl(options: { ssl?: unknown }): void {
+  if (options.ssl !== undefined && options.ssl !== null && options.ssl !== false) {
+    throw new Error('protoloop: TLS (the "ssl" option) is not available in this build yet');
+  }
+}
+
+/**
+ * Opens a TCP connection to `host`:`port` and resolves to `[transport, protocol]` once
+ * `protocol.connectionMade` has run. A failed connect rejects with a Node-style error (`code`,
+ * `errno`, `syscall`) and creates no protocol.
+ *
+ * ```ts
+ * const [transport, protocol] = await createConnection(() => new MyProtocol(), '127.0.0.1', 8888);
+ * ```
+ */
+export async function createConnection<P extends object>(
+  protocolFactory: () => P,
+  host?: string | null,
+  port?: number | null,
+  options: CreateConnectionOptions = {},
+): Promise<[Transport, P]> {
+  checkFunction('protocolFactory', protocolFactory);
+  checkObject('options', options);
+  options ??= {};
+  rejectSsl(options);
+  const family = checkFamily(options.family);
+  if (options.sock !== undefined && options.sock !== null) {
+    if (host != null || port != null) throw new TypeError('host/port and sock can not be specified at the same time');
+    return adoptSocket(protocolFactory, options.sock, 'options.sock') as Promise<[Transport, P]>;
+  }
+  if (host === undefined || host === null) throw new TypeError('host and port must be given when sock is not');
+  checkString('host', host);
+  checkPort('port', port);
+  let localHost: string | null = null;
+  let localPort = 0;
+  if (options.localAddr !== undefined && options.localAddr !== null) {
+    if (!Array.isArray(options.localAddr)) throw new TypeError('The "options.localAddr" argument must be a [host, port] array');
+    localHost = checkString('options.localAddr[0]', options.localAddr[0]);
+    localPort = checkPort('options.localAddr[1]', options.localAddr[1]);
+  }
+  const delay = options.happyEyeballsDelayMs == null ? null : checkDuration('options.happyEyeballsDelayMs', options.happyEyeballsDelayMs);
+  const interleave = options.interleave == null ? null : checkInteger('options.interleave', options.interleave, 0, 1024);
+  retain(); // a pending connect keeps the process alive, as a connecting net.Socket does
+  const id = native.connect(host, port as number, family, localHost, localPort, delay, interleave);
+  return new Promise((resolve, reject) => {
+    register(id, {
+      _onEvent(kind, a, b) {
+        if (kind !== EventKind.Connected && kind !== EventKind.ConnectFailed) return;
+        unregister(id);
+        release();
+        if (kind === EventKind.ConnectFailed) {
+          reject(systemError(a, b, host, port as number));
+          return;
+        }
+        try {
+          resolve(StreamTransport._start(id, protocolFactory, null));
+        } catch (exc) {
+          reject(exc);
+        }
+      },
+    });
+  });
+}
+
+/** @internal Wraps a connected stream socket descriptor (asyncio's `sock=`). */
+export async function adoptSocket<P extends object>(
+  protocolFactory: () => P,
+  fd: unknown,
+  name: string,
+  owner: StreamOwner | null = null,
+): Promise<[Transport, P]> {
+  checkInteger(name, fd, 0, 0x7fffffff);
+  const id = native.adopt(fd as number, false, true);
+  if (id < 0) throw systemError(id, 'adopt');
+  return StreamTransport._start(id, protocolFactory, owner);
+}
+
+/**
+ * Wraps an accepted (connected) socket descriptor in a transport, as asyncio's
+ * `connect_accepted_socket`. The transport owns the descriptor.
+ */
+export async function connectAcceptedSocket<P extends object>(
+  protocolFactory: () => P,
+  fd: number,
+  options: { ssl?: unknown } = {},
+): Promise<[Transport, P]> {
+  checkFunction('protocolFactory', protocolFactory);
+  checkObject('options', options);
+  rejectSsl(options ?? {});
+  return adoptSocket(protocolFactory, fd, 'fd');
+}

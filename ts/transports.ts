@@ -1,0 +1,203 @@
+// The transport classes of asyncio. Users never construct them; the library's transports extend
+// them, so `instanceof` works as in Python.
+//
+// `BaseTransport` also carries what every transport kind shares, as uvloop's UVBaseTransport does:
+// the protocol and extra info, the once-only connection lifecycle, write flow control marks, and
+// routing of protocol exceptions to the loop's exception handler. A transport kind supplies a few
+// hooks (`getWriteBufferSize`, `abort`) and calls `_callProtocol` / `_connectionLost`.
+import { checkInteger } from './errors';
+import { getRunningLoop } from './loop';
+import type { Address } from './protocols';
+
+/** The default high-water mark of write flow control (asyncio's 64 KiB); low defaults to high/4. */
+export const DEFAULT_HIGH_WATER = 64 * 1024;
+
+type AnyProtocol = any;
+
+export abstract class BaseTransport {
+  /** @internal */ protected _protocol: AnyProtocol;
+  /** @internal */ protected _extra: Record<string, unknown>;
+  /** @internal close() or abort() was called, or the connection is gone. */ protected _closing = false;
+  /** @internal connectionLost has been called. */ protected _lost = false;
+  /** @internal the error to report when an abort we started completes. */ protected _pendingExc: Error | null = null;
+  #high = DEFAULT_HIGH_WATER;
+  #low = DEFAULT_HIGH_WATER / 4;
+  #protocolPaused = false;
+
+  /** @internal */
+  protected constructor(protocol: AnyProtocol, extra: Record<string, unknown>) {
+    this._protocol = protocol;
+    this._extra = extra;
+  }
+
+  /** Information about the transport (`'peername'`, `'sockname'`, `'socket'`, ...), or `defaultValue`. */
+  getExtraInfo<T = any>(name: string, defaultValue?: T): T | any {
+    const v = this._extra[name];
+    return v === undefined ? (defaultValue ?? null) : typeof v === 'function' ? v() : v;
+  }
+
+  /** Callbacks go to `protocol` from the next event on. */
+  setProtocol(protocol: AnyProtocol): void {
+    if (protocol === null || typeof protocol !== 'object') {
+      throw new TypeError('The "protocol" argument must be a protocol object');
+    }
+    this._protocol = protocol;
+  }
+
+  getProtocol(): AnyProtocol {
+    return this._protocol;
+  }
+
+  /** True once `close()` or `abort()` was called or the connection was lost. */
+  isClosing(): boolean {
+    return this._closing;
+  }
+
+  /** Closes the transport; buffered data is flushed first, then `connectionLost(null)`. */
+  abstract close(): void;
+
+  // ---- write flow control, shared by every transport that writes ----
+
+  /** Bytes accepted by `write()` that the kernel has not taken yet. */
+  getWriteBufferSize(): number {
+    return 0;
+  }
+
+  /** `[low, high]`. */
+  getWriteBufferLimits(): [number, number] {
+    return [this.#low, this.#high];
+  }
+
+  /**
+   * Sets the marks: `pauseWriting()` when the buffer goes strictly over `high`, `resumeWriting()` when
+   * it drains to `low` or below. `high` defaults to 64 KiB (or 4 × `low`), `low` to `high / 4`.
+   */
+  setWriteBufferLimits(high?: number | null, low?: number | null): void {
+    if (high !== undefined && high !== null) checkInteger('high', high, 0, Number.MAX_SAFE_INTEGER);
+    if (low !== undefined && low !== null) checkInteger('low', low, 0, Number.MAX_SAFE_INTEGER);
+    let h = high ?? (low == null ? DEFAULT_HIGH_WATER : 4 * low);
+    const l = low ?? Math.floor(h / 4);
+    if (l > h) {
+      throw new RangeError(`The value of "low" is out of range. It must be <= high (${h}). Received ${l}`);
+    }
+    this.#high = h;
+    this.#low = l;
+    this._maybePauseProtocol();
+    this._maybeResumeProtocol();
+  }
+
+  /** @internal Call after the buffer grew. */
+  protected _maybePauseProtocol(): void {
+    if (this.#protocolPaused || this.getWriteBufferSize() <= this.#high) return;
+    this.#protocolPaused = true;
+    this._callProtocol('pauseWriting');
+  }
+
+  /** @internal Call after the buffer shrank. */
+  protected _maybeResumeProtocol(): void {
+    if (!this.#protocolPaused || this.getWriteBufferSize() > this.#low) return;
+    this.#protocolPaused = false;
+    // A protocol that closed its transport is not told to write again.
+    if (!this._closing) this._callProtocol('resumeWriting');
+  }
+
+  // ---- lifecycle and error routing ----
+
+  /**
+   * Calls `protocol[method](...args)` if the protocol has it. An exception goes to the loop's exception
+   * handler and aborts this transport with it; `undefined` is returned then.
+   */
+  protected _callProtocol(method: string, ...args: unknown[]): unknown {
+    const p = this._protocol;
+    const fn = p?.[method];
+    if (typeof fn !== 'function') return undefined;
+    try {
+      return fn.apply(p, args);
+    } catch (exc) {
+      this._fatalError(exc, `Exception in protocol callback ${method}()`);
+      return undefined;
+    }
+  }
+
+  /** @internal Reports `exc` and aborts the transport; `connectionLost(exc)` follows. */
+  protected _fatalError(exc: unknown, message: string): void {
+    getRunningLoop().callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
+    if (this._lost) return;
+    this._pendingExc ??= exc instanceof Error ? exc : new Error(String(exc));
+    this._abort();
+  }
+
+  /** @internal The kind's way of dropping everything and closing now. */
+  protected abstract _abort(): void;
+
+  /** @internal Delivers `connectionLost` exactly once; later events are ignored. */
+  protected _connectionLost(exc: Error | null): boolean {
+    if (this._lost) return false;
+    this._lost = true;
+    this._closing = true;
+    const p = this._protocol;
+    try {
+      p?.connectionLost?.(this._pendingExc ?? exc);
+    } catch (e) {
+      getRunningLoop().callExceptionHandler({ message: 'Exception in protocol callback connectionLost()', exception: e, transport: this, protocol: p });
+    }
+    return true;
+  }
+}
+
+/** Mixes the read/write interfaces of asyncio's `Transport(ReadTransport, WriteTransport)`. */
+function isKind(base: Function, o: unknown): boolean {
+  return Function.prototype[Symbol.hasInstance].call(base, o) || o instanceof Transport;
+}
+
+/** A transport that receives (a read pipe, the read side of a stream). */
+export abstract class ReadTransport extends BaseTransport {
+  static override [Symbol.hasInstance](o: unknown): boolean {
+    return this === ReadTransport ? isKind(ReadTransport, o) : Function.prototype[Symbol.hasInstance].call(this, o);
+  }
+  abstract isReading(): boolean;
+  /** No data reaches the protocol until `resumeReading()`; idempotent. */
+  abstract pauseReading(): void;
+  abstract resumeReading(): void;
+}
+
+/** A transport that sends (a write pipe, the write side of a stream). */
+export abstract class WriteTransport extends BaseTransport {
+  static override [Symbol.hasInstance](o: unknown): boolean {
+    return this === WriteTransport ? isKind(WriteTransport, o) : Function.prototype[Symbol.hasInstance].call(this, o);
+  }
+  abstract write(data: ArrayBufferView | ArrayBuffer): void;
+  abstract writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void;
+  abstract writeEof(): void;
+  abstract canWriteEof(): boolean;
+  /** Closes at once; buffered data is lost; `connectionLost(null)` follows soon after. */
+  abstract abort(): void;
+}
+
+/** A bidirectional stream (TCP, Unix socket, TLS): both a `ReadTransport` and a `WriteTransport`. */
+export abstract class Transport extends BaseTransport {
+  abstract isReading(): boolean;
+  abstract pauseReading(): void;
+  abstract resumeReading(): void;
+  abstract write(data: ArrayBufferView | ArrayBuffer): void;
+  abstract writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void;
+  abstract writeEof(): void;
+  abstract canWriteEof(): boolean;
+  abstract abort(): void;
+}
+
+/** A datagram (UDP) transport. */
+export abstract class DatagramTransport extends BaseTransport {
+  abstract sendto(data: ArrayBufferView | ArrayBuffer, addr?: Address | null): void;
+  abstract abort(): void;
+}
+
+/** A child process with pipes to its stdio. */
+export abstract class SubprocessTransport extends BaseTransport {
+  abstract getPid(): number;
+  abstract getReturncode(): number | null;
+  abstract getPipeTransport(fd: number): ReadTransport | WriteTransport | null;
+  abstract sendSignal(signal: number | string): void;
+  abstract terminate(): void;
+  abstract kill(): void;
+}
