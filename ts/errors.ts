@@ -4,7 +4,8 @@ import { getSystemErrorName } from 'node:util';
 /** Not an errno: name resolution found nothing (`protoloop_engine::events::ENOTFOUND`). */
 export const ENOTFOUND = 0x7fff_0001;
 
-const SYSCALLS = ['', 'read', 'write', 'connect', 'getaddrinfo', 'accept', 'shutdown'];
+/** The engine's `Syscall` numbers (`crates/engine/src/events.rs`). */
+const SYSCALLS: Record<number, string> = { 1: 'read', 2: 'write', 3: 'connect', 4: 'getaddrinfo', 5: 'accept', 6: 'shutdown' };
 
 /** An `Error` shaped like Node's system errors: `code`, `errno` (negative, as Node's), `syscall`. */
 export interface SystemError extends Error {

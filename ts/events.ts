@@ -1,5 +1,6 @@
-// The JavaScript end of the event path: one callback per engine batch walks the flat records and
-// hands each to the transport, server or pending connect that owns its id.
+// The JavaScript end of the event path: one callback per engine batch walks the flat records
+// `[kind, id, a, b, len]` and hands each, with its `len` payload bytes, to the transport, server or
+// pending connect that owns its id.
 import { getRunningLoop } from './loop';
 import { EventKind, native } from './native';
 
@@ -20,13 +21,14 @@ export function unregister(id: number): void {
 
 function onEvents(records: Uint32Array, payload: Buffer): void {
   let offset = 0;
-  for (let i = 0; i < records.length; i += 4) {
+  for (let i = 0; i < records.length; i += 5) {
     const kind = records[i] as EventKind;
     const a = records[i + 2];
+    const len = records[i + 4];
     let data: Buffer | null = null;
-    if (kind === EventKind.Data) {
-      data = payload.subarray(offset, offset + a);
-      offset += a;
+    if (len > 0) {
+      data = payload.subarray(offset, offset + len);
+      offset += len;
     }
     const sink = sinks.get(records[i + 1]);
     if (sink === undefined) continue;

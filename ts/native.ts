@@ -8,7 +8,8 @@ export type Native = typeof import('../bindings/node/index');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const native: Native = require(path.join(__dirname, '..', '..', 'bindings', 'node', 'index.js'));
 
-/** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind`. */
+/** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind`
+ * (ranges: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39). */
 export const enum EventKind {
   Data = 1,
   Eof = 2,

@@ -4,8 +4,9 @@
 //! woken once per batch, not once per event: the first push after a drain calls the wake function, and
 //! every push until the next drain rides along. The host then takes the whole batch in one call.
 //!
-//! Records are four `u32`s: `[kind, id, a, b]`. Payload bytes of `Data` records are concatenated in
-//! record order, so a reader walks the records and slices the payload with a running offset. A flat
+//! Records are five `u32`s: `[kind, id, a, b, len]`, where `len` counts the record's payload bytes
+//! (0 for most kinds). Payloads are concatenated in record order, so a reader walks the records and
+//! slices the payload with a running offset. A flat
 //! layout is what makes the batch cheap to hand across the boundary: two buffers instead of an object
 //! per event.
 
@@ -13,7 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-/// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript layer.
+/// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript layer
+/// (`ts/native.ts`). Ranges by transport kind: streams 1-9, datagram 10-19, pipe and subprocess
+/// 20-29, tls 30-39.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -35,7 +38,8 @@ pub enum Kind {
     BufferFilled = 8,
 }
 
-/// Which system call an error came from; the host turns it into Node's `syscall` property.
+/// Which system call an error came from; the host turns it into Node's `syscall` property
+/// (`ts/errors.ts`). Ranges as for [`Kind`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Syscall {
@@ -94,7 +98,7 @@ impl EventQueue {
         let first = {
             let mut batch = self.batch.lock().unwrap();
             let first = batch.records.is_empty();
-            batch.records.extend_from_slice(&[kind as u32, id, a, b]);
+            batch.records.extend_from_slice(&[kind as u32, id, a, b, payload.len() as u32]);
             batch.payload.extend_from_slice(payload);
             first
         };
@@ -144,7 +148,7 @@ mod tests {
         q.push_with(Kind::Data, 2, 2, 0, b"xy");
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
         let b = q.drain();
-        assert_eq!(b.records, vec![1, 1, 3, 0, 2, 1, 0, 0, 1, 2, 2, 0]);
+        assert_eq!(b.records, vec![1, 1, 3, 0, 3, 2, 1, 0, 0, 0, 1, 2, 2, 0, 2]);
         assert_eq!(b.payload, b"abcxy");
         assert!(q.drain().is_empty());
         q.push(Kind::Eof, 2, 0, 0);
