@@ -5,6 +5,7 @@ import { createServer } from './server';
 import { connectAcceptedSocket, createConnection } from './stream';
 
 export { CancelledError, InvalidStateError, type SystemError } from './errors';
+export { allocBuffer } from './buffered';
 export { Future } from './future';
 export { EventLoop, Handle, getRunningLoop, type ExceptionContext, type ExceptionHandler } from './loop';
 export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessProtocol, type Address } from './protocols';

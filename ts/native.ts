@@ -19,4 +19,5 @@ export const enum EventKind {
   ConnectFailed = 6,
   Accepted = 7,
   BufferFilled = 8,
+  TargetMode = 9,
 }

@@ -9,6 +9,7 @@ import {
   systemError,
   toBytes,
 } from './errors';
+import { READ_HINT, isBuffered } from './buffered';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -18,7 +19,7 @@ import { Transport } from './transports';
 /** asyncio logs a warning once this many writes were dropped after the connection was lost. */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
-type Held = [EventKind, Buffer | null];
+type Held = [EventKind, number, Buffer | null];
 
 /** Who learns when an accepted stream goes away (its `Server`). */
 export interface StreamOwner {
@@ -38,7 +39,17 @@ export class StreamTransport extends Transport {
   #bytesCopied = 0;
   #eofWritten = false;
   #paused = false;
+  #started = false;
   #held: Held[] = [];
+  // Zero-copy receive. The engine is in target mode while `#targetMode`; `#lent` is the view it may be
+  // reading into (lent by protocol `#lentTo`); `#pendingView` is a view getBuffer returned that the engine
+  // cannot use, filled by copy from the next bytes.
+  #targetMode = false;
+  #awaitingMarker = false;
+  #lent: Uint8Array | null = null;
+  #lentTo: unknown = null;
+  #pendingView: Uint8Array | null = null;
+  #pinnedShared = false;
   #flushScheduled = false;
   #droppedWrites = 0;
 
@@ -79,7 +90,20 @@ export class StreamTransport extends Transport {
     };
     t = new StreamTransport(id, protocol, extra, owner);
     t._callProtocol('connectionMade', t);
+    t.#startReading();
     return [t, protocol];
+  }
+
+  /** Reading starts after `connectionMade`, into the protocol's own buffers if it is buffered. */
+  #startReading(): void {
+    if (this._closing) return;
+    this.#started = true;
+    const buffered = isBuffered(this._protocol);
+    native.startReading(this._id, buffered);
+    if (buffered) {
+      this.#targetMode = true;
+      this.#lendBuffer();
+    }
   }
 
   /** @internal */
@@ -87,9 +111,11 @@ export class StreamTransport extends Transport {
     switch (kind) {
       case EventKind.Data:
       case EventKind.Eof:
+      case EventKind.BufferFilled:
+      case EventKind.TargetMode:
         if (this._closing) return;
-        if (this.#paused || this.#held.length > 0) this.#held.push([kind, data]);
-        else this.#deliver(kind, data);
+        if (this.#paused || this.#held.length > 0) this.#held.push([kind, a, data]);
+        else this.#deliver(kind, a, data);
         return;
       case EventKind.Drained:
         this.#flushed += a;
@@ -97,6 +123,8 @@ export class StreamTransport extends Transport {
         return;
       case EventKind.Closed:
         this.#held = [];
+        this.#lent = this.#pendingView = null;
+        if (this.#pinnedShared) native.releaseReadTarget(this._id);
         unregister(this._id);
         this._connectionLost(a === 0 ? null : systemError(a, b));
         this.#owner?._detach(this);
@@ -105,34 +133,119 @@ export class StreamTransport extends Transport {
     }
   }
 
-  #deliver(kind: EventKind, data: Buffer | null): void {
-    if (kind === EventKind.Eof) {
-      const keepOpen = this._callProtocol('eofReceived');
-      if (!keepOpen) this.close();
-      return;
-    }
-    const bytes = data as Buffer;
-    this.#bytesRead += bytes.length;
-    this.#bytesCopied += bytes.length;
-    const p = this._protocol;
-    if (typeof p?.getBuffer === 'function') this.#fillBuffers(bytes);
-    else this._callProtocol('dataReceived', bytes);
-  }
-
-  /** BufferedProtocol: copy into the buffers the protocol hands out until the bytes are used up. */
-  #fillBuffers(bytes: Buffer): void {
-    let offset = 0;
-    while (offset < bytes.length && !this._closing) {
-      const buf = this._callProtocol('getBuffer', bytes.length - offset);
-      if (this._closing) return;
-      if (!(buf instanceof Uint8Array) || buf.length === 0) {
-        this._fatalError(new TypeError('getBuffer() must return a non-empty Uint8Array'), 'Invalid buffer from getBuffer()');
+  #deliver(kind: EventKind, n: number, data: Buffer | null): void {
+    switch (kind) {
+      case EventKind.Eof: {
+        this.#pendingView = null;
+        const keepOpen = this._callProtocol('eofReceived');
+        if (!keepOpen) this.close();
         return;
       }
-      const n = Math.min(buf.length, bytes.length - offset);
-      buf.set(bytes.subarray(offset, offset + n));
+      case EventKind.Data:
+        this.#bytesRead += n;
+        this.#bytesCopied += n;
+        this.#deliverBytes(data as Buffer);
+        return;
+      case EventKind.BufferFilled: {
+        const view = this.#lent as Uint8Array;
+        const lentTo = this.#lentTo;
+        this.#lent = this.#lentTo = null;
+        this.#bytesRead += n;
+        if (lentTo === this._protocol) {
+          this._callProtocol('bufferUpdated', n);
+        } else {
+          // The protocol changed since the buffer was lent: hand the bytes to the new one.
+          this.#bytesCopied += n;
+          this.#deliverBytes(Buffer.from(view.subarray(0, n)));
+        }
+        this.#lendBuffer();
+        return;
+      }
+      case EventKind.TargetMode:
+        this.#awaitingMarker = false;
+        this.#targetMode = true;
+        this.#lendBuffer();
+        return;
+    }
+  }
+
+  /** Copied bytes: to `dataReceived`, or into the buffers a buffered protocol hands out. */
+  #deliverBytes(bytes: Buffer): void {
+    if (!isBuffered(this._protocol)) {
+      this._callProtocol('dataReceived', bytes);
+      return;
+    }
+    let offset = 0;
+    while (offset < bytes.length && !this._closing) {
+      const view = this.#pendingView ?? this.#getBuffer(bytes.length - offset);
+      this.#pendingView = null;
+      if (view === null) return;
+      const n = Math.min(view.length, bytes.length - offset);
+      view.set(bytes.subarray(offset, offset + n));
       offset += n;
       this._callProtocol('bufferUpdated', n);
+    }
+  }
+
+  /** `protocol.getBuffer(hint)`, checked; null (and the transport failing) when it is unusable. */
+  #getBuffer(hint: number): Uint8Array | null {
+    const view = this._callProtocol('getBuffer', hint);
+    if (this._closing) return null;
+    if (!(view instanceof Uint8Array) || view.length === 0) {
+      this._fatalError(
+        new TypeError(`getBuffer() must return a non-empty Uint8Array; it returned ${describeBuffer(view)}`),
+        'Invalid buffer from BufferedProtocol.getBuffer()',
+      );
+      return null;
+    }
+    return view;
+  }
+
+  /**
+   * In target mode, asks the protocol for its next buffer and lends it to the engine. A buffer the engine
+   * cannot write into turns target mode off: bytes are then copied into it (and into later buffers).
+   */
+  #lendBuffer(): void {
+    if (!this.#targetMode || this.#lent !== null || this._closing) return;
+    if (!isBuffered(this._protocol)) {
+      this.#targetModeOff();
+      return;
+    }
+    const view = this.#getBuffer(READ_HINT);
+    if (view === null) return;
+    const shared = view.buffer instanceof SharedArrayBuffer;
+    const lent = shared ? native.setSharedReadTarget(this._id, view) : native.setReadTarget(this._id, view);
+    if (lent) {
+      this.#lent = view;
+      this.#lentTo = this._protocol;
+      this.#pinnedShared ||= shared;
+    } else {
+      this.#pendingView = view;
+      this.#targetModeOff();
+    }
+  }
+
+  #targetModeOff(): void {
+    if (!this.#targetMode && !this.#awaitingMarker) return;
+    this.#targetMode = this.#awaitingMarker = false;
+    // A target taken back unfilled gets no fill event; one already filled still arrives.
+    if (native.setTargetMode(this._id, false)) this.#lent = this.#lentTo = null;
+  }
+
+  /** Callbacks go to `protocol` from the next event on; switching to or from a BufferedProtocol loses no byte. */
+  override setProtocol(protocol: any): void {
+    super.setProtocol(protocol);
+    this.#pendingView = null;
+    if (!this.#started || this._closing) return;
+    if (!isBuffered(protocol)) {
+      this.#targetModeOff();
+    } else if (this.#targetMode) {
+      // Still lent to the old protocol? Its fill is copied over, then the new protocol lends.
+      this.#lendBuffer();
+    } else if (!this.#awaitingMarker) {
+      // Data events already queued are copied; the marker says when reads go into lent memory.
+      this.#awaitingMarker = true;
+      native.setTargetMode(this._id, true);
     }
   }
 
@@ -142,8 +255,8 @@ export class StreamTransport extends Transport {
     setImmediate(() => {
       this.#flushScheduled = false;
       while (!this.#paused && !this._closing && this.#held.length > 0) {
-        const [kind, data] = this.#held.shift() as Held;
-        this.#deliver(kind, data);
+        const [kind, n, data] = this.#held.shift() as Held;
+        this.#deliver(kind, n, data);
       }
     });
   }
@@ -247,6 +360,12 @@ export class StreamTransport extends Transport {
   override toString(): string {
     return `<StreamTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
   }
+}
+
+function describeBuffer(v: unknown): string {
+  if (v instanceof Uint8Array) return 'an empty Uint8Array';
+  if (v === null || v === undefined) return String(v);
+  return typeof v === 'object' ? `a ${(v as object).constructor?.name ?? 'object'}` : `a ${typeof v}`;
 }
 
 /** Options of `createConnection`, asyncio's keyword arguments in camelCase. */

@@ -5,6 +5,7 @@
 //! whole batch as two flat buffers (see `protoloop_engine::events`). Errors of system calls come back as
 //! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
 
+mod buffer;
 mod server;
 mod socket;
 mod stream;

@@ -205,10 +205,7 @@ pub(crate) fn spawn_connect(core: &Arc<Core>, id: u32, host: String, port: u16, 
         }
         .await;
         match result.and_then(|fd| Stream::start(&core2, id, fd, FdKind::Socket, true).map_err(ConnectError::from)) {
-            Ok(stream) => {
-                core2.queue.push(Kind::Connected, id, 0, 0);
-                stream.begin_reading();
-            }
+            Ok(_) => core2.queue.push(Kind::Connected, id, 0, 0),
             Err(e) => core2.queue.push(Kind::ConnectFailed, id, e.errno, e.syscall as u32),
         }
     });

@@ -34,8 +34,10 @@ pub enum Kind {
     ConnectFailed = 6,
     /// Server `id` accepted stream `a`.
     Accepted = 7,
-    /// `a` bytes were read into the pinned buffer of a buffered stream (zero-copy receive).
+    /// `a` bytes were read into the stream's current target (zero-copy receive); the target is spent.
     BufferFilled = 8,
+    /// The stream entered target mode: no `Data` event of it follows this one.
+    TargetMode = 9,
 }
 
 /// Which system call an error came from; the host turns it into Node's `syscall` property

@@ -91,10 +91,7 @@ impl Engine {
     pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<u32> {
         set_nonblocking(&fd)?;
         let id = self.core.next_id();
-        let stream = Stream::start(&self.core, id, fd, kind, readable)?;
-        if readable {
-            stream.begin_reading();
-        }
+        Stream::start(&self.core, id, fd, kind, readable)?;
         Ok(id)
     }
 

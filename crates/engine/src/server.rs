@@ -188,9 +188,8 @@ impl Server {
                         let _ = sock.set_keepalive(true);
                     }
                     let id = core.next_id();
-                    if let Ok(stream) = Stream::start(&core, id, sock.into(), FdKind::Socket, true) {
+                    if Stream::start(&core, id, sock.into(), FdKind::Socket, true).is_ok() {
                         core.queue.push(Kind::Accepted, self.id, id, 0);
-                        stream.begin_reading();
                     }
                 }
                 Ok(Err(e)) => match e.raw_os_error() {

@@ -46,6 +46,35 @@ struct WriteState {
     closing: bool,
 }
 
+/// Memory the host lent for one read (zero-copy receive). `owner` keeps it alive while the engine may
+/// write into it; memory whose lifetime the host guarantees by other means has none.
+pub struct ReadTarget {
+    ptr: *mut u8,
+    len: usize,
+    _owner: Option<Arc<dyn Send + Sync>>,
+}
+
+// SAFETY: the pointer is only written through by the reader, under the stream's read lock, and the
+// memory stays valid while the target exists (held by `owner`, or by the host until the stream stops
+// using the target, which it learns by the fill event, `set_target_mode(false)` or `Closed`).
+unsafe impl Send for ReadTarget {}
+
+impl ReadTarget {
+    /// # Safety
+    /// `ptr..ptr+len` must stay valid for writes until this target is dropped by the engine, and nothing
+    /// else may touch those bytes until the host sees the fill (or the target is dropped unfilled).
+    pub unsafe fn new(ptr: *mut u8, len: usize, owner: Option<Arc<dyn Send + Sync>>) -> ReadTarget {
+        ReadTarget { ptr, len, _owner: owner }
+    }
+}
+
+#[derive(Default)]
+struct ReadState {
+    started: bool,
+    target_mode: bool,
+    target: Option<ReadTarget>,
+}
+
 /// Counters for `getExtraInfo('stats')`.
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -60,6 +89,8 @@ pub struct Stream {
     fd: AsyncFd<OwnedFd>,
     core: Arc<Core>,
     write: Mutex<WriteState>,
+    /// Reads happen under this lock, so switching modes or targets never races a read in progress.
+    read: Mutex<ReadState>,
     read_paused: AtomicBool,
     read_wake: Notify,
     closed: AtomicBool,
@@ -68,9 +99,10 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Registers `fd` (already non-blocking) with the reactor. Reading starts with
-    /// [`Stream::begin_reading`], after the caller has reported the stream, so that no `Data` event of
-    /// a stream can precede the event that announces it.
+    /// Registers `fd` (already non-blocking) with the reactor. Reading starts only when the host calls
+    /// [`Stream::start_reading`], once its protocol exists (asyncio adds the reader after
+    /// `connection_made`): so no event can precede the one that announces the stream, and a buffered
+    /// protocol's very first bytes can already go into its own memory.
     pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<Arc<Stream>> {
         let interest = if readable { Interest::READABLE | Interest::WRITABLE } else { Interest::WRITABLE };
         let fd = {
@@ -83,6 +115,7 @@ impl Stream {
             fd,
             core: core.clone(),
             write: Mutex::new(WriteState::default()),
+            read: Mutex::new(ReadState::default()),
             read_paused: AtomicBool::new(false),
             read_wake: Notify::new(),
             closed: AtomicBool::new(false),
@@ -93,8 +126,50 @@ impl Stream {
         Ok(stream)
     }
 
-    pub(crate) fn begin_reading(self: &Arc<Self>) {
+    /// Starts the reader; with `target_mode`, it reads only into targets the host hands over with
+    /// [`Stream::set_target`]. Later calls do nothing.
+    pub fn start_reading(self: &Arc<Self>, target_mode: bool) {
+        let mut rs = self.read.lock().unwrap();
+        if rs.started || self.is_closed() {
+            return;
+        }
+        rs.started = true;
+        rs.target_mode = target_mode;
         self.core.handle.spawn(self.clone().read_loop());
+    }
+
+    /// Switches between reading into the engine's own memory (`Data` events, copied to the host) and
+    /// into host targets (`BufferFilled` events). Turning it on pushes a [`Kind::TargetMode`] marker
+    /// behind every `Data` event already queued, so the host knows when no more of them can come.
+    /// Turning it off takes the current target back; returns true if there was one, unfilled (else its
+    /// fill, if any, is already queued).
+    pub fn set_target_mode(&self, on: bool) -> bool {
+        let mut rs = self.read.lock().unwrap();
+        if rs.target_mode == on || self.is_closed() {
+            return false;
+        }
+        rs.target_mode = on;
+        let dropped = rs.target.take().is_some();
+        if on {
+            self.core.queue.push(Kind::TargetMode, self.id, 0, 0);
+        }
+        drop(rs);
+        self.read_wake.notify_one();
+        dropped
+    }
+
+    /// Hands the reader the memory for its next read. Returns false (and keeps nothing) unless the
+    /// stream is in target mode. The target is used for one read, then dropped; the reader waits for
+    /// the next one.
+    pub fn set_target(&self, target: ReadTarget) -> bool {
+        let mut rs = self.read.lock().unwrap();
+        if !rs.target_mode || self.is_closed() {
+            return false;
+        }
+        rs.target = Some(target);
+        drop(rs);
+        self.read_wake.notify_one();
+        true
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -303,6 +378,8 @@ impl Stream {
             return;
         }
         self.core.streams.lock().unwrap().remove(&self.id);
+        // After this no read can touch a target, so the host may release its memory on `Closed`.
+        self.read.lock().unwrap().target = None;
         {
             let mut st = self.write.lock().unwrap();
             st.chunks.clear();
@@ -327,9 +404,13 @@ impl Stream {
     }
 
     async fn read_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut own = vec![0u8; READ_CHUNK];
         loop {
-            if self.read_paused.load(Ordering::Acquire) {
+            let waiting = self.read_paused.load(Ordering::Acquire) || {
+                let rs = self.read.lock().unwrap();
+                rs.target_mode && rs.target.is_none()
+            };
+            if waiting {
                 tokio::select! {
                     _ = self.stopped() => return,
                     _ = self.read_wake.notified() => continue,
@@ -342,26 +423,58 @@ impl Stream {
                     Err(e) => return self.finish(Some(e), Syscall::Read),
                 },
             };
-            match guard.try_io(|fd| read(fd.as_raw_fd(), &mut buf)) {
-                Ok(Ok(0)) => {
-                    self.core.queue.push(Kind::Eof, self.id, 0, 0);
+            // Events are pushed under the read lock so that they stay ordered with `TargetMode`.
+            let outcome = {
+                let mut rs = self.read.lock().unwrap();
+                if self.is_closed() {
                     return;
                 }
-                Ok(Ok(n)) => {
-                    self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                    self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
-                    self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &buf[..n]);
-                    tokio::select! {
-                        _ = self.stopped() => return,
-                        _ = self.core.queue.wait_for_room() => {}
+                let result = match (rs.target_mode, rs.target.as_ref()) {
+                    (true, None) => continue, // the target went away while we waited
+                    (true, Some(t)) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)),
+                    (false, _) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())),
+                };
+                match result {
+                    Ok(Ok(0)) => {
+                        rs.target = None;
+                        self.core.queue.push(Kind::Eof, self.id, 0, 0);
+                        return;
                     }
+                    Ok(Ok(n)) => {
+                        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        if rs.target.take().is_some() {
+                            self.core.queue.push(Kind::BufferFilled, self.id, n as u32, 0);
+                            ReadOutcome::Again
+                        } else {
+                            self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+                            self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &own[..n]);
+                            ReadOutcome::Copied
+                        }
+                    }
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Again,
+                    Ok(Err(e)) => ReadOutcome::Failed(e),
+                    Err(_would_block) => ReadOutcome::Again,
                 }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return self.finish(Some(e), Syscall::Read),
-                Err(_would_block) => {}
+            };
+            match outcome {
+                ReadOutcome::Again => {}
+                // Copies pile up in the queue: wait while the host is far behind.
+                ReadOutcome::Copied => tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = self.core.queue.wait_for_room() => {}
+                },
+                ReadOutcome::Failed(e) => return self.finish(Some(e), Syscall::Read),
             }
         }
     }
+}
+
+enum ReadOutcome {
+    /// Read again as soon as the socket is readable.
+    Again,
+    /// Bytes went into a `Data` event.
+    Copied,
+    Failed(io::Error),
 }
 
 fn consume(st: &mut WriteState, mut n: usize) {
@@ -397,9 +510,10 @@ fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
     }
 }
 
-fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the kernel writes at most `buf.len()` bytes into memory this slice owns.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: callers pass memory valid for `len` bytes of writes (their own buffer, or a target whose
+    // validity `ReadTarget::new` promised); the kernel writes at most `len` bytes.
+    let n = unsafe { libc::read(fd, ptr as *mut _, len) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
