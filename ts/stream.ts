@@ -171,12 +171,13 @@ export class StreamTransport extends Transport {
 
   /** Copied bytes: to `dataReceived`, or into the buffers a buffered protocol hands out. */
   #deliverBytes(bytes: Buffer): void {
-    if (!isBuffered(this._protocol)) {
-      this._callProtocol('dataReceived', bytes);
-      return;
-    }
     let offset = 0;
     while (offset < bytes.length && !this._closing) {
+      // Checked each round: a bufferUpdated callback may have switched protocols.
+      if (!isBuffered(this._protocol)) {
+        this._callProtocol('dataReceived', offset === 0 ? bytes : bytes.subarray(offset));
+        return;
+      }
       const view = this.#pendingView ?? this.#getBuffer(bytes.length - offset);
       this.#pendingView = null;
       if (view === null) return;

@@ -20,6 +20,28 @@ use crate::engine;
 struct Slab {
     ptr: *mut u8,
     len: usize,
+    mapped: bool,
+}
+
+/// Slabs this large get their own pages from `mmap`, so that freeing one gives the memory back to the
+/// system at once; from the heap, glibc keeps freed blocks of this size around and RSS stays high.
+const MMAP_FROM: usize = 64 * 1024;
+
+impl Slab {
+    fn new(len: usize) -> Result<Slab> {
+        if len >= MMAP_FROM {
+            // SAFETY: an anonymous private mapping; no file, no fixed address. Its pages come zeroed.
+            let ptr = unsafe {
+                libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(Error::from_reason(format!("allocBuffer: {}", std::io::Error::last_os_error())));
+            }
+            return Ok(Slab { ptr: ptr as *mut u8, len, mapped: true });
+        }
+        let ptr = Box::into_raw(vec![0u8; len].into_boxed_slice()) as *mut u8;
+        Ok(Slab { ptr, len, mapped: false })
+    }
 }
 
 // SAFETY: the slab is plain heap memory; who writes it when is ruled by the target protocol (one
@@ -29,8 +51,13 @@ unsafe impl Sync for Slab {}
 
 impl Drop for Slab {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice in `alloc_buffer`.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+        if self.mapped {
+            // SAFETY: `ptr`/`len` are exactly the mapping made in `Slab::new`, unmapped once.
+            unsafe { libc::munmap(self.ptr as *mut _, self.len) };
+        } else {
+            // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice in `Slab::new`.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+        }
     }
 }
 
@@ -49,15 +76,17 @@ pub fn alloc_buffer(env: &Env, size: u32) -> Result<Uint8ArraySlice<'_>> {
     if size == 0 {
         return Err(Error::new(Status::InvalidArg, "size must be at least 1"));
     }
-    let boxed = vec![0u8; size as usize].into_boxed_slice();
-    let len = boxed.len();
-    let ptr = Box::into_raw(boxed) as *mut u8;
-    let slab = Arc::new(Slab { ptr, len });
+    let slab = Arc::new(Slab::new(size as usize)?);
+    let (ptr, len) = (slab.ptr, slab.len);
     SLABS.lock().unwrap().insert(ptr as usize, Arc::downgrade(&slab));
+    // V8 does not see external memory by itself; without this, many dropped slabs would not press the
+    // garbage collector into freeing them.
+    env.adjust_external_memory(len as i64)?;
     // SAFETY: the slab's memory is valid for `len` bytes while the `Arc` lives; the finalizer holds one.
     unsafe {
-        Uint8ArraySlice::from_external(env, ptr, len, slab, |_, slab: Arc<Slab>| {
+        Uint8ArraySlice::from_external(env, ptr, len, slab, |env, slab: Arc<Slab>| {
             SLABS.lock().unwrap().remove(&(slab.ptr as usize));
+            let _ = env.adjust_external_memory(-(slab.len as i64));
             drop(slab);
         })
     }
