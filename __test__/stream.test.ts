@@ -23,3 +23,21 @@ describe('TCP against Node net', () => {
     server.close();
   });
 });
+
+describe('server close with connections still queued', () => {
+  it('leaves no stream behind when connections were accepted just before close()', async () => {
+    const { openHandles } = await import('../bindings/node/index.js');
+    const before = openHandles();
+    for (let round = 0; round < 20; round++) {
+      const server = await createServer(() => new Protocol(), '127.0.0.1', 0);
+      const port = portOf(server);
+      const peers = Array.from({ length: 10 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+      await Promise.all(peers.map((p) => new Promise((r) => p.once('connect', r))));
+      // Accepted events may still be queued when the server closes.
+      server.close();
+      server.abortClients();
+      for (const p of peers) p.destroy();
+    }
+    await waitFor(() => openHandles() === before, 10_000, 'engine handles to return to their count');
+  });
+});

@@ -31,7 +31,11 @@ function onEvents(records: Uint32Array, payload: Buffer): void {
       offset += len;
     }
     const sink = sinks.get(records[i + 1]);
-    if (sink === undefined) continue;
+    if (sink === undefined) {
+      // A server closed while this connection waited in the queue: nobody will ever own it.
+      if (kind === EventKind.Accepted) native.abort(a);
+      continue;
+    }
     try {
       sink._onEvent(kind, a, records[i + 3], data);
     } catch (exc) {

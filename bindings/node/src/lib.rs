@@ -60,13 +60,6 @@ pub fn init(on_events: Function<FnArgs<(Uint32Array, Buffer)>, ()>) -> Result<()
     Ok(())
 }
 
-/// Takes the events queued so far without waiting for the wake-up: `[records, payload]`.
-#[napi]
-pub fn drain_events() -> Result<(Uint32Array, Buffer)> {
-    let batch = engine()?.queue().drain();
-    Ok((Uint32Array::new(batch.records), Buffer::from(batch.payload)))
-}
-
 /// Whether the event wake-up keeps the Node process alive. TypeScript turns it on while any
 /// transport or server is open, so an idle process exits on its own.
 #[napi]
