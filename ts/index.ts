@@ -1,6 +1,7 @@
 // protoloop: Python asyncio's Transports and Protocols for Node.js, on a Rust (tokio) engine.
 import './events';
 import { EventLoop } from './loop';
+import { sendfile } from './sendfile';
 import { createServer } from './server';
 import { connectAcceptedSocket, createConnection } from './stream';
 
@@ -9,6 +10,7 @@ export { allocBuffer } from './buffered';
 export { Future } from './future';
 export { EventLoop, Handle, getRunningLoop, type ExceptionContext, type ExceptionHandler } from './loop';
 export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessProtocol, type Address } from './protocols';
+export { SendfileNotAvailableError, sendfile, type FileLike } from './sendfile';
 export { Server, createServer, type CreateServerOptions } from './server';
 export { TransportSocket, constants } from './socket';
 export { connectAcceptedSocket, createConnection, type CreateConnectionOptions } from './stream';
@@ -20,6 +22,7 @@ declare module './loop' {
     createConnection: typeof createConnection;
     createServer: typeof createServer;
     connectAcceptedSocket: typeof connectAcceptedSocket;
+    sendfile: typeof sendfile;
   }
 }
-Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket });
+Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile });

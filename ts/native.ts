@@ -9,7 +9,7 @@ export type Native = typeof import('../bindings/node/index');
 export const native: Native = require(path.join(__dirname, '..', '..', 'bindings', 'node', 'index.js'));
 
 /** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind`
- * (ranges: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39). */
+ * (ranges: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39, stream extras 40-49). */
 export const enum EventKind {
   Data = 1,
   Eof = 2,
@@ -20,4 +20,7 @@ export const enum EventKind {
   Accepted = 7,
   BufferFilled = 8,
   TargetMode = 9,
+  ForwardEnded = 40,
+  SendfileDone = 41,
+  SendfileFailed = 42,
 }

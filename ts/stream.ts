@@ -50,6 +50,8 @@ export class StreamTransport extends Transport {
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
   #pinnedShared = false;
+  #forwarding: { resolve: (r: { bytes: number }) => void } | null = null;
+  #sendfile: { resolve: (n: number) => void; reject: (e: Error) => void } | null = null;
   #flushScheduled = false;
   #droppedWrites = 0;
 
@@ -121,7 +123,31 @@ export class StreamTransport extends Transport {
         this.#flushed += a;
         this._maybeResumeProtocol();
         return;
+      case EventKind.ForwardEnded: {
+        const f = this.#forwarding;
+        this.#forwarding = null;
+        f?.resolve({ bytes: a + b * 2 ** 32 });
+        return;
+      }
+      case EventKind.SendfileDone:
+      case EventKind.SendfileFailed: {
+        const f = this.#sendfile;
+        this.#sendfile = null;
+        if (kind === EventKind.SendfileDone) {
+          this.#flushed += a + b * 2 ** 32;
+          this.#accepted += a + b * 2 ** 32;
+          f?.resolve(a + b * 2 ** 32);
+        } else {
+          const sent = data === null ? 0 : Number(data.readBigUInt64LE(0));
+          this.#flushed += sent;
+          this.#accepted += sent;
+          f?.reject(Object.assign(systemError(a, 'sendfile'), { bytesSent: sent }));
+        }
+        return;
+      }
       case EventKind.Closed:
+        this.#sendfile?.reject(systemError(a || 32 /* EPIPE */, b || 'sendfile'));
+        this.#sendfile = null;
         this.#held = [];
         this.#lent = this.#pendingView = null;
         if (this.#pinnedShared) native.releaseReadTarget(this._id);
@@ -327,6 +353,37 @@ export class StreamTransport extends Transport {
     if (++this.#droppedWrites === LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
       process.emitWarning('protoloop: write() on a closed transport; the data is dropped', 'ProtoloopWarning');
     }
+  }
+
+  /**
+   * Has the engine copy everything this transport reads into `other` without the bytes entering
+   * JavaScript: reading pauses while `other` has more than `highWater` bytes queued (its high mark by
+   * default) until it drains to `lowWater`, and EOF here becomes `writeEof()` there. Resolves to
+   * `{ bytes }` when this side's stream ends (EOF, error or close). This protocol gets no data meanwhile,
+   * but still `eofReceived` and `connectionLost`. (A protoloop extension.)
+   */
+  forwardTo(other: Transport, options: { highWater?: number; lowWater?: number } = {}): Promise<{ bytes: number }> {
+    if (!(other instanceof StreamTransport)) {
+      throw new TypeError('The "other" argument must be a stream transport made by protoloop (TCP or Unix socket)');
+    }
+    if (other === this) throw new TypeError('The "other" argument must be another transport than this one');
+    checkObject('options', options);
+    const [low, high] = other.getWriteBufferLimits();
+    const highWater = checkInteger('options.highWater', options?.highWater ?? high, 0, Number.MAX_SAFE_INTEGER);
+    const lowWater = checkInteger('options.lowWater', options?.lowWater ?? Math.min(low, highWater), 0, highWater);
+    if (this._closing || other._closing) throw new Error('Cannot forward from or to a closing transport');
+    if (this.#forwarding !== null) throw new Error('This transport is already forwarding');
+    if (!native.forwardTo(this._id, other._id, highWater, lowWater)) throw new Error('Cannot forward from or to a closed transport');
+    return new Promise((resolve) => (this.#forwarding = { resolve }));
+  }
+
+  /** @internal `sendfile(2)` in the engine; see `sendfile()`. */
+  _sendfileNative(fd: number, offset: number, count: number | null): Promise<number> {
+    if (this._closing) return Promise.reject(new Error('The transport is closing'));
+    if (this.#sendfile !== null) return Promise.reject(new Error('A sendfile() is already running on this transport'));
+    const r = native.sendfile(this._id, fd, offset, count);
+    if (r < 0) return Promise.reject(systemError(r, 'sendfile'));
+    return new Promise((resolve, reject) => (this.#sendfile = { resolve, reject }));
   }
 
   writeEof(): void {

@@ -23,6 +23,7 @@ export abstract class BaseTransport {
   #high = DEFAULT_HIGH_WATER;
   #low = DEFAULT_HIGH_WATER / 4;
   #protocolPaused = false;
+  #drainWaiters: Array<{ limit: number; resolve: () => void; reject: (e: Error) => void }> = [];
 
   /** @internal */
   protected constructor(protocol: AnyProtocol, extra: Record<string, unknown>) {
@@ -93,8 +94,21 @@ export abstract class BaseTransport {
     this._callProtocol('pauseWriting');
   }
 
+  /** @internal Resolves once at most `limit` bytes are buffered; rejects if the connection is lost. */
+  _waitForBuffer(limit: number): Promise<void> {
+    if (this._lost) return Promise.reject(new Error('The transport is closed'));
+    if (this.getWriteBufferSize() <= limit) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#drainWaiters.push({ limit, resolve, reject }));
+  }
+
   /** @internal Call after the buffer shrank. */
   protected _maybeResumeProtocol(): void {
+    if (this.#drainWaiters.length > 0) {
+      const size = this.getWriteBufferSize();
+      const ready = this.#drainWaiters.filter((w) => size <= w.limit);
+      this.#drainWaiters = this.#drainWaiters.filter((w) => size > w.limit);
+      for (const w of ready) w.resolve();
+    }
     if (!this.#protocolPaused || this.getWriteBufferSize() > this.#low) return;
     this.#protocolPaused = false;
     // A protocol that closed its transport is not told to write again.
@@ -135,6 +149,9 @@ export abstract class BaseTransport {
     if (this._lost) return false;
     this._lost = true;
     this._closing = true;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w.reject(exc ?? new Error('The transport was closed'));
     const p = this._protocol;
     try {
       p?.connectionLost?.(this._pendingExc ?? exc);
@@ -184,6 +201,11 @@ export abstract class Transport extends BaseTransport {
   abstract writeEof(): void;
   abstract canWriteEof(): boolean;
   abstract abort(): void;
+  /**
+   * Has the engine copy everything this transport reads into `other`, without the bytes entering
+   * JavaScript (a protoloop extension; see `StreamTransport.forwardTo`).
+   */
+  abstract forwardTo(other: Transport, options?: { highWater?: number; lowWater?: number }): Promise<{ bytes: number }>;
 }
 
 /** A datagram (UDP) transport. */

@@ -116,3 +116,45 @@ pub fn stream_stats(id: u32) -> Option<Vec<f64>> {
         ]
     })
 }
+
+/// Forwards everything stream `id` reads to stream `to` inside the engine (see
+/// `Stream::forward_to`). False when either stream is gone or `id` already forwards.
+#[napi]
+pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> bool {
+    match (stream(id), stream(to)) {
+        (Some(from), Some(to)) => from.forward_to(to, high as usize, low as usize),
+        _ => false,
+    }
+}
+
+/// Starts `sendfile(2)` of `count` bytes (null: to the end) of file `fd` from `offset` on stream `id`.
+/// The engine works on its own duplicate of `fd`. Returns 0, or a negative errno.
+#[napi]
+pub fn sendfile(id: u32, fd: i32, offset: f64, count: Option<f64>) -> i64 {
+    let Some(s) = stream(id) else { return -(libc::EPIPE as i64) };
+    if let Err(e) = crate::socket::check_fd(fd, false) {
+        return neg_errno(&e);
+    }
+    // SAFETY: `fd` is open (checked); the duplicate is ours to own and close.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return neg_errno(&std::io::Error::last_os_error());
+    }
+    // SAFETY: `dup` was just created and nothing else owns it.
+    let file = unsafe { OwnedFd::from_raw_fd(dup) };
+    s.sendfile(file, offset as u64, count.map(|c| c as u64));
+    0
+}
+
+/// Sets the file position of `fd` (`lseek(fd, pos, SEEK_SET)`): the `sendfile` fallback leaves it
+/// where asyncio does. Returns the position or a negative errno.
+#[napi]
+pub fn seek(fd: i32, pos: f64) -> i64 {
+    // SAFETY: lseek(2) takes no memory; a bad descriptor only makes it fail.
+    let r = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_SET) };
+    if r < 0 {
+        neg_errno(&std::io::Error::last_os_error())
+    } else {
+        r as i64
+    }
+}

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 /// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript layer
 /// (`ts/native.ts`). Ranges by transport kind: streams 1-9, datagram 10-19, pipe and subprocess
-/// 20-29, tls 30-39.
+/// 20-29, tls 30-39, stream extras (forwarding, sendfile) 40-49.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -38,6 +38,12 @@ pub enum Kind {
     BufferFilled = 8,
     /// The stream entered target mode: no `Data` event of it follows this one.
     TargetMode = 9,
+    /// Forwarding from this stream ended; `a` + `b << 32` bytes were forwarded.
+    ForwardEnded = 40,
+    /// `sendfile` finished: `a` + `b << 32` bytes sent.
+    SendfileDone = 41,
+    /// `sendfile` failed with errno `a`; the payload holds the bytes sent before, as a u64 LE.
+    SendfileFailed = 42,
 }
 
 /// Which system call an error came from; the host turns it into Node's `syscall` property

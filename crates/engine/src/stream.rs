@@ -33,9 +33,16 @@ pub enum FdKind {
     Pipe,
 }
 
+/// Queued bytes, and whether the host wrote them (its drains are reported) or the engine did
+/// (forwarding; the host never counted them).
+struct Chunk {
+    data: Vec<u8>,
+    host: bool,
+}
+
 #[derive(Default)]
 struct WriteState {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     /// Bytes of `chunks[0]` already sent.
     head_sent: usize,
     queued: usize,
@@ -95,7 +102,19 @@ pub struct Stream {
     read_wake: Notify,
     closed: AtomicBool,
     stop: Notify,
+    /// Woken whenever the writer makes progress (and on finish): forwarders into this stream and
+    /// `sendfile` wait on it for room.
+    room: Notify,
+    /// Where the reader sends what it reads instead of to the host (`forward_to`).
+    forward: Mutex<Option<Forward>>,
     pub stats: Stats,
+}
+
+struct Forward {
+    to: Arc<Stream>,
+    high: usize,
+    low: usize,
+    bytes: u64,
 }
 
 impl Stream {
@@ -120,6 +139,8 @@ impl Stream {
             read_wake: Notify::new(),
             closed: AtomicBool::new(false),
             stop: Notify::new(),
+            room: Notify::new(),
+            forward: Mutex::new(None),
             stats: Stats::default(),
         });
         core.streams.lock().unwrap().insert(id, stream.clone());
@@ -188,6 +209,11 @@ impl Stream {
     /// Sends `bufs` in order. Returns how many bytes went to the kernel at once; the rest is queued and
     /// reported later through [`Kind::Drained`] events. A hard error finishes the stream with it.
     pub fn write(self: &Arc<Self>, bufs: &[&[u8]]) -> usize {
+        self.write_from(bufs, true)
+    }
+
+    /// `write` for the host (`host`: drains are reported) or for the engine itself (forwarding).
+    fn write_from(self: &Arc<Self>, bufs: &[&[u8]], host: bool) -> usize {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing || st.eof_requested {
             return 0;
@@ -219,8 +245,8 @@ impl Stream {
             let rest = &b[skip..];
             skip = 0;
             match st.chunks.back_mut() {
-                Some(last) if last.len() < COALESCE_BELOW => last.extend_from_slice(rest),
-                _ => st.chunks.push_back(rest.to_vec()),
+                Some(last) if last.host == host && last.data.len() < COALESCE_BELOW => last.data.extend_from_slice(rest),
+                _ => st.chunks.push_back(Chunk { data: rest.to_vec(), host }),
             }
             st.queued += rest.len();
         }
@@ -254,7 +280,7 @@ impl Stream {
             if self.is_closed() {
                 return;
             }
-            let mut drained = 0usize;
+            let (mut drained, mut drained_host) = (0usize, 0usize);
             let mut failure = None;
             while st.queued > 0 {
                 let iov: Vec<libc::iovec> = st
@@ -263,14 +289,14 @@ impl Stream {
                     .take(MAX_IOVECS)
                     .enumerate()
                     .map(|(i, c)| {
-                        let c = if i == 0 { &c[st.head_sent..] } else { &c[..] };
+                        let c = if i == 0 { &c.data[st.head_sent..] } else { &c.data[..] };
                         libc::iovec { iov_base: c.as_ptr() as *mut _, iov_len: c.len() }
                     })
                     .collect();
                 match guard.try_io(|fd| writev(fd.as_raw_fd(), &iov)) {
                     Ok(Ok(n)) => {
                         drained += n;
-                        consume(&mut st, n);
+                        drained_host += consume(&mut st, n);
                     }
                     Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(Err(e)) => {
@@ -282,7 +308,10 @@ impl Stream {
             }
             if drained > 0 {
                 self.stats.bytes_written.fetch_add(drained as u64, Ordering::Relaxed);
-                self.core.queue.push(Kind::Drained, self.id, drained as u32, 0);
+                if drained_host > 0 {
+                    self.core.queue.push(Kind::Drained, self.id, drained_host as u32, 0);
+                }
+                self.room.notify_waiters();
             }
             if let Some(e) = failure {
                 drop(st);
@@ -292,6 +321,8 @@ impl Stream {
                 st.writer_running = false;
                 let (eof, closing) = (st.eof_requested, st.closing);
                 drop(st);
+                // A waiting `sendfile` needs to see the writer gone, not just the queue empty.
+                self.room.notify_waiters();
                 return self.after_flush(eof, closing);
             }
         }
@@ -386,6 +417,8 @@ impl Stream {
             st.queued = 0;
         }
         self.stop.notify_waiters();
+        self.room.notify_waiters();
+        self.end_forward(false);
         let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
         self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
     }
@@ -429,20 +462,24 @@ impl Stream {
                 if self.is_closed() {
                     return;
                 }
-                let result = match (rs.target_mode, rs.target.as_ref()) {
-                    (true, None) => continue, // the target went away while we waited
-                    (true, Some(t)) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)),
-                    (false, _) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())),
+                let forwarding = self.forward.lock().unwrap().is_some();
+                let result = match (forwarding, rs.target_mode, rs.target.as_ref()) {
+                    (false, true, None) => continue, // the target went away while we waited
+                    (false, true, Some(t)) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)),
+                    _ => guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())),
                 };
                 match result {
                     Ok(Ok(0)) => {
                         rs.target = None;
+                        self.end_forward(true);
                         self.core.queue.push(Kind::Eof, self.id, 0, 0);
                         return;
                     }
                     Ok(Ok(n)) => {
                         self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        if rs.target.take().is_some() {
+                        if forwarding {
+                            ReadOutcome::Forward(n)
+                        } else if rs.target.take().is_some() {
                             self.core.queue.push(Kind::BufferFilled, self.id, n as u32, 0);
                             ReadOutcome::Again
                         } else {
@@ -463,9 +500,138 @@ impl Stream {
                     _ = self.stopped() => return,
                     _ = self.core.queue.wait_for_room() => {}
                 },
+                ReadOutcome::Forward(n) => {
+                    let Some((to, high, low)) = self.forward.lock().unwrap().as_mut().map(|f| {
+                        f.bytes += n as u64;
+                        (f.to.clone(), f.high, f.low)
+                    }) else {
+                        return; // only `finish` ends a forward behind the reader's back
+                    };
+                    to.write_from(&[&own[..n]], false);
+                    if to.is_closed() {
+                        self.end_forward(false);
+                    } else if to.write_buffer_size() > high {
+                        // Back-pressure: read no more until the other side drained to its low mark.
+                        tokio::select! {
+                            _ = self.stopped() => return,
+                            _ = to.wait_for_room(low) => {}
+                        }
+                    }
+                }
                 ReadOutcome::Failed(e) => return self.finish(Some(e), Syscall::Read),
             }
         }
+    }
+
+    /// Sends everything read from now on to `to` (engine-level forwarding), until EOF, an error, or
+    /// `to` closing. Back-pressure: reading stops while `to` has more than `high` bytes queued, until it
+    /// drains to `low`. EOF becomes `write_eof` on `to`. Reports [`Kind::ForwardEnded`] with the count.
+    /// Returns false if the stream is closed or already forwarding.
+    pub fn forward_to(&self, to: Arc<Stream>, high: usize, low: usize) -> bool {
+        let mut f = self.forward.lock().unwrap();
+        if f.is_some() || self.is_closed() {
+            return false;
+        }
+        *f = Some(Forward { to, high, low, bytes: 0 });
+        drop(f);
+        self.read_wake.notify_one();
+        true
+    }
+
+    fn end_forward(&self, eof: bool) {
+        let Some(f) = self.forward.lock().unwrap().take() else { return };
+        if eof {
+            f.to.write_eof();
+        }
+        self.core.queue.push(Kind::ForwardEnded, self.id, f.bytes as u32, (f.bytes >> 32) as u32);
+    }
+
+    /// Waits until at most `low` bytes are queued (or the stream is gone).
+    async fn wait_for_room(&self, low: usize) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() || self.write.lock().unwrap().queued <= low {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sends `count` bytes (all, if `None`) of `file` from `offset` with `sendfile(2)`, after
+    /// everything already queued; writes made meanwhile queue behind it. Leaves the file position at
+    /// `offset` + bytes sent (asyncio does). Reports [`Kind::SendfileDone`] with the count, or
+    /// [`Kind::SendfileFailed`] with an errno and the count sent before the error.
+    pub fn sendfile(self: &Arc<Self>, file: OwnedFd, offset: u64, count: Option<u64>) {
+        let this = self.clone();
+        self.core.handle.spawn(async move {
+            // Become the writer once the queue is empty, so that bytes keep their order.
+            loop {
+                let notified = this.room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let mut st = this.write.lock().unwrap();
+                    if this.is_closed() {
+                        this.core.queue.push(Kind::SendfileFailed, this.id, libc::EPIPE as u32, 0);
+                        return;
+                    }
+                    if st.queued == 0 && !st.writer_running {
+                        st.writer_running = true;
+                        break;
+                    }
+                }
+                notified.await;
+            }
+            let mut sent: u64 = 0;
+            let failure = loop {
+                let want = count.map_or(u64::MAX, |c| c - sent).min(1 << 30) as usize;
+                if want == 0 {
+                    break None;
+                }
+                let mut guard = tokio::select! {
+                    _ = this.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
+                    g = this.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
+                };
+                let mut off = (offset + sent) as libc::off_t;
+                // SAFETY: sendfile(2) between two descriptors we hold; `off` is a local the kernel updates.
+                match guard.try_io(|fd| match unsafe { libc::sendfile(fd.as_raw_fd(), file.as_raw_fd(), &mut off, want) } {
+                    n if n >= 0 => Ok(n as usize),
+                    _ => Err(io::Error::last_os_error()),
+                }) {
+                    Ok(Ok(0)) => break None, // end of file
+                    Ok(Ok(n)) => sent += n as u64,
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(Err(e)) => break Some(e),
+                    Err(_would_block) => {}
+                }
+            };
+            // SAFETY: lseek(2) on a descriptor we own (a dup of the caller's, sharing its position).
+            unsafe { libc::lseek(file.as_raw_fd(), (offset + sent) as libc::off_t, libc::SEEK_SET) };
+            this.stats.bytes_written.fetch_add(sent, Ordering::Relaxed);
+            match failure {
+                None => this.core.queue.push(Kind::SendfileDone, this.id, sent as u32, (sent >> 32) as u32),
+                Some(e) => this.core.queue.push_with(Kind::SendfileFailed, this.id, errno_of(&e), 0, &sent.to_le_bytes()),
+            }
+            // Hand the writer role back: send what queued meanwhile, or carry out a pending close.
+            let pending = {
+                let mut st = this.write.lock().unwrap();
+                if this.is_closed() {
+                    return;
+                }
+                if st.queued == 0 {
+                    st.writer_running = false;
+                    Some((st.eof_requested, st.closing))
+                } else {
+                    None
+                }
+            };
+            match pending {
+                Some((eof, closing)) => this.after_flush(eof, closing),
+                None => this.write_loop().await,
+            }
+        });
     }
 }
 
@@ -474,22 +640,31 @@ enum ReadOutcome {
     Again,
     /// Bytes went into a `Data` event.
     Copied,
+    /// `n` bytes in the reader's own buffer go to the forwarding target.
+    Forward(usize),
     Failed(io::Error),
 }
 
-fn consume(st: &mut WriteState, mut n: usize) {
+/// Drops `n` sent bytes from the queue; returns how many of them the host wrote.
+fn consume(st: &mut WriteState, mut n: usize) -> usize {
     st.queued -= n;
+    let mut host = 0;
     while n > 0 {
-        let head_left = st.chunks[0].len() - st.head_sent;
-        if n >= head_left {
-            n -= head_left;
+        let head = &st.chunks[0];
+        let head_left = head.data.len() - st.head_sent;
+        let taken = n.min(head_left);
+        if head.host {
+            host += taken;
+        }
+        n -= taken;
+        if taken == head_left {
             st.chunks.pop_front();
             st.head_sent = 0;
         } else {
-            st.head_sent += n;
-            n = 0;
+            st.head_sent += taken;
         }
     }
+    host
 }
 
 /// The errno of an I/O error, or `EIO` for errors that carry none.
