@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use protoloop_engine::Engine;
+use protoloop_engine::{Engine, EngineOptions};
 
 type Waker = ThreadsafeFunction<(), (), FnArgs<(Uint32Array, Buffer)>, Status, false, true>;
 
@@ -26,10 +26,19 @@ pub(crate) fn engine() -> Result<&'static Engine> {
     ENGINE.get().ok_or_else(|| Error::new(Status::GenericFailure, "protoloop: init() was not called"))
 }
 
-/// How many I/O threads the engine runs: `PROTOLOOP_IO_THREADS`, default 1. On a small machine one
-/// I/O thread beside the JavaScript thread leaves a core to the rest of the process.
-fn io_threads() -> usize {
-    std::env::var("PROTOLOOP_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+/// The engine's settings, from the environment so that benchmarks can compare them:
+/// `PROTOLOOP_IO_THREADS` (default 1: on a small machine one I/O thread beside the JavaScript thread
+/// leaves a core to the rest of the process) and `PROTOLOOP_WRITE_PATH` (`direct`, the default: writes
+/// try the socket on the JavaScript thread first; `engine`: every write goes to the I/O thread).
+fn engine_options() -> EngineOptions {
+    let mut o = EngineOptions::default();
+    if let Some(n) = std::env::var("PROTOLOOP_IO_THREADS").ok().and_then(|v| v.parse().ok()) {
+        o.io_threads = n;
+    }
+    if let Ok(path) = std::env::var("PROTOLOOP_WRITE_PATH") {
+        o.direct_writes = path != "engine";
+    }
+    o
 }
 
 /// Starts the engine and registers `on_events(records, payload)` as the one receiver of event batches.
@@ -47,13 +56,13 @@ pub fn init(on_events: Function<FnArgs<(Uint32Array, Buffer)>, ()>) -> Result<()
             Ok(FnArgs::from((Uint32Array::new(batch.records), Buffer::from(batch.payload))))
         })?;
     *WAKER.lock().unwrap() = Some(waker);
-    let engine = Engine::new(
+    let engine = Engine::with_options(
         Box::new(|| {
             if let Some(w) = WAKER.lock().unwrap().as_ref() {
                 w.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }
         }),
-        io_threads(),
+        engine_options(),
     )
     .map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")))?;
     let _ = ENGINE.set(engine);

@@ -29,10 +29,27 @@ use events::EventQueue;
 pub use server::{ListenOptions, Server};
 pub use stream::{FdKind, Stream};
 
+/// How the engine runs; the defaults are what measurement chose (see the README's benchmarks).
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Worker threads of the tokio runtime.
+    pub io_threads: usize,
+    /// `write()` tries the socket on the calling (host) thread when nothing is queued; otherwise every
+    /// write is handed to the engine's writer task.
+    pub direct_writes: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { io_threads: 1, direct_writes: true }
+    }
+}
+
 /// What every task of the engine shares.
 pub struct Core {
     pub queue: Arc<EventQueue>,
     pub handle: Handle,
+    pub(crate) direct_writes: bool,
     streams: Mutex<HashMap<u32, Arc<Stream>>>,
     servers: Mutex<HashMap<u32, Arc<Server>>>,
     next_id: AtomicU32,
@@ -53,14 +70,19 @@ pub struct Engine {
 impl Engine {
     /// Starts the runtime on `threads` worker threads; `wake` is called whenever events are waiting.
     pub fn new(wake: Box<dyn Fn() + Send + Sync>, threads: usize) -> io::Result<Engine> {
+        Self::with_options(wake, EngineOptions { io_threads: threads, ..Default::default() })
+    }
+
+    pub fn with_options(wake: Box<dyn Fn() + Send + Sync>, options: EngineOptions) -> io::Result<Engine> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(options.io_threads.max(1))
             .thread_name("protoloop-io")
             .enable_all()
             .build()?;
         let core = Arc::new(Core {
             queue: EventQueue::new(wake),
             handle: runtime.handle().clone(),
+            direct_writes: options.direct_writes,
             streams: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),

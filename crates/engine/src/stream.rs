@@ -220,7 +220,7 @@ impl Stream {
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut sent = 0;
-        if st.queued == 0 && !st.writer_running {
+        if st.queued == 0 && !st.writer_running && self.core.direct_writes {
             match self.send_now(bufs) {
                 Ok(n) => sent = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
