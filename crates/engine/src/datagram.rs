@@ -744,3 +744,202 @@ pub(crate) fn spawn_open(core: &Arc<Core>, id: u32, opts: DatagramOptions) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+    use std::net::UdpSocket;
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Instant;
+
+    /// Everything an engine reported so far: records and payload, accumulated over drains.
+    #[derive(Default)]
+    struct Seen {
+        records: Vec<[u32; 5]>,
+        payload: Vec<u8>,
+    }
+
+    impl Seen {
+        /// `(a, b, payload)` of every record of `kind` for `id`.
+        fn of(&self, kind: Kind, id: u32) -> Vec<(u32, u32, &[u8])> {
+            let mut offset = 0;
+            let mut out = Vec::new();
+            for r in &self.records {
+                let p = &self.payload[offset..offset + r[4] as usize];
+                offset += r[4] as usize;
+                if r[0] == kind as u32 && r[1] == id {
+                    out.push((r[2], r[3], p));
+                }
+            }
+            out
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(Box::new(|| {}), 1).unwrap()
+    }
+
+    fn wait(engine: &Engine, seen: &mut Seen, what: &str, mut done: impl FnMut(&Seen) -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let b = engine.queue().drain();
+            seen.records.extend(b.records.chunks(5).map(|c| [c[0], c[1], c[2], c[3], c[4]]));
+            seen.payload.extend_from_slice(&b.payload);
+            if done(seen) {
+                return;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn open(engine: &Engine, seen: &mut Seen, opts: DatagramOptions) -> Arc<Datagram> {
+        let id = engine.open_datagram(opts);
+        wait(engine, seen, "the endpoint", |s| !s.of(Kind::DatagramOpened, id).is_empty() || !s.of(Kind::DatagramOpenFailed, id).is_empty());
+        assert!(seen.of(Kind::DatagramOpenFailed, id).is_empty(), "open failed");
+        engine.datagram(id).unwrap()
+    }
+
+    fn local_v4() -> DatagramOptions {
+        DatagramOptions { local: Some(Endpoint::Ip("127.0.0.1".into(), 0)), ..Default::default() }
+    }
+
+    fn port_of(d: &Datagram) -> u16 {
+        socket2::SockRef::from(d.fd.get_ref()).local_addr().unwrap().as_socket().unwrap().port()
+    }
+
+    #[test]
+    fn receives_each_datagram_as_one_record_with_its_sender() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let d = open(&engine, &mut seen, local_v4());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer_port = peer.local_addr().unwrap().port();
+        for msg in [&b"first"[..], b"", b"third"] {
+            peer.send_to(msg, ("127.0.0.1", port_of(&d))).unwrap();
+        }
+        wait(&engine, &mut seen, "three datagrams", |s| s.of(Kind::DatagramReceived, d.id).len() == 3);
+        let got = seen.of(Kind::DatagramReceived, d.id);
+        for ((a, b, p), want) in got.iter().zip([&b"first"[..], b"", b"third"]) {
+            assert_eq!(*a, tag::IPV4 << 16 | peer_port as u32);
+            assert_eq!(&p[..*b as usize], b"127.0.0.1");
+            assert_eq!(&p[*b as usize..], want);
+        }
+        d.close();
+        wait(&engine, &mut seen, "the close", |s| s.of(Kind::DatagramClosed, d.id) == vec![(0, 0, &[][..])]);
+        assert_eq!(engine.open_handles(), 0);
+    }
+
+    #[test]
+    fn sends_at_once_and_reports_econnrefused_from_icmp() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let d = open(&engine, &mut seen, DatagramOptions { remote: Some(Endpoint::Ip("127.0.0.1".into(), port)), ..Default::default() });
+        assert!(matches!(d.sendto(b"ping", Dest::Default), Sent::Now));
+        // The ICMP error raises EPOLLERR without EPOLLIN: the reader must wait for errors too.
+        wait(&engine, &mut seen, "errorReceived", |s| !s.of(Kind::DatagramError, d.id).is_empty());
+        assert_eq!(seen.of(Kind::DatagramError, d.id)[0].0, libc::ECONNREFUSED as u32);
+        assert!(!d.is_closed());
+        d.abort();
+    }
+
+    #[test]
+    fn sendto_reaches_ipv4_and_ipv6_peers() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let v6 = open(&engine, &mut seen, DatagramOptions { local: Some(Endpoint::Ip("::1".into(), 0)), ..Default::default() });
+        let peer = UdpSocket::bind("[::1]:0").unwrap();
+        let port = peer.local_addr().unwrap().port();
+        assert!(matches!(v6.sendto(b"six", v6.ip_dest("::1", port, 0, 0)), Sent::Now));
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"six");
+        assert_eq!(from.port(), port_of(&v6));
+        peer.send_to(b"back", from).unwrap();
+        wait(&engine, &mut seen, "the reply", |s| s.of(Kind::DatagramReceived, v6.id).len() == 1);
+        let (a, b, p) = seen.of(Kind::DatagramReceived, v6.id)[0];
+        assert_eq!(a >> 16, tag::IPV6);
+        assert_eq!(&p[8..b as usize], b"::1");
+        assert_eq!(&p[b as usize..], b"back");
+        // An IPv4 destination on an IPv6 socket goes out v4-mapped.
+        let v4peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v4port = v4peer.local_addr().unwrap().port();
+        let v6any = open(&engine, &mut seen, DatagramOptions { family: libc::AF_INET6, ..Default::default() });
+        assert!(matches!(v6any.sendto(b"mapped", v6any.ip_dest("127.0.0.1", v4port, 0, 0)), Sent::Now));
+        let n = v4peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"mapped");
+        v6.abort();
+        v6any.abort();
+    }
+
+    #[test]
+    fn queues_what_a_full_unix_receiver_refuses_and_drains_it_in_order() {
+        let dir = std::env::temp_dir().join(format!("protoloop-dgram-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rx.sock");
+        let _ = std::fs::remove_file(&path);
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let engine = engine();
+        let mut seen = Seen::default();
+        let opts = DatagramOptions {
+            family: libc::AF_UNIX,
+            remote: Some(Endpoint::Path(path.to_str().unwrap().into())),
+            ..Default::default()
+        };
+        let d = open(&engine, &mut seen, opts);
+        let mut queued = 0;
+        for i in 0..100u8 {
+            match d.sendto(&[i; 100], Dest::Default) {
+                Sent::Now => {}
+                Sent::Queued(units) => queued += units,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(queued > 0, "the receiver's queue never filled");
+        assert_eq!(d.write_buffer_size(), queued);
+        let mut buf = [0u8; 200];
+        for i in 0..100u8 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i; 100][..]);
+        }
+        let drained = |s: &Seen| s.of(Kind::DatagramDrained, d.id).iter().map(|r| r.0 as usize).sum::<usize>();
+        wait(&engine, &mut seen, "the drain", |s| drained(s) == queued);
+        assert_eq!(d.write_buffer_size(), 0);
+        d.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_family_with_both_addresses_fails_like_asyncio() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let id = engine.open_datagram(DatagramOptions {
+            local: Some(Endpoint::Ip("127.0.0.1".into(), 0)),
+            remote: Some(Endpoint::Ip("::1".into(), 9)),
+            ..Default::default()
+        });
+        wait(&engine, &mut seen, "the failure", |s| !s.of(Kind::DatagramOpenFailed, id).is_empty());
+        assert_eq!(seen.of(Kind::DatagramOpenFailed, id)[0].0, libc::EAFNOSUPPORT as u32);
+        assert_eq!(engine.open_handles(), 0);
+    }
+
+    #[test]
+    fn encodes_unix_senders_and_unnamed_ones() {
+        // SAFETY: all-zero sockaddr_storage is valid; a sockaddr_un is filled in by hand.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let sun = unsafe { &mut *(&mut name as *mut _ as *mut libc::sockaddr_un) };
+        sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (i, c) in b"/tmp/x.sock".iter().enumerate() {
+            sun.sun_path[i] = *c as libc::c_char;
+        }
+        let mut out = Vec::new();
+        assert_eq!(encode_sender(&name, 2 + 12, &mut out), tag::UNIX << 16);
+        assert_eq!(out, b"/tmp/x.sock");
+        assert_eq!(encode_sender(&name, 2, &mut out), tag::UNNAMED << 16);
+        assert!(out.is_empty());
+    }
+}
