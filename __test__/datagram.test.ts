@@ -202,22 +202,33 @@ describe('UDP against Node dgram', () => {
       b.writeUInt32BE(i, 0);
       return b;
     };
+    // Waits, woken by the receiver rather than by polling, until `cond` holds.
+    let check: (() => void) | null = null;
+    const until = (cond: () => boolean) =>
+      new Promise<void>((resolve) => {
+        check = () => {
+          if (cond()) {
+            check = null;
+            resolve();
+          }
+        };
+        check();
+      });
+
     // Node dgram → protoloop.
     let got = 0;
     let bad = 0;
     const rec = new DgramRecorder();
-    rec.onDatagram = (d) => {
+    rec.datagramReceived = (d: Buffer) => {
       if (d.length !== size(got) || d.readUInt32BE(0) !== got || d[d.length - 1] !== (got & 0xff)) bad++;
       got++;
-    };
-    rec.datagramReceived = function (this: DgramRecorder, d: Buffer, a: Address) {
-      this.onDatagram!(d, a);
+      check?.();
     };
     const [t] = await createDatagramEndpoint(() => rec, { localAddr: ['127.0.0.1', 0] });
     const port = (t.getExtraInfo('sockname') as [string, number])[1];
     const sender = await nodeSocket('udp4', '127.0.0.1');
     for (let i = 0; i < COUNT; i++) {
-      if (i - got >= WINDOW) await waitFor(() => i - got < WINDOW, 10_000, `datagram ${got}`);
+      if (i - got >= WINDOW) await until(() => i - got < WINDOW);
       sender.send(datagram(i), port, '127.0.0.1');
     }
     await waitFor(() => got === COUNT, 10_000, `all datagrams (lost ${COUNT - got})`);
@@ -230,10 +241,11 @@ describe('UDP against Node dgram', () => {
     sender.on('message', (d) => {
       if (d.length !== size(back) || d.readUInt32BE(0) !== back) badBack++;
       back++;
+      check?.();
     });
     const to: Address = ['127.0.0.1', sender.address().port];
     for (let i = 0; i < COUNT; i++) {
-      if (i - back >= WINDOW) await waitFor(() => i - back < WINDOW, 10_000, `datagram ${back}`);
+      if (i - back >= WINDOW) await until(() => i - back < WINDOW);
       t.sendto(datagram(i), to);
     }
     await waitFor(() => back === COUNT, 10_000, `all datagrams back (lost ${COUNT - back})`);
@@ -450,6 +462,41 @@ describe('datagram transport lifecycle and options', () => {
     t.close();
     await rec.lost;
     await closeNode(peer);
+  });
+
+  it('takes over a datagram socket handed in with sock (made by Python, connected to it)', async () => {
+    const script = `
+import { createDatagramEndpoint } from ${JSON.stringify(new URL('../dist/esm/index.mjs', import.meta.url).pathname)};
+const fd = Number(process.argv[1]);
+const [t] = await createDatagramEndpoint(() => ({
+  connectionMade: (t) => console.log(JSON.stringify([t.getExtraInfo('peername'), t.getExtraInfo('socket').fd])),
+  connectionLost: () => console.log('lost'),
+}), { sock: fd });
+t.sendto(Buffer.from('adopted'));
+t.close();
+`;
+    const py = `
+import socket, subprocess, sys
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind(("127.0.0.1", 0))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(rx.getsockname())
+out = subprocess.run([sys.argv[1], "--input-type=module", "-e", sys.argv[2], str(s.fileno())], pass_fds=(s.fileno(),), capture_output=True, text=True)
+s.close()
+sys.stdout.write(out.stdout)
+sys.stderr.write(out.stderr)
+print(rx.getsockname()[1], rx.recv(100).decode())
+`;
+    const child = spawn('python3', ['-c', py, process.execPath, script]);
+    const out = lines(child);
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(out).toHaveLength(3);
+    const [port, word] = out[2].split(' ');
+    const [peername] = JSON.parse(out[0]);
+    expect(peername).toEqual(['127.0.0.1', Number(port)]);
+    expect(out[1]).toBe('lost');
+    expect(word).toBe('adopted');
   });
 
   it('loop.createDatagramEndpoint is the same function', () => {
