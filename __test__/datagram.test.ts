@@ -304,6 +304,17 @@ describe('datagram errors', () => {
     // An IPv6 destination on an IPv4 socket is an OSError in asyncio: errorReceived, not a throw.
     u.sendto(Buffer.from('x'), ['::1', port]);
     expect(unconnected.errors.map((e: any) => e.code)).toEqual(['EAFNOSUPPORT']);
+    // So is a datagram too large for UDP.
+    u.sendto(Buffer.alloc(70_000), ['127.0.0.1', port]);
+    expect(unconnected.errors.map((e: any) => [e.code, e.syscall])).toEqual([
+      ['EAFNOSUPPORT', 'sendto'],
+      ['EMSGSIZE', 'sendto'],
+    ]);
+    // A name that does not resolve is reported once the engine has tried.
+    u.sendto(Buffer.from('x'), ['no-such-host.invalid', port]);
+    await waitFor(() => unconnected.errors.length === 3, 10_000, 'errorReceived(ENOTFOUND)');
+    expect(unconnected.errors[2]).toMatchObject({ code: 'ENOTFOUND', syscall: 'getaddrinfo' });
+    expect(u.getWriteBufferSize()).toBe(0);
     expect(connected.errors).toEqual([]);
     expect(peer.got).toEqual([]);
     c.close();

@@ -203,7 +203,18 @@ export class DatagramSocketTransport extends DatagramTransport {
     let port = 0;
     let flowinfo = 0;
     let scopeId = 0;
-    if (addr !== undefined && addr !== null) {
+    if (addr === this.#sender && addr !== null && this.#remote === null) {
+      // The tuple datagramReceived just handed out (an echo's reply): already known good.
+      if (typeof addr === 'string') host = addr;
+      else {
+        host = addr[0];
+        port = addr[1];
+        if (addr.length === 4) {
+          flowinfo = addr[2];
+          scopeId = addr[3];
+        }
+      }
+    } else if (addr !== undefined && addr !== null) {
       const a = checkAddress('addr', addr, this.#family);
       if (this.#remote !== null) {
         if (!sameAddress(a, this.#remote) && !sameAddress(a, this.#remoteResolved)) {
