@@ -28,6 +28,12 @@ use crate::events::{Batch, Kind, Syscall};
 use crate::stream::errno_of;
 use crate::Core;
 
+/// No SIGPIPE from a send where the platform has the flag (Node ignores the signal anyway).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
+
 /// What each queued datagram adds to the write buffer besides its bytes (asyncio's `_header_size`).
 pub const HEADER_SIZE: usize = 8;
 
@@ -126,7 +132,8 @@ impl Datagram {
     /// once the caller has announced the id.
     pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, remote: Option<SockAddr>) -> io::Result<Arc<Datagram>> {
         let sock = socket2::SockRef::from(&fd);
-        let domain = sock.domain()?.into();
+        // From the address rather than SO_DOMAIN, which only Linux has.
+        let domain = sock.local_addr()?.domain().into();
         let peer = sock.peer_addr().ok();
         let connected = peer.is_some();
         let fd = {
@@ -226,7 +233,7 @@ impl Datagram {
             None => (std::ptr::null(), 0),
         };
         // SAFETY: `data` and the address outlive the call; the kernel only reads them.
-        let n = unsafe { libc::sendto(fd, data.as_ptr() as *const _, data.len(), libc::MSG_NOSIGNAL, ptr, len) };
+        let n = unsafe { libc::sendto(fd, data.as_ptr() as *const _, data.len(), SEND_FLAGS, ptr, len) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -626,8 +633,20 @@ fn failed(syscall: Syscall) -> impl Fn(io::Error) -> ConnectError {
     move |e| ConnectError { errno: errno_of(&e), syscall }
 }
 
+fn dgram_socket(domain: Domain) -> io::Result<Socket> {
+    // `Socket::new` sets close-on-exec everywhere; Linux takes non-blocking in the same call.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return Socket::new(domain, Type::DGRAM.nonblocking(), None);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let sock = Socket::new(domain, Type::DGRAM, None)?;
+        sock.set_nonblocking(true)?;
+        Ok(sock)
+    }
+}
+
 fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectError> {
-    let sock = Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), None).map_err(failed(Syscall::Socket))?;
+    let sock = dgram_socket(domain).map_err(failed(Syscall::Socket))?;
     if opts.reuse_port {
         sock.set_reuse_port(true).map_err(failed(Syscall::Setsockopt))?;
     }
