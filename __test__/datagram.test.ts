@@ -528,8 +528,13 @@ print(rx.getsockname()[1], rx.recv(100).decode())
           return createDatagramEndpoint(() => rec, opts);
         }),
       );
-      // Failures close their socket too.
+      // Failures close their socket too: a bind that fails, a protocol factory that throws.
       await expect(createDatagramEndpoint(() => new DgramRecorder(), { localAddr: ['127.0.0.1', takenPort] })).rejects.toThrow();
+      const oops = new Error('no protocol today');
+      const factory = () => {
+        throw oops;
+      };
+      await expect(createDatagramEndpoint(factory, { localAddr: ['127.0.0.1', 0] })).rejects.toBe(oops);
       opened.forEach(([t], i) => (i % 3 === 0 ? t.abort() : t.close()));
       await Promise.all(recs.map((r) => r.lost));
     }
