@@ -421,6 +421,35 @@ describe('datagram transport lifecycle and options', () => {
     await closeNode(client);
   });
 
+  it('pauseReading holds datagrams back until resumeReading, then delivers them in order', async () => {
+    const paused = new DgramRecorder();
+    const [a] = await createDatagramEndpoint(() => paused, { localAddr: ['127.0.0.1', 0] });
+    const marker = new DgramRecorder();
+    const [m] = await createDatagramEndpoint(() => marker, { localAddr: ['127.0.0.1', 0] });
+    expect(a.isReading()).toBe(true);
+    a.pauseReading();
+    a.pauseReading(); // idempotent
+    expect(a.isReading()).toBe(false);
+    const client = await nodeSocket('udp4', '127.0.0.1');
+    const send = (d: string, t: DatagramTransport) =>
+      new Promise<void>((r) => client.send(Buffer.from(d), (t.getExtraInfo('sockname') as [string, number])[1], '127.0.0.1', () => r()));
+    for (const d of ['1', '2', '3']) await send(d, a);
+    // Sent after those: once it is in, the engine has had every chance to pass them on.
+    await send('marker', m);
+    await waitFor(() => marker.datagrams.length === 1);
+    await new Promise((r) => setImmediate(r));
+    expect(paused.datagrams).toEqual([]);
+    a.resumeReading();
+    expect(paused.datagrams).toEqual([]); // never inside resumeReading()
+    await waitFor(() => paused.datagrams.length === 3);
+    expect(paused.datagrams.map(([d]) => d.toString())).toEqual(['1', '2', '3']);
+    a.close();
+    m.close();
+    expect(a.isReading()).toBe(false);
+    await Promise.all([paused.lost, marker.lost]);
+    await closeNode(client);
+  });
+
   it('getExtraInfo("socket") is a SOCK_DGRAM TransportSocket; allowBroadcast sets SO_BROADCAST', async () => {
     const plain = new DgramRecorder();
     const [p] = await createDatagramEndpoint(() => plain, { localAddr: ['127.0.0.1', 0] });

@@ -86,6 +86,10 @@ export class DatagramSocketTransport extends DatagramTransport {
   #accepted = 0; // buffer units (bytes + 8 per datagram) queued by sendto
   #flushed = 0; // of those, units the kernel has taken
   #droppedSends = 0;
+  #paused = false;
+  /** Datagrams that arrived while reading was paused, delivered after `resumeReading()`. */
+  #held: [Buffer, Address | null][] = [];
+  #flushScheduled = false;
   // The last sender, so that a stream of datagrams from one peer shares one frozen address tuple.
   #senderA = -1;
   #senderLen = -1;
@@ -138,6 +142,11 @@ export class DatagramSocketTransport extends DatagramTransport {
     if (this._closing) return;
     const data = payload.subarray(offset + b, offset + len);
     const addr = this.#senderOf(a, payload, offset, b);
+    if (this.#paused || this.#held.length > 0) this.#held.push([data, addr]);
+    else this.#deliver(data, addr);
+  }
+
+  #deliver(data: Buffer, addr: Address | null): void {
     const p = this._protocol;
     const fn = p?.datagramReceived;
     if (typeof fn !== 'function') return;
@@ -172,6 +181,37 @@ export class DatagramSocketTransport extends DatagramTransport {
       this.#sender = addr;
     }
     return addr;
+  }
+
+  /**
+   * asyncio's selector transports, datagram ones included, can pause reading: no `datagramReceived`
+   * until `resumeReading()`, even for datagrams the engine already had in hand.
+   */
+  isReading(): boolean {
+    return !this.#paused && !this._closing;
+  }
+
+  pauseReading(): void {
+    if (this._closing || this.#paused) return;
+    this.#paused = true;
+    native.datagramPauseReading(this._id);
+  }
+
+  resumeReading(): void {
+    if (this._closing || !this.#paused) return;
+    this.#paused = false;
+    native.datagramResumeReading(this._id);
+    // What came in while paused goes out on a later turn, never inside this call.
+    if (this.#held.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        while (!this.#paused && !this._closing && this.#held.length > 0) {
+          const [data, addr] = this.#held.shift() as [Buffer, Address | null];
+          this.#deliver(data, addr);
+        }
+      });
+    }
   }
 
   /** @internal */
@@ -258,6 +298,7 @@ export class DatagramSocketTransport extends DatagramTransport {
   close(): void {
     if (this._closing) return;
     this._closing = true;
+    this.#held = [];
     native.datagramClose(this._id);
   }
 
@@ -269,6 +310,7 @@ export class DatagramSocketTransport extends DatagramTransport {
   protected _abort(): void {
     if (this._lost) return;
     this._closing = true;
+    this.#held = [];
     native.datagramAbort(this._id);
   }
 

@@ -91,6 +91,20 @@ pub fn datagram_abort(id: u32) {
     }
 }
 
+#[napi]
+pub fn datagram_pause_reading(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.pause_reading();
+    }
+}
+
+#[napi]
+pub fn datagram_resume_reading(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.resume_reading();
+    }
+}
+
 /// The endpoint's descriptor, or -1 once it is gone.
 #[napi]
 pub fn datagram_fd(id: u32) -> i32 {

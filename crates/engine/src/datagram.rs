@@ -123,6 +123,9 @@ pub struct Datagram {
     closed: AtomicBool,
     /// `close` was called: the reader stops while queued datagrams still go out.
     reading_stopped: AtomicBool,
+    /// `pause_reading`: the reader waits for `read_wake` before its next receive.
+    read_paused: AtomicBool,
+    read_wake: Notify,
     /// Wakes the tasks when `closed` or `reading_stopped` is set.
     stop: Notify,
 }
@@ -150,6 +153,8 @@ impl Datagram {
             write: Mutex::new(WriteState::default()),
             closed: AtomicBool::new(false),
             reading_stopped: AtomicBool::new(false),
+            read_paused: AtomicBool::new(false),
+            read_wake: Notify::new(),
             stop: Notify::new(),
         });
         core.datagrams.lock().unwrap().insert(id, d.clone());
@@ -400,6 +405,16 @@ impl Datagram {
         }
     }
 
+    /// Stops receiving until [`Datagram::resume_reading`]; the kernel keeps (or drops) what arrives.
+    pub fn pause_reading(&self) {
+        self.read_paused.store(true, Ordering::Release);
+    }
+
+    pub fn resume_reading(&self) {
+        self.read_paused.store(false, Ordering::Release);
+        self.read_wake.notify_one();
+    }
+
     /// Drops whatever is queued and finishes now (asyncio's `abort`).
     pub fn abort(&self) {
         self.finish(None, Syscall::None);
@@ -580,6 +595,12 @@ impl Datagram {
 
     async fn read_loop(self: Arc<Self>) {
         loop {
+            if self.read_paused.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = self.reading_halted() => return,
+                    _ = self.read_wake.notified() => continue,
+                }
+            }
             // ERROR as well: an ICMP error raises EPOLLERR without EPOLLIN.
             let mut guard = tokio::select! {
                 _ = self.reading_halted() => return,
