@@ -596,6 +596,21 @@ describe('Unix datagram sockets', () => {
     }
   });
 
+  it('a datagram from an unbound Unix socket has no sender address (null)', async () => {
+    const path = join(tmp, 'anon.sock');
+    const server = new DgramRecorder();
+    const [s] = await createDatagramEndpoint(() => server, { localAddr: path, family: constants.AF_UNIX });
+    const client = new DgramRecorder();
+    const [c] = await createDatagramEndpoint(() => client, { remoteAddr: path, family: constants.AF_UNIX });
+    c.sendto(Buffer.from('who am I'));
+    await waitFor(() => server.datagrams.length === 1);
+    expect(server.datagrams[0]).toEqual([Buffer.from('who am I'), null]);
+    expect(() => s.sendto(Buffer.from('reply'), server.datagrams[0][1])).toThrow(TypeError);
+    s.close();
+    c.close();
+    await Promise.all([server.lost, client.lost]);
+  });
+
   it('a stale socket file at localAddr is replaced, as asyncio does', async () => {
     const path = join(tmp, 'stale.sock');
     const first = new DgramRecorder();
