@@ -4,8 +4,9 @@
 //! One reader task per endpoint takes every datagram the kernel holds with one `recvmmsg` (Linux) and
 //! queues them under one lock, so a flood costs one thread hop per batch. Each datagram is one
 //! [`Kind::DatagramReceived`] record whose payload is the sender's address followed by the data (see
-//! [`encode_sender`]). Sends come from the host thread first, as the stream transport's writes do; only
-//! what the kernel refuses with `EAGAIN` is queued for a writer task, which reports progress as
+//! [`encode_sender`]). Sends come from the host thread first, as the stream transport's writes do
+//! (unless [`crate::EngineOptions::direct_writes`] is off); only what the kernel refuses with `EAGAIN`
+//! is queued for a writer task, which reports progress as
 //! [`Kind::DatagramDrained`] in buffer units: datagram length plus [`HEADER_SIZE`], so that empty
 //! datagrams weigh on flow control too (asyncio's `_header_size`).
 
@@ -205,7 +206,7 @@ impl Datagram {
         if self.is_closed() || st.closing {
             return Sent::Dropped;
         }
-        if st.queue.is_empty() && !st.writer_running && !matches!(dest, Dest::Name(..)) {
+        if self.core.direct_writes && st.queue.is_empty() && !st.writer_running && !matches!(dest, Dest::Name(..)) {
             loop {
                 match self.send_one(data, &dest) {
                     Ok(()) => return Sent::Now,
