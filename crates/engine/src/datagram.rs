@@ -873,6 +873,33 @@ mod tests {
     }
 
     #[test]
+    fn takes_what_the_kernel_holds_in_one_batch_after_a_pause() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let d = open(&engine, &mut seen, local_v4());
+        let to = ("127.0.0.1", port_of(&d));
+        d.pause_reading();
+        // The reader may be waiting for readiness already; the first datagram wakes it, and once that
+        // one is queued the reader checks the pause before it receives again.
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"fence", to).unwrap();
+        wait(&engine, &mut seen, "the fence", |s| s.of(Kind::DatagramReceived, d.id).len() == 1);
+        for i in 0..10u8 {
+            peer.send_to(&[i; 10], to).unwrap();
+        }
+        d.resume_reading();
+        // One recvmmsg takes all ten and queues them under one lock: the next drain has them all.
+        let mut batch = Seen::default();
+        wait(&engine, &mut batch, "the batch", |s| !s.records.is_empty());
+        let got = batch.of(Kind::DatagramReceived, d.id);
+        assert_eq!(got.len(), 10);
+        for (i, (_, b, p)) in got.iter().enumerate() {
+            assert_eq!(&p[*b as usize..], &[i as u8; 10][..]);
+        }
+        d.abort();
+    }
+
+    #[test]
     fn sends_at_once_and_reports_econnrefused_from_icmp() {
         let engine = engine();
         let mut seen = Seen::default();
