@@ -5,7 +5,20 @@ import { getSystemErrorName } from 'node:util';
 export const ENOTFOUND = 0x7fff_0001;
 
 /** The engine's `Syscall` numbers (`crates/engine/src/events.rs`). */
-const SYSCALLS: Record<number, string> = { 1: 'read', 2: 'write', 3: 'connect', 4: 'getaddrinfo', 5: 'accept', 6: 'shutdown' };
+const SYSCALLS: Record<number, string> = {
+  1: 'read',
+  2: 'write',
+  3: 'connect',
+  4: 'getaddrinfo',
+  5: 'accept',
+  6: 'shutdown',
+  10: 'sendto',
+  11: 'recvmsg',
+  12: 'bind',
+  13: 'socket',
+  14: 'setsockopt',
+  15: 'connect',
+};
 
 /** An `Error` shaped like Node's system errors: `code`, `errno` (negative, as Node's), `syscall`. */
 export interface SystemError extends Error {

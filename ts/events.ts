@@ -7,6 +7,12 @@ import { EventKind, native } from './native';
 /** Anything that receives engine events for an id. */
 export interface EventSink {
   _onEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void;
+  /**
+   * Optional: takes the record with the whole batch payload and its place in it instead of
+   * `_onEvent`, for sinks that cut the payload up themselves (a datagram's sender and data) and
+   * would waste a slice per record.
+   */
+  _onRaw?(kind: EventKind, a: number, b: number, payload: Buffer, offset: number, len: number): void;
 }
 
 const sinks = new Map<number, EventSink>();
@@ -25,11 +31,8 @@ function onEvents(records: Uint32Array, payload: Buffer): void {
     const kind = records[i] as EventKind;
     const a = records[i + 2];
     const len = records[i + 4];
-    let data: Buffer | null = null;
-    if (len > 0) {
-      data = payload.subarray(offset, offset + len);
-      offset += len;
-    }
+    const start = offset;
+    offset += len;
     const sink = sinks.get(records[i + 1]);
     if (sink === undefined) {
       // A server closed while this connection waited in the queue: nobody will ever own it.
@@ -37,7 +40,8 @@ function onEvents(records: Uint32Array, payload: Buffer): void {
       continue;
     }
     try {
-      sink._onEvent(kind, a, records[i + 3], data);
+      if (sink._onRaw !== undefined) sink._onRaw(kind, a, records[i + 3], payload, start, len);
+      else sink._onEvent(kind, a, records[i + 3], len > 0 ? payload.subarray(start, offset) : null);
     } catch (exc) {
       // Sinks route protocol errors themselves; anything reaching here is a bug of ours, and it must
       // not take the rest of the batch (or the process) down with it.

@@ -1,10 +1,12 @@
 // protoloop: Python asyncio's Transports and Protocols for Node.js, on a Rust (tokio) engine.
 import './events';
+import { createDatagramEndpoint } from './datagram';
 import { EventLoop } from './loop';
 import { sendfile } from './sendfile';
 import { createServer } from './server';
 import { connectAcceptedSocket, createConnection } from './stream';
 
+export { createDatagramEndpoint, type CreateDatagramEndpointOptions } from './datagram';
 export { CancelledError, InvalidStateError, type SystemError } from './errors';
 export { allocBuffer } from './buffered';
 export { Future } from './future';
@@ -23,6 +25,7 @@ declare module './loop' {
     createServer: typeof createServer;
     connectAcceptedSocket: typeof connectAcceptedSocket;
     sendfile: typeof sendfile;
+    createDatagramEndpoint: typeof createDatagramEndpoint;
   }
 }
-Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile });
+Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile, createDatagramEndpoint });

@@ -6,6 +6,7 @@
 //! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
 
 mod buffer;
+mod datagram;
 mod server;
 mod socket;
 mod stream;

@@ -40,7 +40,7 @@ pub struct Address {
     pub scope_id: u32,
 }
 
-fn to_address(a: SockAddr) -> Option<Address> {
+pub(crate) fn to_address(a: SockAddr) -> Option<Address> {
     if let Some(sa) = a.as_socket() {
         let (flowinfo, scope_id) = match sa {
             std::net::SocketAddr::V6(v6) => (v6.flowinfo(), v6.scope_id()),

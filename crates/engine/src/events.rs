@@ -38,6 +38,20 @@ pub enum Kind {
     BufferFilled = 8,
     /// The stream entered target mode: no `Data` event of it follows this one.
     TargetMode = 9,
+    /// A datagram arrived. `a` is `tag << 16 | port` and `b` the length of the sender's address at
+    /// the start of the payload; the data follows it (`datagram::tag`, `datagram::encode_sender`).
+    DatagramReceived = 10,
+    /// A send or receive of a datagram endpoint failed; the endpoint goes on (asyncio's
+    /// `error_received`). `a` errno, `b` a [`Syscall`].
+    DatagramError = 11,
+    /// The endpoint's writer sent queued datagrams worth `a` buffer units.
+    DatagramDrained = 12,
+    /// The endpoint is gone. `a` errno (0: closed cleanly), `b` a [`Syscall`].
+    DatagramClosed = 13,
+    /// An endpoint request finished; the id is now a live endpoint.
+    DatagramOpened = 14,
+    /// An endpoint request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
+    DatagramOpenFailed = 15,
     /// Forwarding from this stream ended; `a` + `b << 32` bytes were forwarded.
     ForwardEnded = 40,
     /// `sendfile` finished: `a` + `b << 32` bytes sent.
@@ -58,6 +72,13 @@ pub enum Syscall {
     Getaddrinfo = 4,
     Accept = 5,
     Shutdown = 6,
+    Sendto = 10,
+    Recvmsg = 11,
+    Bind = 12,
+    Socket = 13,
+    Setsockopt = 14,
+    /// `connect` of a datagram socket (numbered apart from streams' [`Syscall::Connect`]).
+    DgramConnect = 15,
 }
 
 /// Not an errno: name resolution found no address (Node's `ENOTFOUND`).
@@ -73,6 +94,15 @@ pub struct Batch {
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Appends one record whose payload is `parts`, concatenated.
+    pub fn push(&mut self, kind: Kind, id: u32, a: u32, b: u32, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.records.extend_from_slice(&[kind as u32, id, a, b, len as u32]);
+        for p in parts {
+            self.payload.extend_from_slice(p);
+        }
     }
 }
 
@@ -111,6 +141,20 @@ impl EventQueue {
             first
         };
         // The lock is released before waking: the host may drain synchronously from inside `wake`.
+        if first {
+            (self.wake)();
+        }
+    }
+
+    /// Appends any number of records under one lock (a whole receive batch); wakes the host if this
+    /// starts a batch.
+    pub fn push_all(&self, f: impl FnOnce(&mut Batch)) {
+        let first = {
+            let mut batch = self.batch.lock().unwrap();
+            let first = batch.records.is_empty();
+            f(&mut batch);
+            first && !batch.records.is_empty()
+        };
         if first {
             (self.wake)();
         }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod connect;
+pub mod datagram;
 pub mod events;
 pub mod server;
 pub mod stream;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::{Handle, Runtime};
 
 pub use connect::ConnectOptions;
+pub use datagram::{Datagram, DatagramOptions};
 use events::EventQueue;
 pub use server::{ListenOptions, Server};
 pub use stream::{FdKind, Stream};
@@ -52,6 +54,7 @@ pub struct Core {
     pub(crate) direct_writes: bool,
     streams: Mutex<HashMap<u32, Arc<Stream>>>,
     servers: Mutex<HashMap<u32, Arc<Server>>>,
+    datagrams: Mutex<HashMap<u32, Arc<Datagram>>>,
     next_id: AtomicU32,
 }
 
@@ -85,6 +88,7 @@ impl Engine {
             direct_writes: options.direct_writes,
             streams: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
+            datagrams: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
         });
         Ok(Engine { core, _runtime: runtime })
@@ -138,9 +142,35 @@ impl Engine {
         }
     }
 
-    /// Open streams and servers; the host keeps its process alive while this is not zero.
+    pub fn datagram(&self, id: u32) -> Option<Arc<Datagram>> {
+        self.core.datagrams.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Starts opening a datagram endpoint; the id is reported with `DatagramOpened` or
+    /// `DatagramOpenFailed`.
+    pub fn open_datagram(&self, opts: DatagramOptions) -> u32 {
+        let id = self.core.next_id();
+        datagram::spawn_open(&self.core, id, opts);
+        id
+    }
+
+    /// Makes a datagram endpoint of a socket the caller hands over (asyncio's `sock=`).
+    pub fn adopt_datagram(&self, fd: OwnedFd) -> io::Result<u32> {
+        set_nonblocking(&fd)?;
+        if socket2::SockRef::from(&fd).r#type()? != socket2::Type::DGRAM {
+            return Err(io::Error::from_raw_os_error(libc::EPROTOTYPE));
+        }
+        let id = self.core.next_id();
+        Datagram::start(&self.core, id, fd, None)?.begin_reading();
+        Ok(id)
+    }
+
+    /// Open streams, servers and datagram endpoints; the host keeps its process alive while this is
+    /// not zero.
     pub fn open_handles(&self) -> usize {
-        self.core.streams.lock().unwrap().len() + self.core.servers.lock().unwrap().len()
+        self.core.streams.lock().unwrap().len()
+            + self.core.servers.lock().unwrap().len()
+            + self.core.datagrams.lock().unwrap().len()
     }
 }
 

@@ -1,0 +1,118 @@
+//! Datagram endpoints: open (resolve, bind, connect), adopt a descriptor, sendto, close, abort.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use protoloop_engine::datagram::{Dest, Endpoint, Sent};
+use protoloop_engine::{Datagram, DatagramOptions};
+
+use crate::socket::{to_address, Address};
+use crate::{engine, neg_errno};
+
+fn datagram(id: u32) -> Option<Arc<Datagram>> {
+    engine().ok()?.datagram(id)
+}
+
+fn endpoint(family: i32, host: Option<String>, port: u32) -> Option<Endpoint> {
+    host.map(|h| if family == libc::AF_UNIX { Endpoint::Path(h) } else { Endpoint::Ip(h, port as u16) })
+}
+
+/// Starts opening an endpoint; returns the id that a `DatagramOpened` or `DatagramOpenFailed` event
+/// reports on. For `AF_UNIX` the hosts are paths.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn datagram_open(
+    family: i32,
+    local_host: Option<String>,
+    local_port: u32,
+    remote_host: Option<String>,
+    remote_port: u32,
+    reuse_port: bool,
+    allow_broadcast: bool,
+) -> Result<u32> {
+    let opts = DatagramOptions {
+        family,
+        local: endpoint(family, local_host, local_port),
+        remote: endpoint(family, remote_host, remote_port),
+        reuse_port,
+        allow_broadcast,
+    };
+    Ok(engine()?.open_datagram(opts))
+}
+
+/// Makes an endpoint of datagram socket `fd`, which the engine owns from now on. Returns the id or a
+/// negative errno.
+#[napi]
+pub fn datagram_adopt(fd: i32) -> Result<i64> {
+    if let Err(e) = crate::socket::check_fd(fd, true) {
+        return Ok(neg_errno(&e));
+    }
+    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(match engine()?.adopt_datagram(owned) {
+        Ok(id) => id as i64,
+        Err(e) => neg_errno(&e),
+    })
+}
+
+/// Sends one datagram to `host` (null: the endpoint's remote address). Returns 0 when the kernel took
+/// it, the buffer units queued (> 0) when it waits, or a negative errno when the send failed.
+#[napi]
+pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, flowinfo: u32, scope_id: u32) -> i64 {
+    let Some(d) = datagram(id) else { return 0 };
+    let dest = match host {
+        None => Dest::Default,
+        Some(path) if d.domain == libc::AF_UNIX => match socket2::SockAddr::unix(&path) {
+            Ok(a) => Dest::Addr(a),
+            Err(_) => return -(libc::ENAMETOOLONG as i64),
+        },
+        Some(h) => d.ip_dest(&h, port as u16, flowinfo, scope_id),
+    };
+    match d.sendto(data, dest) {
+        Sent::Now | Sent::Dropped => 0,
+        Sent::Queued(units) => units as i64,
+        Sent::Failed(e) => neg_errno(&e),
+    }
+}
+
+#[napi]
+pub fn datagram_close(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.close();
+    }
+}
+
+#[napi]
+pub fn datagram_abort(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.abort();
+    }
+}
+
+#[napi]
+pub fn datagram_pause_reading(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.pause_reading();
+    }
+}
+
+#[napi]
+pub fn datagram_resume_reading(id: u32) {
+    if let Some(d) = datagram(id) {
+        d.resume_reading();
+    }
+}
+
+/// The endpoint's descriptor, or -1 once it is gone.
+#[napi]
+pub fn datagram_fd(id: u32) -> i32 {
+    datagram(id).map_or(-1, |d| d.raw_fd())
+}
+
+/// Where datagrams go when `sendto` names no address: the connected peer or the broadcast target.
+#[napi]
+pub fn datagram_remote(id: u32) -> Option<Address> {
+    datagram(id).and_then(|d| d.remote().cloned()).and_then(to_address)
+}
