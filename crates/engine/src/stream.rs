@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 use tokio::sync::Notify;
 
@@ -437,7 +437,6 @@ impl Stream {
     }
 
     async fn read_loop(self: Arc<Self>) {
-        let mut own = vec![0u8; READ_CHUNK];
         loop {
             let waiting = self.read_paused.load(Ordering::Acquire) || {
                 let rs = self.read.lock().unwrap();
@@ -456,71 +455,85 @@ impl Stream {
                     Err(e) => return self.finish(Some(e), Syscall::Read),
                 },
             };
-            // Events are pushed under the read lock so that they stay ordered with `TargetMode`.
-            let outcome = {
-                let mut rs = self.read.lock().unwrap();
-                if self.is_closed() {
-                    return;
-                }
-                let forwarding = self.forward.lock().unwrap().is_some();
-                let result = match (forwarding, rs.target_mode, rs.target.as_ref()) {
-                    (false, true, None) => continue, // the target went away while we waited
-                    (false, true, Some(t)) => guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)),
-                    _ => guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())),
-                };
-                match result {
-                    Ok(Ok(0)) => {
-                        rs.target = None;
-                        self.end_forward(true);
-                        self.core.queue.push(Kind::Eof, self.id, 0, 0);
-                        return;
-                    }
-                    Ok(Ok(n)) => {
-                        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        if forwarding {
-                            ReadOutcome::Forward(n)
-                        } else if rs.target.take().is_some() {
-                            self.core.queue.push(Kind::BufferFilled, self.id, n as u32, 0);
-                            ReadOutcome::Again
-                        } else {
-                            self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
-                            self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &own[..n]);
-                            ReadOutcome::Copied
-                        }
-                    }
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Again,
-                    Ok(Err(e)) => ReadOutcome::Failed(e),
-                    Err(_would_block) => ReadOutcome::Again,
-                }
-            };
-            match outcome {
+            match self.read_once(&mut guard) {
                 ReadOutcome::Again => {}
+                ReadOutcome::Done => return,
                 // Copies pile up in the queue: wait while the host is far behind.
                 ReadOutcome::Copied => tokio::select! {
                     _ = self.stopped() => return,
                     _ = self.core.queue.wait_for_room() => {}
                 },
-                ReadOutcome::Forward(n) => {
-                    let Some((to, high, low)) = self.forward.lock().unwrap().as_mut().map(|f| {
-                        f.bytes += n as u64;
-                        (f.to.clone(), f.high, f.low)
-                    }) else {
-                        return; // only `finish` ends a forward behind the reader's back
-                    };
-                    to.write_from(&[&own[..n]], false);
-                    if to.is_closed() {
-                        self.end_forward(false);
-                    } else if to.write_buffer_size() > high {
-                        // Back-pressure: read no more until the other side drained to its low mark.
-                        tokio::select! {
-                            _ = self.stopped() => return,
-                            _ = to.wait_for_room(low) => {}
-                        }
-                    }
-                }
+                // Back-pressure: read no more until the other side drained to its low mark.
+                ReadOutcome::Forwarded { to, low } => tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = to.wait_for_room(low) => {}
+                },
                 ReadOutcome::Failed(e) => return self.finish(Some(e), Syscall::Read),
             }
         }
+    }
+
+    /// One read, into the lent target or the I/O thread's buffer, and what becomes of the bytes.
+    /// Events are pushed under the read lock so that they stay ordered with `TargetMode`.
+    fn read_once(&self, guard: &mut AsyncFdReadyGuard<'_, OwnedFd>) -> ReadOutcome {
+        let mut rs = self.read.lock().unwrap();
+        if self.is_closed() {
+            return ReadOutcome::Done;
+        }
+        let forwarding = self.forward.lock().unwrap().is_some();
+        if !forwarding && rs.target_mode {
+            let Some(t) = rs.target.as_ref() else { return ReadOutcome::Again }; // taken back meanwhile
+            return match guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)) {
+                Ok(Ok(0)) => self.on_eof(&mut rs),
+                Ok(Ok(n)) => {
+                    self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    rs.target = None;
+                    self.core.queue.push(Kind::BufferFilled, self.id, n as u32, 0);
+                    ReadOutcome::Again
+                }
+                Ok(Err(e)) => ReadOutcome::from_error(e),
+                Err(_would_block) => ReadOutcome::Again,
+            };
+        }
+        // Bytes that are copied onwards go through one buffer per I/O thread: an idle connection then
+        // costs no read buffer at all.
+        READ_BUF.with_borrow_mut(|own| match guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())) {
+            Ok(Ok(0)) => self.on_eof(&mut rs),
+            Ok(Ok(n)) => {
+                self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                if forwarding {
+                    return self.forward_bytes(&own[..n]);
+                }
+                self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+                self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &own[..n]);
+                ReadOutcome::Copied
+            }
+            Ok(Err(e)) => ReadOutcome::from_error(e),
+            Err(_would_block) => ReadOutcome::Again,
+        })
+    }
+
+    fn on_eof(&self, rs: &mut ReadState) -> ReadOutcome {
+        rs.target = None;
+        self.end_forward(true);
+        self.core.queue.push(Kind::Eof, self.id, 0, 0);
+        ReadOutcome::Done
+    }
+
+    fn forward_bytes(&self, bytes: &[u8]) -> ReadOutcome {
+        let Some((to, high, low)) = self.forward.lock().unwrap().as_mut().map(|f| {
+            f.bytes += bytes.len() as u64;
+            (f.to.clone(), f.high, f.low)
+        }) else {
+            return ReadOutcome::Again;
+        };
+        to.write_from(&[bytes], false);
+        if to.is_closed() {
+            self.end_forward(false);
+        } else if to.write_buffer_size() > high {
+            return ReadOutcome::Forwarded { to, low };
+        }
+        ReadOutcome::Again
     }
 
     /// Sends everything read from now on to `to` (engine-level forwarding), until EOF, an error, or
@@ -638,11 +651,28 @@ impl Stream {
 enum ReadOutcome {
     /// Read again as soon as the socket is readable.
     Again,
+    /// The reader is done (EOF, or the stream finished).
+    Done,
     /// Bytes went into a `Data` event.
     Copied,
-    /// `n` bytes in the reader's own buffer go to the forwarding target.
-    Forward(usize),
+    /// Bytes went to a forwarding target that is now over its high mark.
+    Forwarded { to: Arc<Stream>, low: usize },
     Failed(io::Error),
+}
+
+impl ReadOutcome {
+    fn from_error(e: io::Error) -> ReadOutcome {
+        if e.kind() == io::ErrorKind::Interrupted {
+            ReadOutcome::Again
+        } else {
+            ReadOutcome::Failed(e)
+        }
+    }
+}
+
+thread_local! {
+    /// The I/O thread's read buffer for bytes that are copied onwards (to the host or a forward).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
 /// Drops `n` sent bytes from the queue; returns how many of them the host wrote.
