@@ -4,15 +4,16 @@
 //                                           `napi pre-publish` fills them at publish time
 //   protoloop-<platform>-<version>.tgz      one per npm/<platform> whose addon is in bindings/node
 //                                           (on this machine: linux-x64-gnu)
-// `--no-build` packs the current build as it is (the package test uses it: rebuilding while other test
-// files have dist/ and the addon loaded is not safe).
+// `--no-build` packs the current build as it is, `--out=<dir>` packs elsewhere (the package test uses
+// both: rebuilding while other test files have dist/ and the addon loaded is not safe).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const out = join(root, 'dist', 'pack');
+const outArg = process.argv.find((a) => a.startsWith('--out='));
+const out = outArg ? resolve(outArg.slice('--out='.length)) : join(root, 'dist', 'pack');
 const stage = join(out, '.stage');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const run = (args, cwd = root) => execFileSync(npm, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
@@ -22,7 +23,10 @@ if (!process.argv.includes('--no-build')) execFileSync(npm, ['run', 'build'], { 
 
 const pkg = readJson(join(root, 'package.json'));
 const binaryName = pkg.napi.binaryName;
-rmSync(out, { recursive: true, force: true });
+// Tarballs of an earlier version would be picked up by a glob in an install: remove only ours.
+mkdirSync(out, { recursive: true });
+for (const f of readdirSync(out)) if (f.startsWith(`${pkg.name}-`) && f.endsWith('.tgz')) rmSync(join(out, f));
+rmSync(stage, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 
 function pack(dir) {
@@ -59,4 +63,4 @@ writeFileSync(join(rootStage, 'package.json'), JSON.stringify({ ...pkg, optional
 packed.unshift(pack(rootStage));
 
 rmSync(stage, { recursive: true, force: true });
-for (const p of packed) console.log(`${join('dist', 'pack', p.filename)}  ${p.size} bytes packed, ${p.unpackedSize} unpacked, ${p.entryCount} files`);
+for (const p of packed) console.log(`${relative(process.cwd(), join(out, p.filename))}  ${p.size} bytes packed, ${p.unpackedSize} unpacked, ${p.entryCount} files`);

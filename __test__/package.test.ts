@@ -1,0 +1,196 @@
+// The package as a user gets it: the root and linux-x64-gnu tarballs of `npm run pack:local`, installed
+// with `npm install --offline` into an empty project whose PATH has no cargo or rustc, then used from
+// ESM, CommonJS and strict TypeScript.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const glibc = process.platform === 'linux' && !!(process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
+const host = process.platform === 'linux' && process.arch === 'x64' && glibc;
+
+function onPath(dir: string, name: string): boolean {
+  try {
+    accessSync(join(dir, name), constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let project: string;
+let env: NodeJS.ProcessEnv;
+
+function run(cmd: string, args: string[], cwd = project): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 120_000 });
+}
+
+function ok(r: SpawnSyncReturns<string>): string {
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`exit ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+// The echo round trip both module systems run: a protoloop server echoes, a protoloop client sends,
+// and the script prints what came back and which addon file the process loaded.
+const echoBody = (tag: string) => `
+class Echo extends Protocol {
+  connectionMade(t) { this.t = t; }
+  dataReceived(d) { this.t.write(d); }
+}
+class Client extends Protocol {
+  constructor(done) { super(); this.done = done; this.got = []; }
+  connectionMade(t) { t.write(Buffer.from(${JSON.stringify(`ping from ${tag}`)})); }
+  dataReceived(d) { this.got.push(Buffer.from(d)); if (Buffer.concat(this.got).length >= ${`ping from ${tag}`.length}) this.done(Buffer.concat(this.got).toString()); }
+}
+const server = await createServer(() => new Echo(), '127.0.0.1', 0);
+const port = server.sockets[0].getsockname()[1];
+let done;
+const echoed = new Promise((r) => (done = r));
+const [t] = await createConnection(() => new Client(done), '127.0.0.1', port);
+const text = await echoed;
+t.close();
+server.close();
+await server.waitClosed();
+const addons = Object.keys(req.cache).filter((f) => f.endsWith('.node'));
+console.log(JSON.stringify({ echoed: text, addons }));
+`;
+
+describe.skipIf(!host)('the packed package, installed offline without a Rust toolchain', () => {
+  beforeAll(() => {
+    project = mkdtempSync(join(tmpdir(), 'protoloop-consumer-'));
+    const tarballs = join(project, 'tarballs');
+    // The build is current (pretest); packing must not rebuild it under the other test files' feet.
+    ok(spawnSync(process.execPath, [join(repo, 'scripts/pack-local.mjs'), '--no-build', `--out=${tarballs}`], { cwd: repo, encoding: 'utf8' }));
+    const files = readdirSync(tarballs).sort();
+    expect(files).toEqual(['protoloop-0.1.0.tgz', 'protoloop-linux-x64-gnu-0.1.0.tgz']);
+
+    // PATH: this node first, then every entry of the current PATH that has neither cargo nor rustc.
+    const bin = join(project, 'bin');
+    mkdirSync(bin);
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const kept = (process.env.PATH ?? '').split(delimiter).filter((d) => d && !onPath(d, 'cargo') && !onPath(d, 'rustc'));
+    // npm's own variables (npm_config_local_prefix, ...) would point the inner npm at this repository.
+    env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(npm_|CARGO|RUSTUP|RUSTC)/i.test(k)));
+    env.PATH = [bin, dirname(process.execPath), ...kept].join(delimiter);
+    expect(run('cargo', ['--version']).error).toMatchObject({ code: 'ENOENT' });
+    expect(run('rustc', ['--version']).error).toMatchObject({ code: 'ENOENT' });
+
+    const app = join(project, 'app');
+    mkdirSync(app);
+    project = app;
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+    ok(run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...files.map((f) => join(tarballs, f))]));
+  }, 120_000);
+
+  afterAll(() => {
+    if (project) rmSync(dirname(project), { recursive: true, force: true });
+  });
+
+  it('the root package carries no addon; the platform package does', () => {
+    const inRoot = readdirSync(join(project, 'node_modules/protoloop/bindings/node'));
+    expect(inRoot.filter((f) => f.endsWith('.node'))).toEqual([]);
+    expect(readdirSync(join(project, 'node_modules/protoloop-linux-x64-gnu'))).toContain('protoloop.linux-x64-gnu.node');
+  });
+
+  it('echoes over TCP through import { createServer, createConnection } from "protoloop"', () => {
+    writeFileSync(
+      join(project, 'echo.mjs'),
+      `import { createRequire } from 'node:module';\nimport { createServer, createConnection, Protocol } from 'protoloop';\nconst req = createRequire(import.meta.url);\n${echoBody('esm')}`,
+    );
+    const out = JSON.parse(ok(run('node', ['echo.mjs'])));
+    expect(out.echoed).toBe('ping from esm');
+    expect(out.addons).toEqual([join(project, 'node_modules/protoloop-linux-x64-gnu/protoloop.linux-x64-gnu.node')]);
+  });
+
+  it('echoes over TCP through require("protoloop")', () => {
+    writeFileSync(
+      join(project, 'echo.cjs'),
+      `const { createServer, createConnection, Protocol } = require('protoloop');\nconst req = require;\n(async () => {\n${echoBody('cjs')}\n})();`,
+    );
+    const out = JSON.parse(ok(run('node', ['echo.cjs'])));
+    expect(out.echoed).toBe('ping from cjs');
+    expect(out.addons).toEqual([join(project, 'node_modules/protoloop-linux-x64-gnu/protoloop.linux-x64-gnu.node')]);
+  });
+
+  it('type-checks a consumer with tsc --noEmit in strict mode, for import and require', () => {
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false, // the package's own .d.ts files must resolve, too
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          lib: ['es2022', 'esnext.disposable'],
+          types: ['node'],
+          typeRoots: [join(repo, 'node_modules/@types')],
+        },
+        files: ['consumer.mts', 'consumer.cts'],
+      }),
+    );
+    writeFileSync(
+      join(project, 'consumer.mts'),
+      `import { createServer, createConnection, getRunningLoop, Protocol, BufferedProtocol, Server, type Transport, type Future, type SystemError } from 'protoloop';
+
+class Echo extends Protocol {
+  transport!: Transport;
+  override connectionMade(transport: Transport): void { this.transport = transport; }
+  override dataReceived(data: Buffer): void { this.transport.write(data); }
+  override connectionLost(exc: Error | null): void { if (exc) console.error((exc as SystemError).code); }
+}
+
+class Into extends BufferedProtocol {
+  buf = Buffer.alloc(1024);
+  override getBuffer(_sizeHint: number): Buffer { return this.buf; }
+  override bufferUpdated(nbytes: number): void { void this.buf.subarray(0, nbytes); }
+}
+
+const loop = getRunningLoop();
+const lost: Future<boolean> = loop.createFuture<boolean>();
+const server: Server = await createServer(() => new Echo(), '127.0.0.1', 0, { backlog: 16 });
+const [transport, protocol] = await createConnection(() => new Into(), '127.0.0.1', 8888);
+const into: Into = protocol;
+transport.write(Buffer.from('hi'));
+transport.setWriteBufferLimits(1 << 16);
+const size: number = transport.getWriteBufferSize();
+server.close();
+await server.waitClosed();
+lost.setResult(size === into.buf.length);
+// @ts-expect-error the port is a number
+await createConnection(() => new Echo(), '127.0.0.1', '8888');
+`,
+    );
+    writeFileSync(
+      join(project, 'consumer.cts'),
+      `import protoloop = require('protoloop');
+
+export async function connect(port: number): Promise<protoloop.Transport> {
+  const [t] = await protoloop.createConnection(() => new protoloop.Protocol(), '127.0.0.1', port);
+  return t;
+}
+`,
+    );
+    ok(run('node', [join(repo, 'node_modules/typescript/bin/tsc'), '-p', '.']));
+  });
+
+  it('without the platform package, loading fails with an error naming the platform', () => {
+    const pkg = join(project, 'node_modules/protoloop-linux-x64-gnu');
+    renameSync(pkg, `${pkg}.away`);
+    try {
+      for (const args of [['-e', "require('protoloop')"], ['--input-type=module', '-e', "import 'protoloop'"]]) {
+        const r = run('node', args);
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toContain('no native addon for this platform (linux-x64-gnu)');
+        expect(r.stderr).toContain('the package protoloop-linux-x64-gnu');
+      }
+    } finally {
+      renameSync(`${pkg}.away`, pkg);
+    }
+  });
+});
