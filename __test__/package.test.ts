@@ -2,7 +2,7 @@
 // with `npm install --offline` into an empty project whose PATH has no cargo or rustc, then used from
 // ESM, CommonJS and strict TypeScript.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,30 +34,8 @@ function ok(r: SpawnSyncReturns<string>): string {
   return r.stdout;
 }
 
-// The echo round trip both module systems run: a protoloop server echoes, a protoloop client sends,
-// and the script prints what came back and which addon file the process loaded.
-const echoBody = (tag: string) => `
-class Echo extends Protocol {
-  connectionMade(t) { this.t = t; }
-  dataReceived(d) { this.t.write(d); }
-}
-class Client extends Protocol {
-  constructor(done) { super(); this.done = done; this.got = []; }
-  connectionMade(t) { t.write(Buffer.from(${JSON.stringify(`ping from ${tag}`)})); }
-  dataReceived(d) { this.got.push(Buffer.from(d)); if (Buffer.concat(this.got).length >= ${`ping from ${tag}`.length}) this.done(Buffer.concat(this.got).toString()); }
-}
-const server = await createServer(() => new Echo(), '127.0.0.1', 0);
-const port = server.sockets[0].getsockname()[1];
-let done;
-const echoed = new Promise((r) => (done = r));
-const [t] = await createConnection(() => new Client(done), '127.0.0.1', port);
-const text = await echoed;
-t.close();
-server.close();
-await server.waitClosed();
-const addons = Object.keys(req.cache).filter((f) => f.endsWith('.node'));
-console.log(JSON.stringify({ echoed: text, addons }));
-`;
+const fixtures = join(repo, '__test__', 'fixtures');
+const addon = (app: string) => join(app, 'node_modules/protoloop-linux-x64-gnu/protoloop.linux-x64-gnu.node');
 
 describe.skipIf(!host)('the packed package, installed offline without a Rust toolchain', () => {
   beforeAll(() => {
@@ -97,23 +75,17 @@ describe.skipIf(!host)('the packed package, installed offline without a Rust too
   });
 
   it('echoes over TCP through import { createServer, createConnection } from "protoloop"', () => {
-    writeFileSync(
-      join(project, 'echo.mjs'),
-      `import { createRequire } from 'node:module';\nimport { createServer, createConnection, Protocol } from 'protoloop';\nconst req = createRequire(import.meta.url);\n${echoBody('esm')}`,
-    );
+    copyFileSync(join(fixtures, 'package-echo.mjs'), join(project, 'echo.mjs'));
     const out = JSON.parse(ok(run('node', ['echo.mjs'])));
-    expect(out.echoed).toBe('ping from esm');
-    expect(out.addons).toEqual([join(project, 'node_modules/protoloop-linux-x64-gnu/protoloop.linux-x64-gnu.node')]);
+    expect(out.echoed).toBe(out.sent);
+    expect(out.addons).toEqual([addon(project)]);
   });
 
   it('echoes over TCP through require("protoloop")', () => {
-    writeFileSync(
-      join(project, 'echo.cjs'),
-      `const { createServer, createConnection, Protocol } = require('protoloop');\nconst req = require;\n(async () => {\n${echoBody('cjs')}\n})();`,
-    );
+    copyFileSync(join(fixtures, 'package-echo.cjs'), join(project, 'echo.cjs'));
     const out = JSON.parse(ok(run('node', ['echo.cjs'])));
-    expect(out.echoed).toBe('ping from cjs');
-    expect(out.addons).toEqual([join(project, 'node_modules/protoloop-linux-x64-gnu/protoloop.linux-x64-gnu.node')]);
+    expect(out.echoed).toBe(out.sent);
+    expect(out.addons).toEqual([addon(project)]);
   });
 
   it('type-checks a consumer with tsc --noEmit in strict mode, for import and require', () => {

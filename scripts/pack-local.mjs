@@ -5,7 +5,8 @@
 //   protoloop-<platform>-<version>.tgz      one per npm/<platform> whose addon is in bindings/node
 //                                           (on this machine: linux-x64-gnu)
 // `--no-build` packs the current build as it is, `--out=<dir>` packs elsewhere (the package test uses
-// both: rebuilding while other test files have dist/ and the addon loaded is not safe).
+// both: rebuilding while other test files have dist/ and the addon loaded is not safe), `--addons=<dir>`
+// takes the .node files from there instead of bindings/node (scripts/verify-arm64.mjs uses it).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -14,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outArg = process.argv.find((a) => a.startsWith('--out='));
 const out = outArg ? resolve(outArg.slice('--out='.length)) : join(root, 'dist', 'pack');
+const addonsArg = process.argv.find((a) => a.startsWith('--addons='));
+const addons = addonsArg ? resolve(addonsArg.slice('--addons='.length)) : join(root, 'bindings', 'node');
 const stage = join(out, '.stage');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const run = (args, cwd = root) => execFileSync(npm, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
@@ -38,7 +41,7 @@ function pack(dir) {
 const platforms = readdirSync(join(root, 'npm')).filter((p) => existsSync(join(root, 'npm', p, 'package.json')));
 const packed = [];
 for (const platform of platforms) {
-  const addon = join(root, 'bindings', 'node', `${binaryName}.${platform}.node`);
+  const addon = join(addons, `${binaryName}.${platform}.node`);
   if (!existsSync(addon)) continue;
   const meta = readJson(join(root, 'npm', platform, 'package.json'));
   if (meta.version !== pkg.version) throw new Error(`npm/${platform} is at ${meta.version}, the root at ${pkg.version}: run napi version`);
@@ -47,7 +50,7 @@ for (const platform of platforms) {
   copyFileSync(addon, join(dir, `${binaryName}.${platform}.node`));
   packed.push(pack(dir));
 }
-if (packed.length === 0) throw new Error(`no addon in bindings/node matches a package in npm/: run npm run build:native`);
+if (packed.length === 0) throw new Error(`no addon in ${addons} matches a package in npm/: run npm run build:native`);
 
 // Root package: exactly the files npm would publish from the repository, with the manifest a release
 // publishes (optionalDependencies on every platform package, at this version).
