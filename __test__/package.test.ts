@@ -2,9 +2,9 @@
 // with `npm install --offline` into an empty project whose PATH has no cargo or rustc, then used from
 // ESM, CommonJS and strict TypeScript.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -12,7 +12,7 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const glibc = process.platform === 'linux' && !!(process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
 const host = process.platform === 'linux' && process.arch === 'x64' && glibc;
 
-function onPath(dir: string, name: string): boolean {
+function isExecutable(dir: string, name: string): boolean {
   try {
     accessSync(join(dir, name), constants.X_OK);
     return true;
@@ -21,6 +21,8 @@ function onPath(dir: string, name: string): boolean {
   }
 }
 
+const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+let tmp: string;
 let project: string;
 let env: NodeJS.ProcessEnv;
 
@@ -39,33 +41,36 @@ const addon = (app: string) => join(app, 'node_modules/protoloop-linux-x64-gnu/p
 
 describe.skipIf(!host)('the packed package, installed offline without a Rust toolchain', () => {
   beforeAll(() => {
-    project = mkdtempSync(join(tmpdir(), 'protoloop-consumer-'));
-    const tarballs = join(project, 'tarballs');
+    tmp = mkdtempSync(join(tmpdir(), 'protoloop-consumer-'));
+    const tarballs = join(tmp, 'tarballs');
     // The build is current (pretest); packing must not rebuild it under the other test files' feet.
     ok(spawnSync(process.execPath, [join(repo, 'scripts/pack-local.mjs'), '--no-build', `--out=${tarballs}`], { cwd: repo, encoding: 'utf8' }));
     const files = readdirSync(tarballs).sort();
-    expect(files).toEqual(['protoloop-0.1.0.tgz', 'protoloop-linux-x64-gnu-0.1.0.tgz']);
+    expect(files).toEqual([`protoloop-${version}.tgz`, `protoloop-linux-x64-gnu-${version}.tgz`]);
 
-    // PATH: this node first, then every entry of the current PATH that has neither cargo nor rustc.
-    const bin = join(project, 'bin');
+    // PATH: this node and npm, then every entry of the current PATH that has neither cargo nor rustc.
+    const bin = join(tmp, 'bin');
     mkdirSync(bin);
+    const path = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+    const npmDir = path.find((d) => isExecutable(d, 'npm'));
+    if (!npmDir) throw new Error('npm is not on PATH');
     symlinkSync(process.execPath, join(bin, 'node'));
-    const kept = (process.env.PATH ?? '').split(delimiter).filter((d) => d && !onPath(d, 'cargo') && !onPath(d, 'rustc'));
+    symlinkSync(realpathSync(join(npmDir, 'npm')), join(bin, 'npm'));
+    const kept = path.filter((d) => !isExecutable(d, 'cargo') && !isExecutable(d, 'rustc'));
     // npm's own variables (npm_config_local_prefix, ...) would point the inner npm at this repository.
     env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(npm_|CARGO|RUSTUP|RUSTC)/i.test(k)));
-    env.PATH = [bin, dirname(process.execPath), ...kept].join(delimiter);
+    env.PATH = [bin, ...kept].join(delimiter);
+    project = join(tmp, 'app');
+    mkdirSync(project);
     expect(run('cargo', ['--version']).error).toMatchObject({ code: 'ENOENT' });
     expect(run('rustc', ['--version']).error).toMatchObject({ code: 'ENOENT' });
 
-    const app = join(project, 'app');
-    mkdirSync(app);
-    project = app;
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
     ok(run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...files.map((f) => join(tarballs, f))]));
   }, 120_000);
 
   afterAll(() => {
-    if (project) rmSync(dirname(project), { recursive: true, force: true });
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('the root package carries no addon; the platform package does', () => {
@@ -106,48 +111,8 @@ describe.skipIf(!host)('the packed package, installed offline without a Rust too
         files: ['consumer.mts', 'consumer.cts'],
       }),
     );
-    writeFileSync(
-      join(project, 'consumer.mts'),
-      `import { createServer, createConnection, getRunningLoop, Protocol, BufferedProtocol, Server, type Transport, type Future, type SystemError } from 'protoloop';
-
-class Echo extends Protocol {
-  transport!: Transport;
-  override connectionMade(transport: Transport): void { this.transport = transport; }
-  override dataReceived(data: Buffer): void { this.transport.write(data); }
-  override connectionLost(exc: Error | null): void { if (exc) console.error((exc as SystemError).code); }
-}
-
-class Into extends BufferedProtocol {
-  buf = Buffer.alloc(1024);
-  override getBuffer(_sizeHint: number): Buffer { return this.buf; }
-  override bufferUpdated(nbytes: number): void { void this.buf.subarray(0, nbytes); }
-}
-
-const loop = getRunningLoop();
-const lost: Future<boolean> = loop.createFuture<boolean>();
-const server: Server = await createServer(() => new Echo(), '127.0.0.1', 0, { backlog: 16 });
-const [transport, protocol] = await createConnection(() => new Into(), '127.0.0.1', 8888);
-const into: Into = protocol;
-transport.write(Buffer.from('hi'));
-transport.setWriteBufferLimits(1 << 16);
-const size: number = transport.getWriteBufferSize();
-server.close();
-await server.waitClosed();
-lost.setResult(size === into.buf.length);
-// @ts-expect-error the port is a number
-await createConnection(() => new Echo(), '127.0.0.1', '8888');
-`,
-    );
-    writeFileSync(
-      join(project, 'consumer.cts'),
-      `import protoloop = require('protoloop');
-
-export async function connect(port: number): Promise<protoloop.Transport> {
-  const [t] = await protoloop.createConnection(() => new protoloop.Protocol(), '127.0.0.1', port);
-  return t;
-}
-`,
-    );
+    copyFileSync(join(fixtures, 'package-consumer.mts'), join(project, 'consumer.mts'));
+    copyFileSync(join(fixtures, 'package-consumer.cts'), join(project, 'consumer.cts'));
     ok(run('node', [join(repo, 'node_modules/typescript/bin/tsc'), '-p', '.']));
   });
 
