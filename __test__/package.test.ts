@@ -93,6 +93,19 @@ describe.skipIf(!host)('the packed package, installed offline without a Rust too
     expect(out.addons).toEqual([addon(project)]);
   });
 
+  it('prefers an addon built next to the loader over the platform package', () => {
+    const local = join(project, 'node_modules/protoloop/bindings/node/protoloop.linux-x64-gnu.node');
+    copyFileSync(addon(project), local);
+    copyFileSync(join(fixtures, 'package-echo.cjs'), join(project, 'echo.cjs'));
+    try {
+      const out = JSON.parse(ok(run('node', ['echo.cjs'])));
+      expect(out.echoed).toBe(out.sent);
+      expect(out.addons).toEqual([local]);
+    } finally {
+      rmSync(local);
+    }
+  });
+
   it('type-checks a consumer with tsc --noEmit in strict mode, for import and require', () => {
     writeFileSync(
       join(project, 'tsconfig.json'),
