@@ -4,9 +4,44 @@ import * as path from 'node:path';
 
 export type Native = typeof import('../bindings/node/index');
 
-// dist/cjs/native.js → ../../bindings/node/index.js
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: Native = require(path.join(__dirname, '..', '..', 'bindings', 'node', 'index.js'));
+/** The suffix napi-rs gives this platform's binary and package (`protoloop-<suffix>`). */
+function platformSuffix(): string {
+  const { platform, arch } = process;
+  if (platform === 'win32') return `win32-${arch}-msvc`;
+  if (platform !== 'linux') return `${platform}-${arch}`;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
+}
+
+function load(): Native {
+  // dist/cjs/native.js → ../../bindings/node/index.js
+  const root = path.join(__dirname, '..', '..');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.join(root, 'bindings', 'node', 'index.js'));
+  } catch (cause) {
+    // The generated loader's own message blames npm and names no platform: say what was looked for and
+    // which platforms have a prebuilt package (a published package.json lists them as optionalDependencies).
+    const suffix = platformSuffix();
+    let prebuilt = '';
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const deps = Object.keys(require(path.join(root, 'package.json')).optionalDependencies ?? {});
+      if (deps.length > 0) prebuilt = ` Prebuilt packages exist for ${deps.map((d) => d.replace(/^protoloop-/, '')).join(', ')}.`;
+    } catch {
+      // only the hint is lost
+    }
+    throw new Error(
+      `protoloop: no native addon for this platform (${suffix}): neither bindings/node/protoloop.${suffix}.node nor ` +
+        `the package protoloop-${suffix} could be loaded.${prebuilt} The prebuilt package installs as an optional ` +
+        `dependency of protoloop (not with --omit=optional); otherwise build from source with a Rust toolchain ` +
+        `(npm run build in a clone of the repository).`,
+      { cause },
+    );
+  }
+}
+
+export const native: Native = load();
 
 /** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind`
  * (ranges: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39, stream extras 40-49). */
