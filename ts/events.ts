@@ -25,7 +25,17 @@ export function unregister(id: number): void {
   sinks.delete(id);
 }
 
-function onEvents(records: Uint32Array, payload: Buffer): void {
+/** One engine batch: `[count: u32][count records of 5 u32: kind, id, a, b, len][payloads]`. */
+function onEvents(batch: Buffer): void {
+  const count = batch.readUInt32LE(0);
+  const end = 4 + count * 20;
+  // The engine copies each batch into a fresh Buffer of its own, which starts aligned; the copy below
+  // only guards against a Node that pools such buffers.
+  const records =
+    batch.byteOffset % 4 === 0
+      ? new Uint32Array(batch.buffer, batch.byteOffset + 4, count * 5)
+      : new Uint32Array(Uint8Array.prototype.slice.call(batch, 4, end).buffer);
+  const payload = batch.subarray(end);
   let offset = 0;
   for (let i = 0; i < records.length; i += 5) {
     const kind = records[i] as EventKind;

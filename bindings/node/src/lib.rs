@@ -18,7 +18,42 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use protoloop_engine::{Engine, EngineOptions};
 
-type Waker = ThreadsafeFunction<(), (), FnArgs<(Uint32Array, Buffer)>, Status, false, true>;
+type Waker = ThreadsafeFunction<(), (), RawValue, Status, false, true>;
+
+/// A value made with raw Node-API calls, handed back to JavaScript as it is.
+struct RawValue(napi::sys::napi_value);
+
+impl ToNapiValue for RawValue {
+    unsafe fn to_napi_value(_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+/// The batch as one Buffer: `[count: u32][records: count × 5 u32][payload]`. Copying into memory
+/// that V8 allocates and accounts for beats handing over fresh engine memory per batch: the engine's
+/// buffers are reused (no page faults), and no finalizer runs per batch.
+fn batch_buffer(env: &Env) -> Result<RawValue> {
+    engine()?.queue().drain_with(|batch| {
+        let records: &[u8] = u32s_as_bytes(&batch.records);
+        let len = 4 + records.len() + batch.payload.len();
+        let mut data = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        // SAFETY: napi_create_buffer allocates `len` bytes and tells us where; we fill exactly those.
+        unsafe {
+            check_status!(napi::sys::napi_create_buffer(env.raw(), len, &mut data, &mut value))?;
+            let out = data as *mut u8;
+            std::ptr::copy_nonoverlapping(((batch.records.len() / 5) as u32).to_le_bytes().as_ptr(), out, 4);
+            std::ptr::copy_nonoverlapping(records.as_ptr(), out.add(4), records.len());
+            std::ptr::copy_nonoverlapping(batch.payload.as_ptr(), out.add(4 + records.len()), batch.payload.len());
+        }
+        Ok(RawValue(value))
+    })
+}
+
+fn u32s_as_bytes(words: &[u32]) -> &[u8] {
+    // SAFETY: u32 has no padding and any byte pattern is a valid u8; the length is scaled exactly.
+    unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, std::mem::size_of_val(words)) }
+}
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 static WAKER: Mutex<Option<Waker>> = Mutex::new(None);
@@ -42,9 +77,10 @@ fn engine_options() -> EngineOptions {
     o
 }
 
-/// Starts the engine and registers `on_events(records, payload)` as the one receiver of event batches.
+/// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
+/// `batch_buffer` for the layout).
 #[napi]
-pub fn init(on_events: Function<FnArgs<(Uint32Array, Buffer)>, ()>) -> Result<()> {
+pub fn init(on_events: Function<Buffer, ()>) -> Result<()> {
     if ENGINE.get().is_some() {
         return Ok(());
     }
@@ -52,10 +88,7 @@ pub fn init(on_events: Function<FnArgs<(Uint32Array, Buffer)>, ()>) -> Result<()
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|_ctx| {
-            let batch = engine()?.queue().drain();
-            Ok(FnArgs::from((Uint32Array::new(batch.records), Buffer::from(batch.payload))))
-        })?;
+        .build_callback(|ctx| batch_buffer(&ctx.env))?;
     *WAKER.lock().unwrap() = Some(waker);
     let engine = Engine::with_options(
         Box::new(|| {

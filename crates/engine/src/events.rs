@@ -108,11 +108,18 @@ impl Batch {
 
 /// Above this many undelivered payload bytes, readers wait for the host to drain before reading more,
 /// so a slow JavaScript thread applies back-pressure to sockets instead of growing memory.
-const PAYLOAD_HIGH_WATER: usize = 8 << 20;
+const PAYLOAD_HIGH_WATER: usize = 256 << 10;
+
+/// Payload capacity a drained batch keeps for reuse: enough for a full batch (the high-water mark
+/// plus one read), so that a busy queue stops reallocating.
+const SPARE_KEPT: usize = PAYLOAD_HIGH_WATER + (64 << 10);
 
 /// The queue shared by all tasks of one engine.
 pub struct EventQueue {
     batch: Mutex<Batch>,
+    /// The previous batch, emptied but with its capacity, swapped in by the next drain: once warm, a
+    /// busy queue allocates (and page-faults) nothing.
+    spare: Mutex<Batch>,
     wake: Box<dyn Fn() + Send + Sync>,
     drained: Notify,
 }
@@ -122,6 +129,7 @@ impl EventQueue {
     pub fn new(wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
         Arc::new(EventQueue {
             batch: Mutex::new(Batch::default()),
+            spare: Mutex::new(Batch::default()),
             wake,
             drained: Notify::new(),
         })
@@ -167,6 +175,23 @@ impl EventQueue {
             self.drained.notify_waiters();
         }
         batch
+    }
+
+    /// Hands everything queued so far to `f` (which copies what it needs) and keeps the memory for
+    /// the batches to come. The next push wakes the host again.
+    pub fn drain_with<R>(&self, f: impl FnOnce(&Batch) -> R) -> R {
+        // Only the host drains, so this lock never waits; it just makes the swap safe.
+        let mut spare = self.spare.lock().unwrap();
+        std::mem::swap(&mut *self.batch.lock().unwrap(), &mut *spare);
+        if !spare.payload.is_empty() {
+            self.drained.notify_waiters();
+        }
+        let result = f(&spare);
+        spare.records.clear();
+        spare.payload.clear();
+        // A burst may have grown the payload a lot; do not keep that much forever.
+        spare.payload.shrink_to(SPARE_KEPT);
+        result
     }
 
     /// Waits while the host is behind by more than the high-water mark of payload bytes.

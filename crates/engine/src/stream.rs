@@ -483,20 +483,30 @@ impl Stream {
         let forwarding = self.forward.lock().unwrap().is_some();
         if !forwarding && rs.target_mode {
             let Some(t) = rs.target.as_ref() else { return ReadOutcome::Again }; // taken back meanwhile
-            return match guard.try_io(|fd| read_raw(fd.as_raw_fd(), t.ptr, t.len)) {
-                Ok(Ok(0)) => self.on_eof(&mut rs),
-                Ok(Ok(n)) => {
-                    self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                    rs.target = None;
-                    self.core.queue.push(Kind::BufferFilled, self.id, n as u32, 0);
-                    ReadOutcome::Again
+            let (ptr, len) = (t.ptr, t.len);
+            // Fill as much of the target as the socket has, so each round trip to the host counts.
+            let mut filled = 0;
+            while filled < len {
+                // SAFETY: `filled < len`, so the pointer stays inside the target.
+                match guard.try_io(|fd| read_raw(fd.as_raw_fd(), unsafe { ptr.add(filled) }, len - filled)) {
+                    Ok(Ok(0)) if filled == 0 => return self.on_eof(&mut rs),
+                    Ok(Ok(0)) => break, // EOF comes with the next read
+                    Ok(Ok(n)) => filled += n,
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(Err(e)) if filled == 0 => return ReadOutcome::Failed(e),
+                    Ok(Err(_)) => break, // the error comes with the next read
+                    Err(_would_block) if filled == 0 => return ReadOutcome::Again,
+                    Err(_would_block) => break,
                 }
-                Ok(Err(e)) => ReadOutcome::from_error(e),
-                Err(_would_block) => ReadOutcome::Again,
-            };
+            }
+            self.stats.bytes_read.fetch_add(filled as u64, Ordering::Relaxed);
+            rs.target = None;
+            self.core.queue.push(Kind::BufferFilled, self.id, filled as u32, 0);
+            return ReadOutcome::Again;
         }
-        // Bytes that are copied onwards go through one buffer per I/O thread: an idle connection then
-        // costs no read buffer at all.
+        // Copied bytes go through one buffer per I/O thread (an idle connection costs no buffer), and
+        // the queue is locked only for the copy into the batch, not for the read: the host's drain
+        // never waits on a system call.
         READ_BUF.with_borrow_mut(|own| match guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())) {
             Ok(Ok(0)) => self.on_eof(&mut rs),
             Ok(Ok(n)) => {
