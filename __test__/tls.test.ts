@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BufferedProtocol,
+  allocBuffer,
   Protocol,
   createConnection,
   createServer,
@@ -448,6 +449,53 @@ describe('startTls', () => {
     expect(await rec.lost).toBe(null);
     server.close();
     await server.waitClosed();
+  });
+});
+
+describe('startTls with a zero-copy BufferedProtocol', () => {
+  it('upgrades a connection that was receiving into allocBuffer memory; every byte arrives, in order', async () => {
+    const before = randomBytes(100 << 10);
+    const after = randomBytes(100 << 10);
+    const server = net.createServer((sock) => {
+      sock.write(before);
+      sock.once('data', () => {
+        sock.write('GO');
+        const secure = new tls.TLSSocket(sock, { isServer: true, key: pki.serverKey, cert: pki.serverCert });
+        secure.once('secure', () => secure.end(after));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const got: Buffer[] = [];
+    let lost: (e: Error | null) => void;
+    const lostP = new Promise<Error | null>((r) => (lost = r));
+    class Zero extends BufferedProtocol {
+      buf = allocBuffer(16 << 10);
+      override getBuffer(): Uint8Array {
+        return this.buf;
+      }
+      override bufferUpdated(n: number) {
+        got.push(Buffer.from(this.buf.subarray(0, n)));
+      }
+      override connectionLost(e: Error | null) {
+        lost(e);
+      }
+    }
+    const p = new Zero();
+    const [t] = await createConnection(() => p, '127.0.0.1', port);
+    const total = () => got.reduce((n, b) => n + b.length, 0);
+    await waitFor(() => total() === before.length);
+    expect(t.getExtraInfo('stats').bytesCopiedOnReceive).toBe(0);
+    t.write(Buffer.from('STARTTLS\n'));
+    await waitFor(() => total() === before.length + 2);
+    const tt = await startTls(t, p, { ca: pki.caCert }, { serverHostname: 'localhost' });
+    expect(await lostP).toBe(null);
+    const all = Buffer.concat(got);
+    expect(all.subarray(0, before.length).equals(before)).toBe(true);
+    expect(all.subarray(before.length, before.length + 2).toString()).toBe('GO');
+    expect(all.subarray(before.length + 2).equals(after)).toBe(true);
+    expect(tt.getExtraInfo('stats').bytesRead).toBe(after.length);
+    server.close();
   });
 });
 

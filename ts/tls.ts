@@ -344,9 +344,13 @@ export async function startTls(
   const peerHost = Array.isArray(peer) ? String(peer[0]) : null;
   const tls = tlsConnectOptions({ ...options, ssl }, serverSide, peerHost, 'ssl') as NativeTlsOpts;
   const { held, owner, lent } = transport._handOver();
-  return upgradeStream(transport._id, held, tls, tls.serverName ?? null, (id) => {
+  const upgraded = upgradeStream(transport._id, held, tls, tls.serverName ?? null, (id) => {
     const [t] = StreamTransport._start(id, () => protocol, owner, TLS_OPS, tlsExtra(id, ssl), false);
     owner?._attach(t);
     return t;
   }, lent);
+  // The plain stream reads no more (the detach above stopped it): a SharedArrayBuffer it had been lent
+  // for zero-copy receive may go.
+  native.releaseReadTarget(transport._id);
+  return upgraded;
 }

@@ -230,6 +230,8 @@ impl Stream {
         if self.closed.swap(true, Ordering::AcqRel) {
             return None;
         }
+        // As `finish`: no read can touch a lent target from here on, so the host may let it go.
+        self.read.lock().unwrap().target = None;
         self.core.streams.lock().unwrap().remove(&self.id);
         self.stop.notify_waiters();
         self.room.notify_waiters();
