@@ -18,6 +18,7 @@ const SYSCALLS: Record<number, string> = {
   13: 'socket',
   14: 'setsockopt',
   15: 'connect',
+  30: 'handshake',
 };
 
 /** An `Error` shaped like Node's system errors: `code`, `errno` (negative, as Node's), `syscall`. */

@@ -46,7 +46,10 @@ function onEvents(batch: Buffer): void {
     const sink = sinks.get(records[i + 1]);
     if (sink === undefined) {
       // A server closed while this connection waited in the queue: nobody will ever own it.
-      if (kind === EventKind.Accepted) native.abort(a);
+      if (kind === EventKind.Accepted) {
+        native.abort(a);
+        native.tlsAbort(a); // ids are unique: at most one of the two has it
+      }
       continue;
     }
     try {

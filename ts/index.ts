@@ -5,6 +5,7 @@ import { EventLoop } from './loop';
 import { sendfile } from './sendfile';
 import { createServer } from './server';
 import { connectAcceptedSocket, createConnection } from './stream';
+import { startTls } from './tls';
 
 export { createDatagramEndpoint, type CreateDatagramEndpointOptions } from './datagram';
 export { CancelledError, InvalidStateError, type SystemError } from './errors';
@@ -15,7 +16,8 @@ export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessP
 export { SendfileNotAvailableError, sendfile, type FileLike } from './sendfile';
 export { Server, createServer, type CreateServerOptions } from './server';
 export { TransportSocket, constants } from './socket';
-export { connectAcceptedSocket, createConnection, type CreateConnectionOptions } from './stream';
+export { connectAcceptedSocket, createConnection, type ConnectAcceptedSocketOptions, type CreateConnectionOptions } from './stream';
+export { startTls, type PeerCertificate, type SslObject, type SslOptions, type StartTlsOptions } from './tls';
 export { BaseTransport, DatagramTransport, ReadTransport, SubprocessTransport, Transport, WriteTransport } from './transports';
 
 // Every loop function is also a method of the loop, as in asyncio (`loop.createConnection(...)`).
@@ -26,6 +28,7 @@ declare module './loop' {
     connectAcceptedSocket: typeof connectAcceptedSocket;
     sendfile: typeof sendfile;
     createDatagramEndpoint: typeof createDatagramEndpoint;
+    startTls: typeof startTls;
   }
 }
-Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile, createDatagramEndpoint });
+Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile, createDatagramEndpoint, startTls });

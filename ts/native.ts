@@ -54,6 +54,10 @@ export const enum EventKind {
   ConnectFailed = 6,
   Accepted = 7,
   BufferFilled = 8,
+  /** A TLS handshake failed: `a` errno (0: TLS-level), `b` syscall, payload `code\tmessage`. */
+  TlsFailed = 30,
+  /** STARTTLS: the plain stream gave its socket up; `a` is the TLS connection's id. */
+  Detached = 31,
   TargetMode = 9,
   DatagramReceived = 10,
   DatagramError = 11,

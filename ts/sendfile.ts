@@ -46,7 +46,7 @@ export async function sendfile(
   const fallback = options?.fallback ?? true;
   if (transport.isClosing()) throw new Error('The transport is closing');
 
-  if (transport instanceof StreamTransport) {
+  if (transport instanceof StreamTransport && transport._ops.engineStream) {
     try {
       return await transport._sendfileNative(fd as number, offset, count ?? null);
     } catch (exc) {

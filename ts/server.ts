@@ -4,7 +4,8 @@ import { register, unregister } from './events';
 import { EventLoop, getRunningLoop, release, retain } from './loop';
 import { EventKind, native } from './native';
 import { TransportSocket, checkFamily } from './socket';
-import { StreamTransport, rejectSsl, type StreamOwner } from './stream';
+import { StreamTransport, type StreamOwner } from './stream';
+import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, type SslOptions } from './tls';
 
 /** Options of `createServer`, asyncio's keyword arguments in camelCase. */
 export interface CreateServerOptions {
@@ -22,10 +23,12 @@ export interface CreateServerOptions {
   keepAlive?: boolean;
   /** Accept at once (default true); else call `startServing()` or `serveForever()`. */
   startServing?: boolean;
-  /** TLS; arrives with TLS support. */
-  ssl?: unknown;
-  sslHandshakeTimeoutMs?: number;
-  sslShutdownTimeoutMs?: number;
+  /** TLS: an `SslOptions` object with `cert` and `key` (and `requestCert`/`ca` for mutual TLS). */
+  ssl?: SslOptions | null;
+  /** Default 60 000. */
+  sslHandshakeTimeoutMs?: number | null;
+  /** Default 30 000. */
+  sslShutdownTimeoutMs?: number | null;
 }
 
 /**
@@ -40,6 +43,7 @@ export interface CreateServerOptions {
 export class Server implements StreamOwner {
   /** @internal */ readonly _id: number;
   #protocolFactory: () => object;
+  #ssl: unknown;
   #sockets: TransportSocket[];
   #clients = new Set<StreamTransport>();
   #serving = false;
@@ -48,26 +52,42 @@ export class Server implements StreamOwner {
   #emptyWaiters: Array<() => void> = [];
 
   /** @internal */
-  constructor(id: number, protocolFactory: () => object) {
+  constructor(id: number, protocolFactory: () => object, ssl: unknown = null) {
     this._id = id;
     this.#protocolFactory = protocolFactory;
+    this.#ssl = ssl;
     this.#sockets = native.serverFds(id).map((fd) => new TransportSocket(fd, () => !this.#closed));
     register(id, this);
   }
 
   /** @internal */
-  _onEvent(kind: EventKind, a: number): void {
+  _onEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void {
+    if (kind === EventKind.TlsFailed) {
+      // As asyncio: a socket error (a client that went away) is not worth a report; a TLS failure is.
+      if (a === 0) {
+        getRunningLoop().callExceptionHandler({ message: 'SSL handshake failed', exception: tlsError(a, b, data), server: this });
+      }
+      return;
+    }
     if (kind !== EventKind.Accepted) return;
+    const tls = this.#ssl !== null;
     if (this.#closed) {
-      native.abort(a);
+      (tls ? TLS_OPS : native).abort(a);
       return;
     }
     try {
-      const [t] = StreamTransport._start(a, this.#protocolFactory, this);
+      const [t] = tls
+        ? StreamTransport._start(a, this.#protocolFactory, this, TLS_OPS, tlsExtra(a, this.#ssl))
+        : StreamTransport._start(a, this.#protocolFactory, this);
       this.#clients.add(t);
     } catch (exc) {
       getRunningLoop().callExceptionHandler({ message: 'Exception in the protocol factory of a server', exception: exc, server: this });
     }
+  }
+
+  /** @internal `startTls` replaced one of this server's connections. */
+  _attach(t: StreamTransport): void {
+    this.#clients.add(t);
   }
 
   /** @internal A connection this server accepted has closed. */
@@ -174,7 +194,7 @@ export async function createServer(
   checkFunction('protocolFactory', protocolFactory);
   checkObject('options', options);
   options ??= {};
-  rejectSsl(options);
+  const tls = tlsConnectOptions(options, true, null);
   for (const k of ['reuseAddress', 'reusePort', 'keepAlive', 'startServing'] as const) checkBoolean(`options.${k}`, options[k]);
   const backlog = checkInteger('options.backlog', options.backlog ?? 100, 0, 0x7fffffff);
   const keepAlive = options.keepAlive === true;
@@ -191,7 +211,8 @@ export async function createServer(
     id = native.listen(hosts, p, family, backlog, options.reuseAddress ?? true, options.reusePort ?? false, keepAlive);
     if (id < 0) throw systemError(id, 'listen', hosts.join(',') || undefined, p);
   }
-  const server = new Server(id, protocolFactory);
+  if (tls !== null) native.tlsServe(id, tls);
+  const server = new Server(id, protocolFactory, tls === null ? null : options.ssl);
   if (options.startServing ?? true) await server.startServing();
   return server;
 }

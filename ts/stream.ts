@@ -15,15 +15,48 @@ import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { TransportSocket, checkFamily, toAddress } from './socket';
 import { Transport } from './transports';
+import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
 /** asyncio logs a warning once this many writes were dropped after the connection was lost. */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
 type Held = [EventKind, number, Buffer | null];
 
+/** What a stream transport asks of the engine: the same operations for plain and TLS streams. */
+export interface StreamOps {
+  write(id: number, data: Uint8Array): number;
+  writev(id: number, data: Uint8Array[]): number;
+  writeEof(id: number): void;
+  close(id: number): void;
+  abort(id: number): void;
+  pauseReading(id: number): void;
+  resumeReading(id: number): void;
+  fd(id: number): number;
+  /** TLS cannot half-close. */
+  canWriteEof: boolean;
+  /** A plain stream of the engine: zero-copy receive, forwardTo and sendfile(2) work on it. */
+  engineStream: boolean;
+}
+
+/** @internal */
+export const STREAM_OPS: StreamOps = {
+  write: native.write,
+  writev: native.writev,
+  writeEof: native.writeEof,
+  close: native.close,
+  abort: native.abort,
+  pauseReading: native.pauseReading,
+  resumeReading: native.resumeReading,
+  fd: native.streamFd,
+  canWriteEof: true,
+  engineStream: true,
+};
+
 /** Who learns when an accepted stream goes away (its `Server`). */
 export interface StreamOwner {
   _detach(t: StreamTransport): void;
+  /** `startTls` replaced one of the owner's transports by `t`. */
+  _attach(t: StreamTransport): void;
 }
 
 /**
@@ -32,6 +65,7 @@ export interface StreamOwner {
  */
 export class StreamTransport extends Transport {
   /** @internal */ readonly _id: number;
+  /** @internal */ readonly _ops: StreamOps;
   #owner: StreamOwner | null;
   #accepted = 0; // bytes taken by write()
   #flushed = 0; // of those, bytes the kernel has
@@ -56,9 +90,10 @@ export class StreamTransport extends Transport {
   #droppedWrites = 0;
 
   /** @internal */
-  constructor(id: number, protocol: unknown, extra: Record<string, unknown>, owner: StreamOwner | null) {
+  constructor(id: number, protocol: unknown, extra: Record<string, unknown>, owner: StreamOwner | null, ops: StreamOps = STREAM_OPS) {
     super(protocol, extra);
     this._id = id;
+    this._ops = ops;
     this.#owner = owner;
     this._extra.stats = () => ({
       bytesRead: this.#bytesRead,
@@ -74,24 +109,32 @@ export class StreamTransport extends Transport {
    * `connectionMade`. A throwing factory aborts the stream and rethrows.
    * @internal
    */
-  static _start<P>(id: number, protocolFactory: () => P, owner: StreamOwner | null): [StreamTransport, P] {
+  static _start<P>(
+    id: number,
+    protocolFactory: () => P,
+    owner: StreamOwner | null,
+    ops: StreamOps = STREAM_OPS,
+    moreExtra: Record<string, unknown> = {},
+    connectionMade = true,
+  ): [StreamTransport, P] {
     let protocol: P;
     try {
       protocol = protocolFactory();
     } catch (exc) {
-      native.abort(id);
+      ops.abort(id);
       throw exc;
     }
-    const fd = native.streamFd(id);
+    const fd = ops.fd(id);
     let t: StreamTransport | undefined = undefined;
     const socket = new TransportSocket(fd, () => t !== undefined && !t._lost);
     const extra: Record<string, unknown> = {
       socket,
       sockname: toAddress(native.sockname(fd)),
       peername: toAddress(native.peername(fd)),
+      ...moreExtra,
     };
-    t = new StreamTransport(id, protocol, extra, owner);
-    t._callProtocol('connectionMade', t);
+    t = new StreamTransport(id, protocol, extra, owner, ops);
+    if (connectionMade) t._callProtocol('connectionMade', t);
     t.#startReading();
     return [t, protocol];
   }
@@ -100,6 +143,8 @@ export class StreamTransport extends Transport {
   #startReading(): void {
     if (this._closing) return;
     this.#started = true;
+    // A TLS connection reads from its handshake on; the engine decrypts into its own memory.
+    if (!this._ops.engineStream) return;
     const buffered = isBuffered(this._protocol);
     native.startReading(this._id, buffered);
     if (buffered) {
@@ -118,6 +163,10 @@ export class StreamTransport extends Transport {
         if (this._closing) return;
         if (this.#paused || this.#held.length > 0) this.#held.push([kind, a, data]);
         else this.#deliver(kind, a, data);
+        return;
+      case EventKind.TlsFailed:
+        // A TLS connection failed at the TLS level: this is the error its Closed event stands for.
+        this._pendingExc ??= tlsError(a, b, data);
         return;
       case EventKind.Drained:
         this.#flushed += a;
@@ -164,7 +213,8 @@ export class StreamTransport extends Transport {
       case EventKind.Eof: {
         this.#pendingView = null;
         const keepOpen = this._callProtocol('eofReceived');
-        if (!keepOpen) this.close();
+        // TLS cannot half-close: its transport closes whatever eofReceived returns (asyncio's sslproto).
+        if (!keepOpen || !this._ops.canWriteEof) this.close();
         return;
       }
       case EventKind.Data:
@@ -263,7 +313,7 @@ export class StreamTransport extends Transport {
   override setProtocol(protocol: any): void {
     super.setProtocol(protocol);
     this.#pendingView = null;
-    if (!this.#started || this._closing) return;
+    if (!this.#started || this._closing || !this._ops.engineStream) return;
     if (!isBuffered(protocol)) {
       this.#targetModeOff();
     } else if (this.#targetMode) {
@@ -295,13 +345,13 @@ export class StreamTransport extends Transport {
   pauseReading(): void {
     if (this._closing || this.#paused) return;
     this.#paused = true;
-    native.pauseReading(this._id);
+    this._ops.pauseReading(this._id);
   }
 
   resumeReading(): void {
     if (this._closing || !this.#paused) return;
     this.#paused = false;
-    native.resumeReading(this._id);
+    this._ops.resumeReading(this._id);
     // Events that came in while paused go out on a later turn, never inside this call.
     if (this.#held.length > 0) this.#scheduleFlush();
   }
@@ -318,7 +368,7 @@ export class StreamTransport extends Transport {
       return;
     }
     if (bytes.length === 0) return;
-    this.#sent(bytes.length, native.write(this._id, bytes));
+    this.#sent(bytes.length, this._ops.write(this._id, bytes));
   }
 
   writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void {
@@ -340,7 +390,7 @@ export class StreamTransport extends Transport {
       return;
     }
     if (total === 0) return;
-    this.#sent(total, native.writev(this._id, views));
+    this.#sent(total, this._ops.writev(this._id, views));
   }
 
   #sent(total: number, now: number): void {
@@ -367,6 +417,7 @@ export class StreamTransport extends Transport {
       throw new TypeError('The "other" argument must be a stream transport made by protoloop (TCP or Unix socket)');
     }
     if (other === this) throw new TypeError('The "other" argument must be another transport than this one');
+    if (!this._ops.engineStream || !other._ops.engineStream) throw new TypeError('forwardTo() is not available on TLS transports');
     checkObject('options', options);
     const [low, high] = other.getWriteBufferLimits();
     const highWater = checkInteger('options.highWater', options?.highWater ?? high, 0, Number.MAX_SAFE_INTEGER);
@@ -387,20 +438,46 @@ export class StreamTransport extends Transport {
   }
 
   writeEof(): void {
+    if (!this._ops.canWriteEof) throw new Error('TLS transports do not support writeEof(): TLS cannot half-close');
     if (this._closing || this.#eofWritten) return;
     this.#eofWritten = true;
-    native.writeEof(this._id);
+    this._ops.writeEof(this._id);
   }
 
   canWriteEof(): boolean {
-    return true;
+    return this._ops.canWriteEof;
+  }
+
+  /**
+   * STARTTLS: this transport gives its connection up to a TLS one. No callback reaches its protocol
+   * again; returns the bytes it had received but not delivered (paused), which belong to the TLS
+   * session, and who owned it.
+   * @internal
+   */
+  _handOver(): { held: Buffer[]; owner: StreamOwner | null; lent: Uint8Array | null } {
+    // Bytes already read: copies (Data) or fills of the buffer lent to the engine (BufferFilled).
+    const lent = this.#lent;
+    const held: Buffer[] = [];
+    for (const [k, n, d] of this.#held) {
+      if (k === EventKind.Data && d !== null) held.push(Buffer.from(d));
+      else if (k === EventKind.BufferFilled && lent !== null) held.push(Buffer.from(lent.subarray(0, n)));
+    }
+    this.#held = [];
+    this._closing = true;
+    this._lost = true;
+    unregister(this._id);
+    const owner = this.#owner;
+    owner?._detach(this);
+    this.#owner = null;
+    release();
+    return { held, owner, lent };
   }
 
   close(): void {
     if (this._closing) return;
     this._closing = true;
     this.#held = [];
-    native.close(this._id);
+    this._ops.close(this._id);
   }
 
   abort(): void {
@@ -412,11 +489,11 @@ export class StreamTransport extends Transport {
     if (this._lost) return;
     this._closing = true;
     this.#held = [];
-    native.abort(this._id);
+    this._ops.abort(this._id);
   }
 
   override toString(): string {
-    return `<StreamTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
+    return `<${this._ops.canWriteEof ? 'StreamTransport' : 'TlsTransport'} id=${this._id}${this._closing ? ' closing' : ''}>`;
   }
 }
 
@@ -438,18 +515,14 @@ export interface CreateConnectionOptions {
   happyEyeballsDelayMs?: number;
   /** Addresses of the first family before the families alternate (1 when a delay is set). */
   interleave?: number;
-  /** TLS; arrives with TLS support. */
-  ssl?: unknown;
-  serverHostname?: string;
-  sslHandshakeTimeoutMs?: number;
-  sslShutdownTimeoutMs?: number;
-}
-
-/** @internal */
-export function rejectSsl(options: { ssl?: unknown }): void {
-  if (options.ssl !== undefined && options.ssl !== null && options.ssl !== false) {
-    throw new Error('protoloop: TLS (the "ssl" option) is not available in this build yet');
-  }
+  /** TLS: `true` (Mozilla's roots, host name checked) or an `SslOptions` object. */
+  ssl?: boolean | SslOptions | null;
+  /** The name to send (SNI) and check the certificate against; default `host`. */
+  serverHostname?: string | null;
+  /** Default 60 000. */
+  sslHandshakeTimeoutMs?: number | null;
+  /** Bound on waiting for the peer's close_notify after `close()`; default 30 000. */
+  sslShutdownTimeoutMs?: number | null;
 }
 
 /**
@@ -470,11 +543,11 @@ export async function createConnection<P extends object>(
   checkFunction('protocolFactory', protocolFactory);
   checkObject('options', options);
   options ??= {};
-  rejectSsl(options);
   const family = checkFamily(options.family);
+  const tls = tlsConnectOptions(options, false, options.serverHostname ?? (typeof host === 'string' ? host : null));
   if (options.sock !== undefined && options.sock !== null) {
     if (host != null || port != null) throw new TypeError('host/port and sock can not be specified at the same time');
-    return adoptSocket(protocolFactory, options.sock, 'options.sock') as Promise<[Transport, P]>;
+    return adoptSocket(protocolFactory, options.sock, 'options.sock', null, tls, options.ssl) as Promise<[Transport, P]>;
   }
   if (host === undefined || host === null) throw new TypeError('host and port must be given when sock is not');
   checkString('host', host);
@@ -489,19 +562,35 @@ export async function createConnection<P extends object>(
   const delay = options.happyEyeballsDelayMs == null ? null : checkDuration('options.happyEyeballsDelayMs', options.happyEyeballsDelayMs);
   const interleave = options.interleave == null ? null : checkInteger('options.interleave', options.interleave, 0, 1024);
   retain(); // a pending connect keeps the process alive, as a connecting net.Socket does
-  const id = native.connect(host, port as number, family, localHost, localPort, delay, interleave);
+  let id: number;
+  try {
+    id = tls === null
+      ? native.connect(host, port as number, family, localHost, localPort, delay, interleave)
+      : native.tlsConnect(host, port as number, family, localHost, localPort, delay, interleave, tls);
+  } catch (exc) {
+    release();
+    throw exc;
+  }
   return new Promise((resolve, reject) => {
     register(id, {
-      _onEvent(kind, a, b) {
-        if (kind !== EventKind.Connected && kind !== EventKind.ConnectFailed) return;
+      _onEvent(kind, a, b, data) {
+        if (kind !== EventKind.Connected && kind !== EventKind.ConnectFailed && kind !== EventKind.TlsFailed) return;
         unregister(id);
         release();
         if (kind === EventKind.ConnectFailed) {
           reject(systemError(a, b, host, port as number));
           return;
         }
+        if (kind === EventKind.TlsFailed) {
+          reject(tlsError(a, b, data, host, port as number));
+          return;
+        }
         try {
-          resolve(StreamTransport._start(id, protocolFactory, null));
+          resolve(
+            tls === null
+              ? StreamTransport._start(id, protocolFactory, null)
+              : StreamTransport._start(id, protocolFactory, null, TLS_OPS, tlsExtra(id, options.ssl)),
+          );
         } catch (exc) {
           reject(exc);
         }
@@ -516,11 +605,18 @@ export async function adoptSocket<P extends object>(
   fd: unknown,
   name: string,
   owner: StreamOwner | null = null,
+  tls: NativeTlsOpts | null = null,
+  ssl: unknown = null,
 ): Promise<[Transport, P]> {
   checkInteger(name, fd, 0, 0x7fffffff);
   const id = native.adopt(fd as number, false, true);
   if (id < 0) throw systemError(id, 'adopt');
-  return StreamTransport._start(id, protocolFactory, owner);
+  if (tls === null) return StreamTransport._start(id, protocolFactory, owner);
+  // A socket handed over with ssl= is upgraded before any protocol sees it, as asyncio wraps it.
+  retain();
+  return upgradeStream(id, [], tls, tls.serverName ?? null, (tlsId) =>
+    StreamTransport._start(tlsId, protocolFactory, owner, TLS_OPS, tlsExtra(tlsId, ssl)),
+  ).finally(release);
 }
 
 /**
@@ -530,10 +626,20 @@ export async function adoptSocket<P extends object>(
 export async function connectAcceptedSocket<P extends object>(
   protocolFactory: () => P,
   fd: number,
-  options: { ssl?: unknown } = {},
+  options: ConnectAcceptedSocketOptions = {},
 ): Promise<[Transport, P]> {
   checkFunction('protocolFactory', protocolFactory);
   checkObject('options', options);
-  rejectSsl(options ?? {});
-  return adoptSocket(protocolFactory, fd, 'fd');
+  options ??= {};
+  // An accepted socket is the server end: TLS runs server side, as asyncio's connect_accepted_socket.
+  const tls = tlsConnectOptions(options, true, null);
+  return adoptSocket(protocolFactory, fd, 'fd', null, tls, options.ssl);
+}
+
+/** Options of `connectAcceptedSocket`. */
+export interface ConnectAcceptedSocketOptions {
+  /** TLS, server side: an `SslOptions` object with `cert` and `key`. */
+  ssl?: SslOptions | null;
+  sslHandshakeTimeoutMs?: number | null;
+  sslShutdownTimeoutMs?: number | null;
 }

@@ -10,6 +10,7 @@ mod datagram;
 mod server;
 mod socket;
 mod stream;
+mod tls;
 
 use std::sync::{Mutex, OnceLock};
 

@@ -36,6 +36,13 @@ pub enum Kind {
     Accepted = 7,
     /// `a` bytes were read into the stream's current target (zero-copy receive); the target is spent.
     BufferFilled = 8,
+    /// A TLS handshake failed on `id` (a connect, an upgrade, or a server's accepted socket): `a` errno
+    /// (0 for TLS-level failures), `b` a [`Syscall`], payload `code\tmessage` (Node's code). On a live
+    /// TLS connection it precedes the `Closed` of a TLS-level failure (a bad record, an alert).
+    TlsFailed = 30,
+    /// STARTTLS: plain stream `id` gave its socket up; `a` is the id the TLS connection will take.
+    /// Every event of the plain stream precedes this one.
+    Detached = 31,
     /// The stream entered target mode: no `Data` event of it follows this one.
     TargetMode = 9,
     /// A datagram arrived. `a` is `tag << 16 | port` and `b` the length of the sender's address at
@@ -79,6 +86,8 @@ pub enum Syscall {
     Setsockopt = 14,
     /// `connect` of a datagram socket (numbered apart from streams' [`Syscall::Connect`]).
     DgramConnect = 15,
+    /// The socket failed during a TLS handshake.
+    Handshake = 30,
 }
 
 /// Not an errno: name resolution found no address (Node's `ENOTFOUND`).

@@ -16,6 +16,7 @@ pub mod datagram;
 pub mod events;
 pub mod server;
 pub mod stream;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -30,6 +31,7 @@ pub use datagram::{Datagram, DatagramOptions};
 use events::EventQueue;
 pub use server::{ListenOptions, Server};
 pub use stream::{FdKind, Stream};
+pub use tls::{TlsConn, TlsContext, TlsOptions};
 
 /// How the engine runs; the defaults are what measurement chose (see the README's benchmarks).
 #[derive(Clone, Debug)]
@@ -55,6 +57,10 @@ pub struct Core {
     streams: Mutex<HashMap<u32, Arc<Stream>>>,
     servers: Mutex<HashMap<u32, Arc<Server>>>,
     datagrams: Mutex<HashMap<u32, Arc<Datagram>>>,
+    tls: Mutex<HashMap<u32, Arc<TlsConn>>>,
+    /// STARTTLS: sockets detached from plain streams, with the bytes read after the detach, waiting
+    /// for the host to start the handshake (keyed by the TLS connection's id).
+    detached: Mutex<HashMap<u32, OwnedFd>>,
     next_id: AtomicU32,
 }
 
@@ -89,6 +95,8 @@ impl Engine {
             streams: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             datagrams: Mutex::new(HashMap::new()),
+            tls: Mutex::new(HashMap::new()),
+            detached: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
         });
         Ok(Engine { core, _runtime: runtime })
@@ -111,6 +119,47 @@ impl Engine {
         let id = self.core.next_id();
         connect::spawn_connect(&self.core, id, host, port, opts);
         id
+    }
+
+    pub fn tls(&self, id: u32) -> Option<Arc<TlsConn>> {
+        self.core.tls.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Connects and runs a TLS client handshake; reported as `Connected`, `ConnectFailed` or `TlsFailed`.
+    pub fn connect_tls(&self, host: String, port: u16, opts: ConnectOptions, ctx: Arc<TlsContext>) -> u32 {
+        let id = self.core.next_id();
+        tls::spawn_connect(&self.core, id, host, port, opts, ctx);
+        id
+    }
+
+    /// Serves TLS on server `id`: each accepted socket is reported once its handshake is done.
+    pub fn set_server_tls(&self, id: u32, ctx: Arc<TlsContext>) -> bool {
+        self.server(id).map(|s| s.set_tls(ctx)).is_some()
+    }
+
+    /// STARTTLS, first half: plain stream `id` stops reading, flushes what it has queued and gives its
+    /// socket up without a `Closed` event; `Detached(id, new_id)` follows every event it sent. Returns
+    /// the id of the TLS connection to come, or `None` when no such stream is open.
+    pub fn detach_for_tls(&self, id: u32) -> Option<u32> {
+        let stream = self.stream(id)?;
+        let new_id = self.core.next_id();
+        stream.begin_detach();
+        let core = self.core.clone();
+        self.core.handle.spawn(async move {
+            if let Some(fd) = stream.detach().await {
+                core.detached.lock().unwrap().insert(new_id, fd);
+                core.queue.push(events::Kind::Detached, id, new_id, 0);
+            }
+        });
+        Some(new_id)
+    }
+
+    /// STARTTLS, second half: the handshake on the socket detached for `new_id`, replaying `prefix`
+    /// (bytes the host had received but not delivered to its protocol) before the socket's.
+    pub fn start_tls(&self, new_id: u32, prefix: &[u8], ctx: Arc<TlsContext>) -> bool {
+        let Some(fd) = self.core.detached.lock().unwrap().remove(&new_id) else { return false };
+        tls::spawn_upgrade(&self.core, new_id, fd, prefix.to_vec(), ctx);
+        true
     }
 
     /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes).
@@ -171,6 +220,8 @@ impl Engine {
         self.core.streams.lock().unwrap().len()
             + self.core.servers.lock().unwrap().len()
             + self.core.datagrams.lock().unwrap().len()
+            + self.core.tls.lock().unwrap().len()
+            + self.core.detached.lock().unwrap().len()
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Server {
     closed: AtomicBool,
     stop: Notify,
     keep_alive: bool,
+    /// Set: accepted sockets run a TLS handshake first and are reported once it is done.
+    tls: std::sync::Mutex<Option<Arc<crate::tls::TlsContext>>>,
 }
 
 /// The addresses `create_server` binds for `hosts`: every interface for no host (IPv4 and IPv6), else
@@ -121,6 +123,7 @@ impl Server {
             closed: AtomicBool::new(false),
             stop: Notify::new(),
             keep_alive,
+            tls: std::sync::Mutex::new(None),
         });
         for l in &server.listeners {
             core.handle.spawn(server.clone().accept_loop(core.clone(), l.clone()));
@@ -131,6 +134,10 @@ impl Server {
 
     pub fn fds(&self) -> Vec<RawFd> {
         self.listeners.iter().map(|l| l.get_ref().as_raw_fd()).collect()
+    }
+
+    pub(crate) fn set_tls(&self, ctx: Arc<crate::tls::TlsContext>) {
+        *self.tls.lock().unwrap() = Some(ctx);
     }
 
     pub fn start_serving(&self) {
@@ -188,7 +195,10 @@ impl Server {
                         let _ = sock.set_keepalive(true);
                     }
                     let id = core.next_id();
-                    if Stream::start(&core, id, sock.into(), FdKind::Socket, true).is_ok() {
+                    let tls = self.tls.lock().unwrap().clone();
+                    if let Some(ctx) = tls {
+                        crate::tls::spawn_accept(&core, self.id, id, sock.into(), ctx);
+                    } else if Stream::start(&core, id, sock.into(), FdKind::Socket, true).is_ok() {
                         core.queue.push(Kind::Accepted, self.id, id, 0);
                     }
                 }

@@ -108,6 +108,9 @@ pub struct Stream {
     /// Where the reader sends what it reads instead of to the host (`forward_to`).
     forward: Mutex<Option<Forward>>,
     pub stats: Stats,
+    /// STARTTLS: set (under the read lock) when the socket is being handed to a TLS session; the
+    /// reader reads no more, so what the peer sends next stays in the kernel for the TLS session.
+    detaching: AtomicBool,
 }
 
 struct Forward {
@@ -142,6 +145,7 @@ impl Stream {
             room: Notify::new(),
             forward: Mutex::new(None),
             stats: Stats::default(),
+            detaching: AtomicBool::new(false),
         });
         core.streams.lock().unwrap().insert(id, stream.clone());
         Ok(stream)
@@ -191,6 +195,47 @@ impl Stream {
         drop(rs);
         self.read_wake.notify_one();
         true
+    }
+
+    /// STARTTLS: reads stop now. Called on the host thread, so every `Data` event sent before it
+    /// belongs to the plain stream and the host has it (or will, before `Detached`).
+    pub(crate) fn begin_detach(&self) {
+        let _rs = self.read.lock().unwrap();
+        self.detaching.store(true, Ordering::Release);
+    }
+
+    /// STARTTLS: waits until the queued writes are sent, stops the stream without a `Closed` event and
+    /// hands over a duplicate of its socket. `None` when the stream finished meanwhile (its `Closed`
+    /// event tells the host why).
+    pub(crate) async fn detach(&self) -> Option<OwnedFd> {
+        loop {
+            {
+                let st = self.write.lock().unwrap();
+                if self.is_closed() {
+                    return None;
+                }
+                if st.queued == 0 && !st.writer_running {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let fd = match self.fd.get_ref().try_clone() {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.finish(Some(e), Syscall::None);
+                return None;
+            }
+        };
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // As `finish`: no read can touch a lent target from here on, so the host may let it go.
+        self.read.lock().unwrap().target = None;
+        self.core.streams.lock().unwrap().remove(&self.id);
+        self.stop.notify_waiters();
+        self.room.notify_waiters();
+        Some(fd)
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -438,7 +483,7 @@ impl Stream {
 
     async fn read_loop(self: Arc<Self>) {
         loop {
-            let waiting = self.read_paused.load(Ordering::Acquire) || {
+            let waiting = self.read_paused.load(Ordering::Acquire) || self.detaching.load(Ordering::Acquire) || {
                 let rs = self.read.lock().unwrap();
                 rs.target_mode && rs.target.is_none()
             };
@@ -479,6 +524,10 @@ impl Stream {
         let mut rs = self.read.lock().unwrap();
         if self.is_closed() {
             return ReadOutcome::Done;
+        }
+        // STARTTLS: the bytes from here on are the TLS session's; they stay in the kernel for it.
+        if self.detaching.load(Ordering::Acquire) {
+            return ReadOutcome::Again;
         }
         let forwarding = self.forward.lock().unwrap().is_some();
         if !forwarding && rs.target_mode {

@@ -1,0 +1,986 @@
+//! TLS over a stream socket, on rustls (ring provider) through tokio-rustls.
+//!
+//! The engine owns the socket and the TLS session: it decrypts on its own threads and reports plaintext
+//! with the same [`Kind::Data`], [`Kind::Eof`], [`Kind::Drained`] and [`Kind::Closed`] events as a plain
+//! stream, so the host serves both with one transport class. Writes are plaintext handed to a writer
+//! task, which reports them drained once rustls has encrypted them and the kernel has taken the records:
+//! the host's write-buffer size counts plaintext not yet on the wire.
+//!
+//! Three ways in: [`spawn_connect`] (connect, then handshake as a client), [`spawn_accept`] (a server's
+//! accepted socket, handshake as a server), and [`Engine::detach_for_tls`] + [`Engine::start_tls`]
+//! (STARTTLS: a live plain stream hands its socket over, with any bytes already read).
+//!
+//! [`Engine::detach_for_tls`]: crate::Engine::detach_for_tls
+//! [`Engine::start_tls`]: crate::Engine::start_tls
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::sync::Notify;
+
+use crate::connect::{connect_any, interleave, resolve, ConnectError, ConnectOptions};
+use crate::events::{Kind, Syscall};
+use crate::stream::{errno_of, Stats};
+use crate::Core;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the host asks for: asyncio's `ssl=` plus the TLS keyword arguments.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    pub server_side: bool,
+    /// PEM blobs of trusted certificates; none: webpki's Mozilla roots (client side).
+    pub ca: Vec<Vec<u8>>,
+    /// PEM chain and key of our own certificate (required on the server side).
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub reject_unauthorized: bool,
+    pub alpn_protocols: Vec<Vec<u8>>,
+    /// The name the client sends (SNI) and checks the certificate against.
+    pub server_name: Option<String>,
+    /// 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); None: both.
+    pub min_version: Option<u16>,
+    pub max_version: Option<u16>,
+    /// Server side: ask for a client certificate (verified against `ca` when `reject_unauthorized`).
+    pub request_cert: bool,
+    pub handshake_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            server_side: false,
+            ca: Vec::new(),
+            cert: None,
+            key: None,
+            reject_unauthorized: true,
+            alpn_protocols: Vec::new(),
+            server_name: None,
+            min_version: None,
+            max_version: None,
+            request_cert: false,
+            handshake_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Config {
+    Client(Arc<ClientConfig>, ServerName<'static>),
+    Server(Arc<ServerConfig>),
+}
+
+/// A built configuration, shared by every connection a server accepts.
+pub struct TlsContext {
+    config: Config,
+    handshake_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn versions(opts: &TlsOptions) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let (min, max) = (opts.min_version.unwrap_or(0x0303), opts.max_version.unwrap_or(0x0304));
+    let v: Vec<_> = [(0x0303, &rustls::version::TLS12), (0x0304, &rustls::version::TLS13)]
+        .into_iter()
+        .filter(|(n, _)| *n >= min && *n <= max)
+        .map(|(_, v)| v)
+        .collect();
+    if v.is_empty() {
+        return Err("minVersion is above maxVersion".into());
+    }
+    Ok(v)
+}
+
+fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: not a PEM certificate ({e})"))?;
+    if certs.is_empty() {
+        return Err(format!("{what}: no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+fn roots(opts: &TlsOptions) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    if opts.ca.is_empty() {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    for pem in &opts.ca {
+        for c in certs(pem, "ca")? {
+            store.add(c).map_err(|e| format!("ca: {e}"))?;
+        }
+    }
+    Ok(store)
+}
+
+impl TlsContext {
+    /// Builds the rustls configuration; the error is a message for a `TypeError`-like failure.
+    /// `host` is the connect target, the server name when neither option names one.
+    pub fn new(opts: &TlsOptions, host: Option<&str>) -> Result<Arc<TlsContext>, String> {
+        let versions = versions(opts)?;
+        let own = match (&opts.cert, &opts.key) {
+            (Some(c), Some(k)) => Some((
+                certs(c, "cert")?,
+                PrivateKeyDer::from_pem_slice(k).map_err(|e| format!("key: not a PEM private key ({e})"))?,
+            )),
+            (None, None) => None,
+            _ => return Err("cert and key must be given together".into()),
+        };
+        let config = if opts.server_side {
+            let builder = ServerConfig::builder_with_provider(provider())
+                .with_protocol_versions(&versions)
+                .map_err(|e| e.to_string())?;
+            let builder = if opts.request_cert {
+                let mut v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(opts)?), provider());
+                if !opts.reject_unauthorized {
+                    v = v.allow_unauthenticated();
+                }
+                builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
+            } else {
+                builder.with_no_client_auth()
+            };
+            let (chain, key) = own.ok_or("a TLS server needs cert and key")?;
+            let mut cfg = builder.with_single_cert(chain, key).map_err(|e| format!("cert/key: {e}"))?;
+            cfg.alpn_protocols = opts.alpn_protocols.clone();
+            Config::Server(Arc::new(cfg))
+        } else {
+            let builder = ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(&versions)
+                .map_err(|e| e.to_string())?;
+            let builder = if opts.reject_unauthorized {
+                builder.with_root_certificates(roots(opts)?)
+            } else {
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
+            };
+            let mut cfg = match own {
+                Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| format!("cert/key: {e}"))?,
+                None => builder.with_no_client_auth(),
+            };
+            cfg.alpn_protocols = opts.alpn_protocols.clone();
+            let name = opts.server_name.as_deref().or(host).ok_or("serverHostname is required")?;
+            let name = ServerName::try_from(name.to_string()).map_err(|_| format!("invalid server name {name:?}"))?;
+            Config::Client(Arc::new(cfg), name)
+        };
+        Ok(Arc::new(TlsContext { config, handshake_timeout: opts.handshake_timeout, shutdown_timeout: opts.shutdown_timeout }))
+    }
+
+    pub fn server_side(&self) -> bool {
+        matches!(self.config, Config::Server(_))
+    }
+}
+
+/// `rejectUnauthorized: false`: any certificate is taken, but handshake signatures are still checked,
+/// so the peer must hold the key of the certificate it shows.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// ---- the socket under the TLS session ----
+
+/// A non-blocking stream socket (TCP or Unix) for tokio-rustls, replaying `prefix` first: bytes a plain
+/// transport had already read when it was upgraded.
+struct FdIo {
+    fd: AsyncFd<OwnedFd>,
+    prefix: Vec<u8>,
+    prefix_at: usize,
+}
+
+impl FdIo {
+    fn new(fd: OwnedFd, prefix: Vec<u8>) -> io::Result<FdIo> {
+        socket2::SockRef::from(&fd).set_nonblocking(true)?;
+        Ok(FdIo { fd: crate::register(fd, Interest::READABLE | Interest::WRITABLE)?, prefix, prefix_at: 0 })
+    }
+}
+
+fn sys(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+impl AsyncRead for FdIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix_at < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.prefix_at);
+            buf.put_slice(&this.prefix[this.prefix_at..this.prefix_at + n]);
+            this.prefix_at += n;
+            if this.prefix_at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.prefix_at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            let mut guard = ready!(this.fd.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            // SAFETY: the kernel writes at most `unfilled.len()` bytes into memory the slice owns.
+            match guard.try_io(|fd| sys(unsafe { libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr() as *mut _, unfilled.len()) })) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FdIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
+            // SAFETY: the kernel reads at most `data.len()` bytes from a slice that outlives the call;
+            // MSG_NOSIGNAL turns a write to a closed peer into EPIPE instead of SIGPIPE.
+            let r = guard.try_io(|fd| {
+                let n = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr() as *const _, data.len(), libc::MSG_NOSIGNAL) };
+                sys(n)
+            });
+            match r {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => {}
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: shutdown(2) on a descriptor we own; no memory is passed.
+        match unsafe { libc::shutdown(self.fd.get_ref().as_raw_fd(), libc::SHUT_WR) } {
+            0 => Poll::Ready(Ok(())),
+            _ => match io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::ENOTCONN) => Poll::Ready(Ok(())),
+                e => Poll::Ready(Err(e)),
+            },
+        }
+    }
+}
+
+type Tls = tokio_rustls::TlsStream<FdIo>;
+
+// ---- handshake failures as the host reports them ----
+
+/// Why a handshake failed: Node's error code, a message, and the errno/syscall when the socket failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeError {
+    pub code: String,
+    pub message: String,
+    pub errno: u32,
+    pub syscall: Syscall,
+}
+
+impl HandshakeError {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        HandshakeError { code: code.into(), message: message.into(), errno: 0, syscall: Syscall::None }
+    }
+
+    /// The payload of a [`Kind::TlsFailed`] record: `code`, a tab, the message.
+    pub fn payload(&self) -> Vec<u8> {
+        format!("{}\t{}", self.code, self.message).into_bytes()
+    }
+
+    fn from_io(e: &io::Error) -> Self {
+        if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return Self::from_rustls(tls);
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => HandshakeError {
+                code: "ECONNRESET".into(),
+                message: "Client network socket disconnected before secure TLS connection was established".into(),
+                errno: libc::ECONNRESET as u32,
+                syscall: Syscall::Handshake,
+            },
+            _ => HandshakeError { code: String::new(), message: e.to_string(), errno: errno_of(e), syscall: Syscall::Handshake },
+        }
+    }
+
+    /// Node's (OpenSSL's) codes where one fits, so code written for `tls` keeps working.
+    pub fn from_rustls(e: &rustls::Error) -> Self {
+        use rustls::CertificateError as C;
+        let code = match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+                C::NotValidForName | C::NotValidForNameContext { .. } => "ERR_TLS_CERT_ALTNAME_INVALID",
+                C::Expired | C::ExpiredContext { .. } => "CERT_HAS_EXPIRED",
+                C::NotValidYet | C::NotValidYetContext { .. } => "CERT_NOT_YET_VALID",
+                C::BadSignature => "CERT_SIGNATURE_FAILURE",
+                C::Revoked => "CERT_REVOKED",
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => "INVALID_PURPOSE",
+                _ => "ERR_TLS_CERT_INVALID",
+            },
+            rustls::Error::NoCertificatesPresented => "ERR_TLS_NO_PEER_CERTIFICATE",
+            rustls::Error::NoApplicationProtocol => "ERR_SSL_NO_APPLICATION_PROTOCOL",
+            rustls::Error::DecryptError => "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC",
+            rustls::Error::AlertReceived(a) => return Self::new(&alert_code(*a), format!("peer sent alert: {a:?}")),
+            rustls::Error::PeerIncompatible(_) => "ERR_SSL_UNSUPPORTED_PROTOCOL",
+            _ => "ERR_SSL_PROTOCOL_ERROR",
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+/// OpenSSL's spelling of a received alert, as Node reports it (`ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`).
+fn alert_code(a: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    let (prefix, name) = match a {
+        A::BadCertificate => ("SSLV3", "BAD_CERTIFICATE"),
+        A::UnsupportedCertificate => ("SSLV3", "UNSUPPORTED_CERTIFICATE"),
+        A::CertificateRevoked => ("SSLV3", "CERTIFICATE_REVOKED"),
+        A::CertificateExpired => ("SSLV3", "CERTIFICATE_EXPIRED"),
+        A::CertificateUnknown => ("SSLV3", "CERTIFICATE_UNKNOWN"),
+        A::HandshakeFailure => ("SSLV3", "HANDSHAKE_FAILURE"),
+        A::UnknownCA => ("TLSV1", "UNKNOWN_CA"),
+        A::AccessDenied => ("TLSV1", "ACCESS_DENIED"),
+        A::DecryptError => ("TLSV1", "DECRYPT_ERROR"),
+        A::ProtocolVersion => ("TLSV1", "PROTOCOL_VERSION"),
+        A::InternalError => ("TLSV1", "INTERNAL_ERROR"),
+        A::NoApplicationProtocol => ("TLSV1", "ALERT_NO_APPLICATION_PROTOCOL"),
+        A::CertificateRequired => ("TLSV13", "CERTIFICATE_REQUIRED"),
+        A::UnrecognisedName => ("TLSV1", "UNRECOGNIZED_NAME"),
+        _ => ("SSLV3", "HANDSHAKE_FAILURE"),
+    };
+    if name.starts_with("ALERT_") {
+        format!("ERR_SSL_{prefix}_{name}")
+    } else {
+        format!("ERR_SSL_{prefix}_ALERT_{name}")
+    }
+}
+
+// ---- the connection ----
+
+/// What the handshake settled, for `getExtraInfo`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `'TLSv1.2'` or `'TLSv1.3'`.
+    pub version: String,
+    /// The IANA name (`TLS_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    pub cipher_bits: u32,
+    pub alpn_protocol: Option<Vec<u8>>,
+    pub server_name: Option<String>,
+    pub server_side: bool,
+    /// DER certificates the peer presented, its own first.
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+fn info_of(tls: &Tls, server_side: bool, client_name: Option<String>) -> TlsInfo {
+    let (_, state) = tls.get_ref();
+    let version = match state.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "unknown",
+    };
+    let suite = state.negotiated_cipher_suite().map(|s| s.suite());
+    let name = suite.and_then(|s| s.as_str()).unwrap_or("unknown");
+    let cipher = name.replacen("TLS13_", "TLS_", 1);
+    let cipher_bits = if cipher.contains("AES_128") { 128 } else if cipher.contains("AES_256") || cipher.contains("CHACHA20") { 256 } else { 0 };
+    let server_name = match tls {
+        tokio_rustls::TlsStream::Server(s) => s.get_ref().1.server_name().map(str::to_string),
+        tokio_rustls::TlsStream::Client(_) => client_name,
+    };
+    TlsInfo {
+        version: version.into(),
+        cipher,
+        cipher_bits,
+        alpn_protocol: state.alpn_protocol().map(<[u8]>::to_vec),
+        server_name,
+        server_side,
+        peer_certificates: state.peer_certificates().map(|c| c.iter().map(|c| c.to_vec()).collect()).unwrap_or_default(),
+    }
+}
+
+#[derive(Default)]
+struct WriteState {
+    chunks: VecDeque<Vec<u8>>,
+    /// Plaintext accepted by `write` that has not gone to the kernel (as records) yet.
+    queued: usize,
+    /// `close` was asked for: flush, send close_notify, then finish.
+    closing: bool,
+    /// The reader saw the end of the peer's stream (close_notify, EOF or an error).
+    read_done: bool,
+}
+
+/// One TLS connection after its handshake.
+pub struct TlsConn {
+    pub id: u32,
+    raw_fd: RawFd,
+    core: Arc<Core>,
+    pub info: TlsInfo,
+    write: Mutex<WriteState>,
+    write_wake: Notify,
+    read_paused: AtomicBool,
+    read_wake: Notify,
+    closed: AtomicBool,
+    stop: Notify,
+    shutdown_timeout: Duration,
+    pub stats: Stats,
+}
+
+impl TlsConn {
+    pub fn raw_fd(&self) -> RawFd {
+        self.raw_fd
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn write_buffer_size(&self) -> usize {
+        self.write.lock().unwrap().queued
+    }
+
+    /// Queues plaintext for the writer task; returns 0 (everything is reported through `Drained`).
+    pub fn write(&self, bufs: &[&[u8]]) -> usize {
+        let mut st = self.write.lock().unwrap();
+        if self.is_closed() || st.closing {
+            return 0;
+        }
+        let mut joined = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum());
+        for b in bufs {
+            joined.extend_from_slice(b);
+        }
+        if joined.is_empty() {
+            return 0;
+        }
+        st.queued += joined.len();
+        st.chunks.push_back(joined);
+        drop(st);
+        self.write_wake.notify_one();
+        0
+    }
+
+    /// Flushes, sends close_notify, waits (bounded by the shutdown timeout) for the peer's, then finishes.
+    pub fn close(&self) {
+        let mut st = self.write.lock().unwrap();
+        if st.closing || self.is_closed() {
+            return;
+        }
+        st.closing = true;
+        drop(st);
+        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported.
+        self.read_paused.store(false, Ordering::Release);
+        self.read_wake.notify_one();
+        self.write_wake.notify_one();
+    }
+
+    pub fn abort(&self) {
+        self.finish(None, Syscall::None);
+    }
+
+    pub fn pause_reading(&self) {
+        self.read_paused.store(true, Ordering::Release);
+    }
+
+    pub fn resume_reading(&self) {
+        self.read_paused.store(false, Ordering::Release);
+        self.read_wake.notify_one();
+    }
+
+    fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.core.tls.lock().unwrap().remove(&self.id);
+        {
+            let mut st = self.write.lock().unwrap();
+            st.chunks.clear();
+            st.queued = 0;
+        }
+        self.stop.notify_waiters();
+        // A TLS-level failure (a bad record, an alert) has no errno: its code goes first, in the same
+        // `TlsFailed` record a handshake failure uses, and the `Closed` that follows carries EPROTO.
+        let tls_error = err.as_ref().and_then(|e| e.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>());
+        let errno = match (tls_error, &err) {
+            (Some(t), _) => {
+                let e = HandshakeError::from_rustls(t);
+                self.core.queue.push_with(Kind::TlsFailed, self.id, 0, syscall as u32, &e.payload());
+                libc::EPROTO as u32
+            }
+            (None, Some(e)) => errno_of(e),
+            (None, None) => 0,
+        };
+        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+    }
+
+    async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The reader saw the end; returns whether a close is under way (then the connection is done).
+    fn read_ended(&self) -> bool {
+        let mut st = self.write.lock().unwrap();
+        st.read_done = true;
+        st.closing
+    }
+
+    async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if self.read_paused.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = self.read_wake.notified() => continue,
+                }
+            }
+            let r = tokio::select! {
+                _ = self.stopped() => return,
+                r = rd.read(&mut buf) => r,
+            };
+            match r {
+                // A close_notify, or (leniently, as Node) a bare TCP EOF: both end the peer's stream.
+                Ok(0) => return self.peer_ended(None),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.peer_ended(None),
+                Err(e) => return self.peer_ended(Some(e)),
+                Ok(n) => {
+                    if self.write.lock().unwrap().closing {
+                        continue;
+                    }
+                    self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+                    self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &buf[..n]);
+                    tokio::select! {
+                        _ = self.stopped() => return,
+                        _ = self.core.queue.wait_for_room() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn peer_ended(&self, err: Option<io::Error>) {
+        let closing = self.read_ended();
+        match err {
+            _ if closing => self.finish(None, Syscall::None),
+            Some(e) => self.finish(Some(e), Syscall::Read),
+            // TLS cannot half-close: the host closes after eofReceived, whatever it returns.
+            None => self.core.queue.push(Kind::Eof, self.id, 0, 0),
+        }
+    }
+
+    async fn write_loop(self: Arc<Self>, mut wr: tokio::io::WriteHalf<Tls>) {
+        loop {
+            let batch: Vec<Vec<u8>> = {
+                let mut st = self.write.lock().unwrap();
+                if st.chunks.is_empty() {
+                    if st.closing {
+                        break;
+                    }
+                    None
+                } else {
+                    Some(st.chunks.drain(..).collect())
+                }
+            }
+            .unwrap_or_default();
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = self.write_wake.notified() => continue,
+                }
+            }
+            let n: usize = batch.iter().map(Vec::len).sum();
+            let r = tokio::select! {
+                _ = self.stopped() => return,
+                r = async {
+                    for c in &batch {
+                        wr.write_all(c).await?;
+                    }
+                    wr.flush().await
+                } => r,
+            };
+            if let Err(e) = r {
+                return self.finish(Some(e), Syscall::Write);
+            }
+            self.stats.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+            {
+                let mut st = self.write.lock().unwrap();
+                st.queued = st.queued.saturating_sub(n);
+            }
+            self.core.queue.push(Kind::Drained, self.id, n as u32, 0);
+        }
+        // Everything is sent: close_notify, then wait for the peer's (or its EOF), bounded.
+        let timeout = self.shutdown_timeout;
+        tokio::select! {
+            _ = self.stopped() => return,
+            _ = tokio::time::timeout(timeout, async {
+                let _ = wr.shutdown().await;
+                loop {
+                    if self.write.lock().unwrap().read_done {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }) => {}
+        }
+        self.finish(None, Syscall::None);
+    }
+}
+
+async fn handshake(ctx: &TlsContext, io: FdIo) -> Result<(Tls, Option<String>), HandshakeError> {
+    let fut = async {
+        match &ctx.config {
+            Config::Client(cfg, name) => {
+                let s = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name.clone(), io).await?;
+                let name = match name {
+                    ServerName::DnsName(d) => Some(d.as_ref().to_string()),
+                    _ => None,
+                };
+                Ok::<_, io::Error>((tokio_rustls::TlsStream::Client(s), name))
+            }
+            Config::Server(cfg) => {
+                let s = tokio_rustls::TlsAcceptor::from(cfg.clone()).accept(io).await?;
+                Ok((tokio_rustls::TlsStream::Server(s), None))
+            }
+        }
+    };
+    match tokio::time::timeout(ctx.handshake_timeout, fut).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(HandshakeError::from_io(&e)),
+        Err(_elapsed) => Err(HandshakeError {
+            code: "ETIMEDOUT".into(),
+            message: format!("TLS handshake is taking longer than {} ms: aborting the connection", ctx.handshake_timeout.as_millis()),
+            errno: libc::ETIMEDOUT as u32,
+            syscall: Syscall::Handshake,
+        }),
+    }
+}
+
+/// Runs the handshake on `fd`; on success registers connection `id` and reports it with `ok` (on
+/// `report_id`), on failure reports [`Kind::TlsFailed`] on `report_id`.
+async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, prefix: Vec<u8>, ok: (Kind, u32, u32)) -> Result<(), HandshakeError> {
+    let raw_fd = fd.as_raw_fd();
+    let io = FdIo::new(fd, prefix).map_err(|e| HandshakeError::from_io(&e))?;
+    let (tls, client_name) = handshake(&ctx, io).await?;
+    let info = info_of(&tls, ctx.server_side(), client_name);
+    let conn = Arc::new(TlsConn {
+        id,
+        raw_fd,
+        core: core.clone(),
+        info,
+        write: Mutex::new(WriteState::default()),
+        write_wake: Notify::new(),
+        read_paused: AtomicBool::new(false),
+        read_wake: Notify::new(),
+        closed: AtomicBool::new(false),
+        stop: Notify::new(),
+        shutdown_timeout: ctx.shutdown_timeout,
+        stats: Stats::default(),
+    });
+    core.tls.lock().unwrap().insert(id, conn.clone());
+    let (rd, wr) = tokio::io::split(tls);
+    // Announce first: no Data of a connection may precede the event that makes it known.
+    core.queue.push(ok.0, ok.1, ok.2, 0);
+    core.handle.spawn(conn.clone().write_loop(wr));
+    core.handle.spawn(conn.read_loop(rd));
+    Ok(())
+}
+
+fn report_failure(core: &Core, report_id: u32, e: &HandshakeError) {
+    core.queue.push_with(Kind::TlsFailed, report_id, e.errno, e.syscall as u32, &e.payload());
+}
+
+/// Connects to `host:port` and runs a client handshake: [`Kind::Connected`] on success;
+/// [`Kind::ConnectFailed`] when the TCP connect fails, [`Kind::TlsFailed`] when the handshake does.
+pub(crate) fn spawn_connect(core: &Arc<Core>, id: u32, host: String, port: u16, opts: ConnectOptions, ctx: Arc<TlsContext>) {
+    let core2 = core.clone();
+    core.handle.spawn(async move {
+        let tcp: Result<OwnedFd, ConnectError> = async {
+            let mut addrs = resolve(&host, port, opts.family).await?;
+            let first = opts.interleave.unwrap_or(if opts.happy_eyeballs_delay.is_some() { 1 } else { 0 });
+            if first > 0 {
+                addrs = interleave(addrs, first);
+            }
+            let local = match &opts.local_addr {
+                Some((h, p)) => resolve(h, *p, opts.family).await?,
+                None => Vec::new(),
+            };
+            connect_any(&addrs, &local, opts.happy_eyeballs_delay).await
+        }
+        .await;
+        match tcp {
+            Err(e) => core2.queue.push(Kind::ConnectFailed, id, e.errno, e.syscall as u32),
+            Ok(fd) => {
+                if let Err(e) = establish(core2.clone(), ctx, id, fd, Vec::new(), (Kind::Connected, id, 0)).await {
+                    report_failure(&core2, id, &e);
+                }
+            }
+        }
+    });
+}
+
+/// Runs the handshake of a socket that server `server_id` accepted: [`Kind::Accepted`] on success,
+/// [`Kind::TlsFailed`] on the server's id on failure (asyncio logs those and serves on).
+pub(crate) fn spawn_accept(core: &Arc<Core>, server_id: u32, id: u32, fd: OwnedFd, ctx: Arc<TlsContext>) {
+    let core2 = core.clone();
+    core.handle.spawn(async move {
+        if let Err(e) = establish(core2.clone(), ctx, id, fd, Vec::new(), (Kind::Accepted, server_id, id)).await {
+            report_failure(&core2, server_id, &e);
+        }
+    });
+}
+
+/// STARTTLS, second half: runs the handshake on socket `fd` (detached from a plain stream), replaying
+/// `prefix` first; reports [`Kind::Connected`] or [`Kind::TlsFailed`] on `id`.
+pub(crate) fn spawn_upgrade(core: &Arc<Core>, id: u32, fd: OwnedFd, prefix: Vec<u8>, ctx: Arc<TlsContext>) {
+    let core2 = core.clone();
+    core.handle.spawn(async move {
+        if let Err(e) = establish(core2.clone(), ctx, id, fd, prefix, (Kind::Connected, id, 0)).await {
+            report_failure(&core2, id, &e);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Batch;
+    use crate::Engine;
+    use std::os::fd::BorrowedFd;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Instant;
+
+    #[test]
+    fn received_alerts_are_spelled_as_openssl_does() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_code(A::UnknownCA), "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA");
+        assert_eq!(alert_code(A::BadCertificate), "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE");
+        assert_eq!(alert_code(A::CertificateRequired), "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED");
+        assert_eq!(alert_code(A::NoApplicationProtocol), "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL");
+        let e = HandshakeError::from_rustls(&rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        assert_eq!(e.code, "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+        assert!(String::from_utf8(e.payload()).unwrap().starts_with("UNABLE_TO_VERIFY_LEAF_SIGNATURE\t"));
+    }
+
+    #[test]
+    fn unusable_options_are_refused_with_a_reason() {
+        let client = |f: &dyn Fn(&mut TlsOptions)| {
+            let mut o = TlsOptions::default();
+            f(&mut o);
+            TlsContext::new(&o, Some("localhost")).err()
+        };
+        assert!(client(&|_| {}).is_none());
+        assert!(client(&|o| o.ca = vec![b"not pem".to_vec()]).unwrap().contains("ca"));
+        assert!(client(&|o| o.cert = Some(b"x".to_vec())).unwrap().contains("together"));
+        assert!(client(&|o| {
+            o.min_version = Some(0x0304);
+            o.max_version = Some(0x0303);
+        })
+        .is_some());
+        let server = TlsOptions { server_side: true, ..Default::default() };
+        assert!(TlsContext::new(&server, None).err().unwrap().contains("cert and key"));
+    }
+
+    struct Pki {
+        dir: PathBuf,
+    }
+
+    impl Pki {
+        /// A CA and a localhost certificate it signed, made with the openssl command line.
+        fn new() -> Pki {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("protoloop-engine-tls-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let run = |args: &[&str]| {
+                let ok = Command::new("openssl").args(args).current_dir(&dir).output().unwrap().status.success();
+                assert!(ok, "openssl {args:?}");
+            };
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=engine test CA"]);
+            run(&a);
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend(["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"]);
+            run(&a);
+            std::fs::write(dir.join("srv.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+            run(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out", "srv.crt", "-extfile", "srv.ext"]);
+            Pki { dir }
+        }
+        fn read(&self, f: &str) -> Vec<u8> {
+            std::fs::read(self.dir.join(f)).unwrap()
+        }
+    }
+
+    impl Drop for Pki {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    type Rec = (u32, u32, u32, u32, Vec<u8>);
+
+    /// Drains the queue until `done` holds for what was seen so far.
+    fn wait(engine: &Engine, seen: &mut Vec<Rec>, done: impl Fn(&[Rec]) -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !done(seen) {
+            assert!(Instant::now() < end, "timed out; saw {seen:?}");
+            let Batch { records, payload } = engine.queue().drain();
+            let mut off = 0;
+            for r in records.chunks(5) {
+                let len = r[4] as usize;
+                seen.push((r[0], r[1], r[2], r[3], payload[off..off + len].to_vec()));
+                off += len;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_client_and_a_server_of_the_engine_talk_tls_and_a_wrong_name_is_refused() {
+        let pki = Pki::new();
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
+        let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
+        assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
+        engine.server(server).unwrap().start_serving();
+        let fd = engine.server(server).unwrap().fds()[0];
+        // SAFETY: the server's listening descriptor stays open while `engine` lives.
+        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+
+        let copts = TlsOptions { ca: vec![pki.read("ca.crt")], alpn_protocols: vec![], ..Default::default() };
+        let client = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
+        let mut seen = Vec::new();
+        let connected = |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client);
+        let accepted = |s: &[Rec]| s.iter().find(|r| r.0 == Kind::Accepted as u32 && r.1 == server).map(|r| r.2);
+        wait(&engine, &mut seen, |s| connected(s) && accepted(s).is_some());
+        let peer = accepted(&seen).unwrap();
+        let c = engine.tls(client).unwrap();
+        assert_eq!(c.info.version, "TLSv1.3");
+        assert_eq!(c.info.server_name.as_deref(), Some("localhost"));
+        assert_eq!(c.info.peer_certificates.len(), 1);
+        assert!(engine.tls(peer).unwrap().info.server_side);
+
+        assert_eq!(c.write(&[b"hello ", b"tls"]), 0);
+        let data_on = |id: u32| move |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Data as u32 && r.1 == id).flat_map(|r| r.4.clone()).collect::<Vec<u8>>();
+        wait(&engine, &mut seen, |s| data_on(peer)(s) == b"hello tls");
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::Drained as u32 && r.1 == client));
+        assert_eq!(c.write_buffer_size(), 0);
+
+        // close: close_notify reaches the server as the end of the stream; it closes too; both finish.
+        c.close();
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::Eof as u32 && r.1 == peer));
+        engine.tls(peer).unwrap().close();
+        let closed = |id: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Closed as u32 && r.1 == id && r.2 == 0);
+        wait(&engine, &mut seen, |s| closed(client)(s) && closed(peer)(s));
+        assert!(engine.tls(client).is_none() && engine.tls(peer).is_none());
+
+        let wrong = TlsOptions { ca: vec![pki.read("ca.crt")], server_name: Some("wrong.example".into()), ..Default::default() };
+        let bad = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&wrong, None).unwrap());
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::TlsFailed as u32 && r.1 == bad));
+        let rec = seen.iter().find(|r| r.0 == Kind::TlsFailed as u32 && r.1 == bad).unwrap();
+        assert!(String::from_utf8_lossy(&rec.4).starts_with("ERR_TLS_CERT_ALTNAME_INVALID\t"));
+        // The server side saw the client's alert and reports its failure on the server's id.
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::TlsFailed as u32 && r.1 == server));
+        engine.close_server(server);
+        assert_eq!(engine.open_handles(), 0);
+    }
+
+    #[test]
+    fn starttls_upgrades_both_ends_of_a_plain_connection() {
+        let pki = Pki::new();
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
+        engine.server(server).unwrap().start_serving();
+        let fd = engine.server(server).unwrap().fds()[0];
+        // SAFETY: the server's listening descriptor stays open while `engine` lives.
+        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let client = engine.connect("127.0.0.1".into(), port, Default::default());
+        let mut seen = Vec::new();
+        let accepted = |s: &[Rec]| s.iter().find(|r| r.0 == Kind::Accepted as u32 && r.1 == server).map(|r| r.2);
+        wait(&engine, &mut seen, |s| accepted(s).is_some() && s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client));
+        let peer = accepted(&seen).unwrap();
+        engine.stream(peer).unwrap().start_reading(false);
+        engine.stream(client).unwrap().write(&[b"STARTTLS"]);
+        let data_on = |id: u32| move |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Data as u32 && r.1 == id).flat_map(|r| r.4.clone()).collect::<Vec<u8>>();
+        wait(&engine, &mut seen, |s| data_on(peer)(s) == b"STARTTLS");
+
+        // Both ends give their sockets up; each reports Detached after its last plain event.
+        let tls_peer = engine.detach_for_tls(peer).unwrap();
+        let tls_client = engine.detach_for_tls(client).unwrap();
+        let detached = |id: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Detached as u32 && r.1 == id);
+        wait(&engine, &mut seen, |s| detached(peer)(s) && detached(client)(s));
+        assert!(engine.stream(peer).is_none() && engine.stream(client).is_none());
+        assert!(!seen.iter().any(|r| r.0 == Kind::Closed as u32), "a detached stream reports no Closed");
+
+        let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
+        let copts = TlsOptions { ca: vec![pki.read("ca.crt")], ..Default::default() };
+        assert!(engine.start_tls(tls_peer, b"", TlsContext::new(&sopts, None).unwrap()));
+        assert!(engine.start_tls(tls_client, b"", TlsContext::new(&copts, Some("localhost")).unwrap()));
+        let connected = |id: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == id);
+        wait(&engine, &mut seen, |s| connected(tls_peer)(s) && connected(tls_client)(s));
+        engine.tls(tls_client).unwrap().write(&[b"secret"]);
+        wait(&engine, &mut seen, |s| data_on(tls_peer)(s) == b"secret");
+        engine.tls(tls_client).unwrap().abort();
+        engine.tls(tls_peer).unwrap().abort();
+        engine.close_server(server);
+        assert_eq!(engine.open_handles(), 0);
+    }
+
+    #[test]
+    fn fd_io_replays_the_prefix_before_the_socket() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            std::io::Write::write_all(&mut &b, b" world").unwrap();
+            let mut io = FdIo::new(OwnedFd::from(a), b"hello".to_vec()).unwrap();
+            let mut got = vec![0u8; 11];
+            io.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"hello world");
+        });
+    }
+}
