@@ -114,6 +114,17 @@ describe('sendfile', () => {
     closeSync(fd);
   });
 
+  it('sends a write made right after the call behind the file, with nothing queued before', async () => {
+    const fd = openSync(path, 'r');
+    const got = await serveOnce(async (t) => {
+      const pending = sendfile(t, fd, 0, 1000);
+      t.write(Buffer.from('behind'));
+      await pending;
+    });
+    expect(got.equals(Buffer.concat([content.subarray(0, 1000), Buffer.from('behind')]))).toBe(true);
+    closeSync(fd);
+  });
+
   it('rejects bad arguments naming them', async () => {
     const fd = openSync(path, 'r');
     await serveOnce(async (t) => {

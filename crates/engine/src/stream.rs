@@ -38,6 +38,15 @@ pub enum FdKind {
 struct Chunk {
     data: Vec<u8>,
     host: bool,
+    /// A `sendfile` queued at this point of the stream (its `data` is empty).
+    file: Option<Box<FileJob>>,
+}
+
+/// What `sendfile` has to send, in its place in the write queue.
+struct FileJob {
+    file: OwnedFd,
+    offset: u64,
+    count: Option<u64>,
 }
 
 #[derive(Default)]
@@ -209,16 +218,19 @@ impl Stream {
     /// event tells the host why).
     pub(crate) async fn detach(&self) -> Option<OwnedFd> {
         loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             {
                 let st = self.write.lock().unwrap();
                 if self.is_closed() {
                     return None;
                 }
-                if st.queued == 0 && !st.writer_running {
+                if st.chunks.is_empty() && !st.writer_running {
                     break;
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            notified.await;
         }
         let fd = match self.fd.get_ref().try_clone() {
             Ok(fd) => fd,
@@ -290,8 +302,8 @@ impl Stream {
             let rest = &b[skip..];
             skip = 0;
             match st.chunks.back_mut() {
-                Some(last) if last.host == host && last.data.len() < COALESCE_BELOW => last.data.extend_from_slice(rest),
-                _ => st.chunks.push_back(Chunk { data: rest.to_vec(), host }),
+                Some(last) if last.host == host && last.file.is_none() && last.data.len() < COALESCE_BELOW => last.data.extend_from_slice(rest),
+                _ => st.chunks.push_back(Chunk { data: rest.to_vec(), host, file: None }),
             }
             st.queued += rest.len();
         }
@@ -321,56 +333,75 @@ impl Stream {
                     Err(e) => return self.finish(Some(e), Syscall::Write),
                 },
             };
-            let mut st = self.write.lock().unwrap();
-            if self.is_closed() {
-                return;
-            }
-            let (mut drained, mut drained_host) = (0usize, 0usize);
-            let mut failure = None;
-            while st.queued > 0 {
-                let iov: Vec<libc::iovec> = st
-                    .chunks
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let c = if i == 0 { &c.data[st.head_sent..] } else { &c.data[..] };
-                        libc::iovec { iov_base: c.as_ptr() as *mut _, iov_len: c.len() }
-                    })
-                    .collect();
-                match guard.try_io(|fd| writev(fd.as_raw_fd(), &iov)) {
-                    Ok(Ok(n)) => {
-                        drained += n;
-                        drained_host += consume(&mut st, n);
+            match self.flush_some(&mut guard) {
+                Flush::Blocked => {}
+                Flush::Done => return,
+                Flush::File(job) => {
+                    drop(guard);
+                    if !self.send_file(*job).await {
+                        return;
                     }
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Ok(Err(e)) => {
-                        failure = Some(e);
-                        break;
-                    }
-                    Err(_would_block) => break,
                 }
-            }
-            if drained > 0 {
-                self.stats.bytes_written.fetch_add(drained as u64, Ordering::Relaxed);
-                if drained_host > 0 {
-                    self.core.queue.push(Kind::Drained, self.id, drained_host as u32, 0);
+                Flush::Empty { eof, closing } => {
+                    // A waiting STARTTLS detach needs to see the writer gone, not just the queue empty.
+                    self.room.notify_waiters();
+                    return self.after_flush(eof, closing);
                 }
-                self.room.notify_waiters();
-            }
-            if let Some(e) = failure {
-                drop(st);
-                return self.finish(Some(e), Syscall::Write);
-            }
-            if st.queued == 0 {
-                st.writer_running = false;
-                let (eof, closing) = (st.eof_requested, st.closing);
-                drop(st);
-                // A waiting `sendfile` needs to see the writer gone, not just the queue empty.
-                self.room.notify_waiters();
-                return self.after_flush(eof, closing);
+                Flush::Failed(e) => return self.finish(Some(e), Syscall::Write),
             }
         }
+    }
+
+    /// Writes queued bytes until the socket is full, the queue is empty, or a queued file comes up.
+    fn flush_some(&self, guard: &mut AsyncFdReadyGuard<'_, OwnedFd>) -> Flush {
+        let mut st = self.write.lock().unwrap();
+        if self.is_closed() {
+            return Flush::Done;
+        }
+        let (mut drained, mut drained_host) = (0usize, 0usize);
+        let mut outcome = Flush::Blocked;
+        while let Some(head) = st.chunks.front_mut() {
+            if let Some(job) = head.file.take() {
+                st.chunks.pop_front();
+                outcome = Flush::File(job);
+                break;
+            }
+            let iov: Vec<libc::iovec> = st
+                .chunks
+                .iter()
+                .take_while(|c| c.file.is_none())
+                .take(MAX_IOVECS)
+                .enumerate()
+                .map(|(i, c)| {
+                    let c = if i == 0 { &c.data[st.head_sent..] } else { &c.data[..] };
+                    libc::iovec { iov_base: c.as_ptr() as *mut _, iov_len: c.len() }
+                })
+                .collect();
+            match guard.try_io(|fd| writev(fd.as_raw_fd(), &iov)) {
+                Ok(Ok(n)) => {
+                    drained += n;
+                    drained_host += consume(&mut st, n);
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => {
+                    outcome = Flush::Failed(e);
+                    break;
+                }
+                Err(_would_block) => break,
+            }
+        }
+        if drained > 0 {
+            self.stats.bytes_written.fetch_add(drained as u64, Ordering::Relaxed);
+            if drained_host > 0 {
+                self.core.queue.push(Kind::Drained, self.id, drained_host as u32, 0);
+            }
+            self.room.notify_waiters();
+        }
+        if matches!(outcome, Flush::Blocked) && st.chunks.is_empty() {
+            st.writer_running = false;
+            outcome = Flush::Empty { eof: st.eof_requested, closing: st.closing };
+        }
+        outcome
     }
 
     /// The queue just became empty: carry out a pending `write_eof` or `close`.
@@ -631,80 +662,71 @@ impl Stream {
         }
     }
 
-    /// Sends `count` bytes (all, if `None`) of `file` from `offset` with `sendfile(2)`, after
-    /// everything already queued; writes made meanwhile queue behind it. Leaves the file position at
-    /// `offset` + bytes sent (asyncio does). Reports [`Kind::SendfileDone`] with the count, or
-    /// [`Kind::SendfileFailed`] with an errno and the count sent before the error.
+    /// Sends `count` bytes (all, if `None`) of `file` from `offset` with `sendfile(2)`, in order with
+    /// writes: after everything written before, before everything written after. Leaves the file
+    /// position at `offset` + bytes sent (asyncio does). Reports [`Kind::SendfileDone`] with the count,
+    /// or [`Kind::SendfileFailed`] with an errno and the count sent before the error.
     pub fn sendfile(self: &Arc<Self>, file: OwnedFd, offset: u64, count: Option<u64>) {
-        let this = self.clone();
-        self.core.handle.spawn(async move {
-            // Become the writer once the queue is empty, so that bytes keep their order.
-            loop {
-                let notified = this.room.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                {
-                    let mut st = this.write.lock().unwrap();
-                    if this.is_closed() {
-                        this.core.queue.push(Kind::SendfileFailed, this.id, libc::EPIPE as u32, 0);
-                        return;
-                    }
-                    if st.queued == 0 && !st.writer_running {
-                        st.writer_running = true;
-                        break;
-                    }
-                }
-                notified.await;
-            }
-            let mut sent: u64 = 0;
-            let failure = loop {
-                let want = count.map_or(u64::MAX, |c| c - sent).min(1 << 30) as usize;
-                if want == 0 {
-                    break None;
-                }
-                let mut guard = tokio::select! {
-                    _ = this.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
-                    g = this.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
-                };
-                let mut off = (offset + sent) as libc::off_t;
-                // SAFETY: sendfile(2) between two descriptors we hold; `off` is a local the kernel updates.
-                match guard.try_io(|fd| match unsafe { libc::sendfile(fd.as_raw_fd(), file.as_raw_fd(), &mut off, want) } {
-                    n if n >= 0 => Ok(n as usize),
-                    _ => Err(io::Error::last_os_error()),
-                }) {
-                    Ok(Ok(0)) => break None, // end of file
-                    Ok(Ok(n)) => sent += n as u64,
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Ok(Err(e)) => break Some(e),
-                    Err(_would_block) => {}
-                }
-            };
-            // SAFETY: lseek(2) on a descriptor we own (a dup of the caller's, sharing its position).
-            unsafe { libc::lseek(file.as_raw_fd(), (offset + sent) as libc::off_t, libc::SEEK_SET) };
-            this.stats.bytes_written.fetch_add(sent, Ordering::Relaxed);
-            match failure {
-                None => this.core.queue.push(Kind::SendfileDone, this.id, sent as u32, (sent >> 32) as u32),
-                Some(e) => this.core.queue.push_with(Kind::SendfileFailed, this.id, errno_of(&e), 0, &sent.to_le_bytes()),
-            }
-            // Hand the writer role back: send what queued meanwhile, or carry out a pending close.
-            let pending = {
-                let mut st = this.write.lock().unwrap();
-                if this.is_closed() {
-                    return;
-                }
-                if st.queued == 0 {
-                    st.writer_running = false;
-                    Some((st.eof_requested, st.closing))
-                } else {
-                    None
-                }
-            };
-            match pending {
-                Some((eof, closing)) => this.after_flush(eof, closing),
-                None => this.write_loop().await,
-            }
-        });
+        let mut st = self.write.lock().unwrap();
+        if self.is_closed() || st.closing || st.eof_requested {
+            self.core.queue.push_with(Kind::SendfileFailed, self.id, libc::EPIPE as u32, 0, &0u64.to_le_bytes());
+            return;
+        }
+        st.chunks.push_back(Chunk { data: Vec::new(), host: false, file: Some(Box::new(FileJob { file, offset, count })) });
+        if !st.writer_running {
+            st.writer_running = true;
+            self.core.handle.spawn(self.clone().write_loop());
+        }
     }
+
+    /// Runs one queued `sendfile`; false when the stream finished meanwhile.
+    async fn send_file(&self, job: FileJob) -> bool {
+        let FileJob { file, offset, count } = job;
+        let mut sent: u64 = 0;
+        let failure = loop {
+            let want = count.map_or(u64::MAX, |c| c - sent).min(1 << 30) as usize;
+            if want == 0 {
+                break None;
+            }
+            let mut guard = tokio::select! {
+                _ = self.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
+                g = self.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
+            };
+            let mut off = (offset + sent) as libc::off_t;
+            // SAFETY: sendfile(2) between two descriptors we hold; `off` is a local the kernel updates.
+            match guard.try_io(|fd| match unsafe { libc::sendfile(fd.as_raw_fd(), file.as_raw_fd(), &mut off, want) } {
+                n if n >= 0 => Ok(n as usize),
+                _ => Err(io::Error::last_os_error()),
+            }) {
+                Ok(Ok(0)) => break None, // end of file
+                Ok(Ok(n)) => sent += n as u64,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => break Some(e),
+                Err(_would_block) => {}
+            }
+        };
+        // SAFETY: lseek(2) on a descriptor we own (a dup of the caller's, sharing its position).
+        unsafe { libc::lseek(file.as_raw_fd(), (offset + sent) as libc::off_t, libc::SEEK_SET) };
+        self.stats.bytes_written.fetch_add(sent, Ordering::Relaxed);
+        match failure {
+            None => self.core.queue.push(Kind::SendfileDone, self.id, sent as u32, (sent >> 32) as u32),
+            Some(e) => self.core.queue.push_with(Kind::SendfileFailed, self.id, errno_of(&e), 0, &sent.to_le_bytes()),
+        }
+        !self.is_closed()
+    }
+}
+
+/// What one round of the writer achieved.
+enum Flush {
+    /// The socket is full; wait until it is writable.
+    Blocked,
+    /// The stream finished.
+    Done,
+    /// A queued `sendfile` is next.
+    File(Box<FileJob>),
+    /// Everything is sent; the writer stops.
+    Empty { eof: bool, closing: bool },
+    Failed(io::Error),
 }
 
 enum ReadOutcome {
