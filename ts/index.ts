@@ -4,8 +4,11 @@ import { createDatagramEndpoint } from './datagram';
 import { EventLoop } from './loop';
 import { sendfile } from './sendfile';
 import { createServer } from './server';
+import { connectReadPipe, connectWritePipe } from './pipe';
 import { connectAcceptedSocket, createConnection } from './stream';
 import { startTls } from './tls';
+import { subprocessExec, subprocessShell } from './subprocess';
+import { createUnixConnection, createUnixServer } from './unix';
 
 export { createDatagramEndpoint, type CreateDatagramEndpointOptions } from './datagram';
 export { CancelledError, InvalidStateError, type SystemError } from './errors';
@@ -18,6 +21,9 @@ export { Server, createServer, type CreateServerOptions } from './server';
 export { TransportSocket, constants } from './socket';
 export { connectAcceptedSocket, createConnection, type ConnectAcceptedSocketOptions, type CreateConnectionOptions } from './stream';
 export { startTls, type PeerCertificate, type SslObject, type SslOptions, type StartTlsOptions } from './tls';
+export { connectReadPipe, connectWritePipe } from './pipe';
+export { createUnixConnection, createUnixServer, socketpair, type CreateUnixConnectionOptions, type CreateUnixServerOptions } from './unix';
+export { DEVNULL, PIPE, STDOUT, subprocessExec, subprocessShell, type StdioOption, type SubprocessOptions } from './subprocess';
 export { BaseTransport, DatagramTransport, ReadTransport, SubprocessTransport, Transport, WriteTransport } from './transports';
 
 // Every loop function is also a method of the loop, as in asyncio (`loop.createConnection(...)`).
@@ -29,6 +35,25 @@ declare module './loop' {
     sendfile: typeof sendfile;
     createDatagramEndpoint: typeof createDatagramEndpoint;
     startTls: typeof startTls;
+    connectReadPipe: typeof connectReadPipe;
+    connectWritePipe: typeof connectWritePipe;
+    subprocessExec: typeof subprocessExec;
+    subprocessShell: typeof subprocessShell;
+    createUnixConnection: typeof createUnixConnection;
+    createUnixServer: typeof createUnixServer;
   }
 }
-Object.assign(EventLoop.prototype, { createConnection, createServer, connectAcceptedSocket, sendfile, createDatagramEndpoint, startTls });
+Object.assign(EventLoop.prototype, {
+  createConnection,
+  createServer,
+  connectAcceptedSocket,
+  sendfile,
+  createDatagramEndpoint,
+  startTls,
+  connectReadPipe,
+  connectWritePipe,
+  subprocessExec,
+  subprocessShell,
+  createUnixConnection,
+  createUnixServer,
+});

@@ -45,6 +45,8 @@ export class Server implements StreamOwner {
   #protocolFactory: () => object;
   #ssl: unknown;
   #sockets: TransportSocket[];
+  /** What the kind does after it stops listening (a Unix server removes its socket file). */
+  #onClose: (() => void) | null;
   #clients = new Set<StreamTransport>();
   #serving = false;
   #closed = false;
@@ -52,10 +54,11 @@ export class Server implements StreamOwner {
   #emptyWaiters: Array<() => void> = [];
 
   /** @internal */
-  constructor(id: number, protocolFactory: () => object, ssl: unknown = null) {
+  constructor(id: number, protocolFactory: () => object, ssl: unknown = null, onClose: (() => void) | null = null) {
     this._id = id;
     this.#protocolFactory = protocolFactory;
     this.#ssl = ssl;
+    this.#onClose = onClose;
     this.#sockets = native.serverFds(id).map((fd) => new TransportSocket(fd, () => !this.#closed));
     register(id, this);
   }
@@ -136,6 +139,11 @@ export class Server implements StreamOwner {
     if (this.#closed) return;
     this.#closed = true;
     native.closeServer(this._id);
+    try {
+      this.#onClose?.();
+    } catch (exc) {
+      getRunningLoop().callExceptionHandler({ message: 'Error while cleaning up a closed server', exception: exc, server: this });
+    }
     unregister(this._id);
     if (this.#serving) {
       this.#serving = false;

@@ -13,14 +13,13 @@ import { READ_HINT, isBuffered } from './buffered';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
-import { TransportSocket, checkFamily, toAddress } from './socket';
+import { TransportSocket, checkFamily, constants, toAddress } from './socket';
 import { Transport } from './transports';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
 /** asyncio logs a warning once this many writes were dropped after the connection was lost. */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
-type Held = [EventKind, number, Buffer | null];
 
 /** What a stream transport asks of the engine: the same operations for plain and TLS streams. */
 export interface StreamOps {
@@ -52,6 +51,160 @@ export const STREAM_OPS: StreamOps = {
   engineStream: true,
 };
 
+type Held = [EventKind, number, Buffer | null];
+
+type ReaderOps = Pick<StreamOps, 'pauseReading' | 'resumeReading'>;
+type WriterOps = Pick<StreamOps, 'write' | 'writev' | 'writeEof'>;
+
+/**
+ * The reading half of an engine byte stream, shared by stream transports and read pipes: read pausing,
+ * enforced here too, so events the engine had already queued for a paused stream (data, fills, EOF) are
+ * held back and handed to `deliver` in order on a later turn after `resume()`.
+ * @internal
+ */
+export class StreamReader {
+  #paused = false;
+  #held: Held[] = [];
+  #flushScheduled = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly ops: ReaderOps,
+    private readonly closing: () => boolean,
+    private readonly deliver: (kind: EventKind, a: number, data: Buffer | null) => void,
+  ) {}
+
+  /** A read-side event of the engine (`Data`, `Eof`, and the zero-copy kinds). */
+  push(kind: EventKind, a: number, data: Buffer | null): void {
+    if (this.closing()) return;
+    if (this.#paused || this.#held.length > 0) this.#held.push([kind, a, data]);
+    else this.deliver(kind, a, data);
+  }
+
+  isReading(): boolean {
+    return !this.#paused && !this.closing();
+  }
+
+  pause(): void {
+    if (this.closing() || this.#paused) return;
+    this.#paused = true;
+    this.ops.pauseReading(this.id);
+  }
+
+  resume(): void {
+    if (this.closing() || !this.#paused) return;
+    this.#paused = false;
+    this.ops.resumeReading(this.id);
+    // Events that came in while paused go out on a later turn, never inside this call.
+    if (this.#held.length > 0) this.#scheduleFlush();
+  }
+
+  /** Forgets held events (the transport is closing). */
+  clear(): void {
+    this.#held = [];
+  }
+
+  /** Takes the held events away (STARTTLS hands them to the TLS session). */
+  takeHeld(): Held[] {
+    const held = this.#held;
+    this.#held = [];
+    return held;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      while (!this.#paused && !this.closing() && this.#held.length > 0) {
+        const [kind, a, data] = this.#held.shift() as Held;
+        this.deliver(kind, a, data);
+      }
+    });
+  }
+}
+
+/**
+ * The writing half of an engine byte stream, shared by stream transports and write pipes: argument
+ * checks, the try-at-once write, counting what the kernel has not taken yet, dropped-write warnings.
+ * The transport owns the flow-control marks; `write` tells it when bytes were left queued.
+ * @internal
+ */
+export class StreamWriter {
+  /** Bytes taken by write() (and sendfile). */ accepted = 0;
+  /** Of those, bytes the kernel has. */ flushed = 0;
+  eofWritten = false;
+  #droppedWrites = 0;
+
+  constructor(
+    private readonly id: number,
+    private readonly ops: WriterOps,
+  ) {}
+
+  get bufferSize(): number {
+    return this.accepted - this.flushed;
+  }
+
+  /** Sends `data`; true when part of it was left queued (the caller then checks its high mark). */
+  write(data: ArrayBufferView | ArrayBuffer, closing: boolean): boolean {
+    const bytes = toBytes('data', data);
+    if (this.eofWritten) throw new Error('Cannot call write() after writeEof()');
+    if (closing) {
+      this.#dropWrite();
+      return false;
+    }
+    if (bytes.length === 0) return false;
+    return this.#sent(bytes.length, this.ops.write(this.id, bytes));
+  }
+
+  writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>, closing: boolean): boolean {
+    if (listOfData === null || typeof (listOfData as any)?.[Symbol.iterator] !== 'function') {
+      throw new TypeError('The "listOfData" argument must be an iterable of bytes');
+    }
+    const views: Uint8Array[] = [];
+    let total = 0;
+    for (const d of listOfData) {
+      const v = toBytes('listOfData[]', d);
+      if (v.length > 0) {
+        views.push(v);
+        total += v.length;
+      }
+    }
+    if (this.eofWritten) throw new Error('Cannot call writelines() after writeEof()');
+    if (closing) {
+      this.#dropWrite();
+      return false;
+    }
+    if (total === 0) return false;
+    return this.#sent(total, this.ops.writev(this.id, views));
+  }
+
+  /** The engine reported `n` queued bytes sent. */
+  drained(n: number): void {
+    this.flushed += n;
+  }
+
+  /** Half-closes once the queue is sent; false when it was already asked for or the stream closes. */
+  writeEof(closing: boolean): boolean {
+    if (closing || this.eofWritten) return false;
+    this.eofWritten = true;
+    this.ops.writeEof(this.id);
+    return true;
+  }
+
+  #sent(total: number, now: number): boolean {
+    this.accepted += total;
+    this.flushed += now;
+    return now < total;
+  }
+
+  #dropWrite(): void {
+    if (++this.#droppedWrites === LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+      process.emitWarning('protoloop: write() on a closed transport; the data is dropped', 'ProtoloopWarning');
+    }
+  }
+}
+
 /** Who learns when an accepted stream goes away (its `Server`). */
 export interface StreamOwner {
   _detach(t: StreamTransport): void;
@@ -67,14 +220,11 @@ export class StreamTransport extends Transport {
   /** @internal */ readonly _id: number;
   /** @internal */ readonly _ops: StreamOps;
   #owner: StreamOwner | null;
-  #accepted = 0; // bytes taken by write()
-  #flushed = 0; // of those, bytes the kernel has
+  #reader: StreamReader;
+  #writer: StreamWriter;
   #bytesRead = 0;
   #bytesCopied = 0;
-  #eofWritten = false;
-  #paused = false;
   #started = false;
-  #held: Held[] = [];
   // Zero-copy receive. The engine is in target mode while `#targetMode`; `#lent` is the view it may be
   // reading into (lent by protocol `#lentTo`); `#pendingView` is a view getBuffer returned that the engine
   // cannot use, filled by copy from the next bytes.
@@ -86,8 +236,6 @@ export class StreamTransport extends Transport {
   #pinnedShared = false;
   #forwarding: { resolve: (r: { bytes: number }) => void } | null = null;
   #sendfile: { resolve: (n: number) => void; reject: (e: Error) => void } | null = null;
-  #flushScheduled = false;
-  #droppedWrites = 0;
 
   /** @internal */
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>, owner: StreamOwner | null, ops: StreamOps = STREAM_OPS) {
@@ -95,9 +243,11 @@ export class StreamTransport extends Transport {
     this._id = id;
     this._ops = ops;
     this.#owner = owner;
+    this.#reader = new StreamReader(id, ops, () => this._closing, (kind, a, data) => this.#deliver(kind, a, data));
+    this.#writer = new StreamWriter(id, ops);
     this._extra.stats = () => ({
       bytesRead: this.#bytesRead,
-      bytesWritten: this.#flushed,
+      bytesWritten: this.#writer.flushed,
       bytesCopiedOnReceive: this.#bytesCopied,
     });
     register(id, this);
@@ -160,16 +310,14 @@ export class StreamTransport extends Transport {
       case EventKind.Eof:
       case EventKind.BufferFilled:
       case EventKind.TargetMode:
-        if (this._closing) return;
-        if (this.#paused || this.#held.length > 0) this.#held.push([kind, a, data]);
-        else this.#deliver(kind, a, data);
+        this.#reader.push(kind, a, data);
         return;
       case EventKind.TlsFailed:
         // A TLS connection failed at the TLS level: this is the error its Closed event stands for.
         this._pendingExc ??= tlsError(a, b, data);
         return;
       case EventKind.Drained:
-        this.#flushed += a;
+        this.#writer.drained(a);
         this._maybeResumeProtocol();
         return;
       case EventKind.ForwardEnded: {
@@ -183,13 +331,13 @@ export class StreamTransport extends Transport {
         const f = this.#sendfile;
         this.#sendfile = null;
         if (kind === EventKind.SendfileDone) {
-          this.#flushed += a + b * 2 ** 32;
-          this.#accepted += a + b * 2 ** 32;
+          this.#writer.flushed += a + b * 2 ** 32;
+          this.#writer.accepted += a + b * 2 ** 32;
           f?.resolve(a + b * 2 ** 32);
         } else {
           const sent = data === null ? 0 : Number(data.readBigUInt64LE(0));
-          this.#flushed += sent;
-          this.#accepted += sent;
+          this.#writer.flushed += sent;
+          this.#writer.accepted += sent;
           f?.reject(Object.assign(systemError(a, 'sendfile'), { bytesSent: sent }));
         }
         return;
@@ -197,7 +345,7 @@ export class StreamTransport extends Transport {
       case EventKind.Closed:
         this.#sendfile?.reject(systemError(a || 32 /* EPIPE */, b || 'sendfile'));
         this.#sendfile = null;
-        this.#held = [];
+        this.#reader.clear();
         this.#lent = this.#pendingView = null;
         if (this.#pinnedShared) native.releaseReadTarget(this._id);
         unregister(this._id);
@@ -326,83 +474,28 @@ export class StreamTransport extends Transport {
     }
   }
 
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      while (!this.#paused && !this._closing && this.#held.length > 0) {
-        const [kind, n, data] = this.#held.shift() as Held;
-        this.#deliver(kind, n, data);
-      }
-    });
-  }
-
   isReading(): boolean {
-    return !this.#paused && !this._closing;
+    return this.#reader.isReading();
   }
 
   pauseReading(): void {
-    if (this._closing || this.#paused) return;
-    this.#paused = true;
-    this._ops.pauseReading(this._id);
+    this.#reader.pause();
   }
 
   resumeReading(): void {
-    if (this._closing || !this.#paused) return;
-    this.#paused = false;
-    this._ops.resumeReading(this._id);
-    // Events that came in while paused go out on a later turn, never inside this call.
-    if (this.#held.length > 0) this.#scheduleFlush();
+    this.#reader.resume();
   }
 
   override getWriteBufferSize(): number {
-    return this.#accepted - this.#flushed;
+    return this.#writer.bufferSize;
   }
 
   write(data: ArrayBufferView | ArrayBuffer): void {
-    const bytes = toBytes('data', data);
-    if (this.#eofWritten) throw new Error('Cannot call write() after writeEof()');
-    if (this._closing) {
-      this.#dropWrite();
-      return;
-    }
-    if (bytes.length === 0) return;
-    this.#sent(bytes.length, this._ops.write(this._id, bytes));
+    if (this.#writer.write(data, this._closing)) this._maybePauseProtocol();
   }
 
   writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void {
-    if (listOfData === null || typeof (listOfData as any)?.[Symbol.iterator] !== 'function') {
-      throw new TypeError('The "listOfData" argument must be an iterable of bytes');
-    }
-    const views: Uint8Array[] = [];
-    let total = 0;
-    for (const d of listOfData) {
-      const v = toBytes('listOfData[]', d);
-      if (v.length > 0) {
-        views.push(v);
-        total += v.length;
-      }
-    }
-    if (this.#eofWritten) throw new Error('Cannot call writelines() after writeEof()');
-    if (this._closing) {
-      this.#dropWrite();
-      return;
-    }
-    if (total === 0) return;
-    this.#sent(total, this._ops.writev(this._id, views));
-  }
-
-  #sent(total: number, now: number): void {
-    this.#accepted += total;
-    this.#flushed += now;
-    if (now < total) this._maybePauseProtocol();
-  }
-
-  #dropWrite(): void {
-    if (++this.#droppedWrites === LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-      process.emitWarning('protoloop: write() on a closed transport; the data is dropped', 'ProtoloopWarning');
-    }
+    if (this.#writer.writelines(listOfData, this._closing)) this._maybePauseProtocol();
   }
 
   /**
@@ -439,9 +532,7 @@ export class StreamTransport extends Transport {
 
   writeEof(): void {
     if (!this._ops.canWriteEof) throw new Error('TLS transports do not support writeEof(): TLS cannot half-close');
-    if (this._closing || this.#eofWritten) return;
-    this.#eofWritten = true;
-    this._ops.writeEof(this._id);
+    this.#writer.writeEof(this._closing);
   }
 
   canWriteEof(): boolean {
@@ -458,11 +549,11 @@ export class StreamTransport extends Transport {
     // Bytes already read: copies (Data) or fills of the buffer lent to the engine (BufferFilled).
     const lent = this.#lent;
     const held: Buffer[] = [];
-    for (const [k, n, d] of this.#held) {
+    for (const [k, n, d] of this.#reader.takeHeld()) {
       if (k === EventKind.Data && d !== null) held.push(Buffer.from(d));
       else if (k === EventKind.BufferFilled && lent !== null) held.push(Buffer.from(lent.subarray(0, n)));
     }
-    this.#held = [];
+    this.#reader.clear();
     this._closing = true;
     this._lost = true;
     unregister(this._id);
@@ -476,7 +567,7 @@ export class StreamTransport extends Transport {
   close(): void {
     if (this._closing) return;
     this._closing = true;
-    this.#held = [];
+    this.#reader.clear();
     this._ops.close(this._id);
   }
 
@@ -488,7 +579,7 @@ export class StreamTransport extends Transport {
   protected _abort(): void {
     if (this._lost) return;
     this._closing = true;
-    this.#held = [];
+    this.#reader.clear();
     this._ops.abort(this._id);
   }
 
@@ -599,6 +690,32 @@ export async function createConnection<P extends object>(
   });
 }
 
+/**
+ * Waits for a plain connect request `id` of the engine (a Unix connect) and starts its transport; the
+ * caller has called `retain()` for the pending connect.
+ * @internal
+ */
+export function awaitConnect<P>(id: number, protocolFactory: () => P, address: string): Promise<[Transport, P]> {
+  return new Promise((resolve, reject) => {
+    register(id, {
+      _onEvent(kind, a, b) {
+        if (kind !== EventKind.Connected && kind !== EventKind.ConnectFailed) return;
+        unregister(id);
+        release();
+        if (kind === EventKind.ConnectFailed) {
+          reject(systemError(a, b, address));
+          return;
+        }
+        try {
+          resolve(StreamTransport._start(id, protocolFactory, null));
+        } catch (exc) {
+          reject(exc);
+        }
+      },
+    });
+  });
+}
+
 /** @internal Wraps a connected stream socket descriptor (asyncio's `sock=`). */
 export async function adoptSocket<P extends object>(
   protocolFactory: () => P,
@@ -609,6 +726,14 @@ export async function adoptSocket<P extends object>(
   ssl: unknown = null,
 ): Promise<[Transport, P]> {
   checkInteger(name, fd, 0, 0x7fffffff);
+  // A datagram or listening socket would make a transport that can never work: refuse it clearly.
+  const kind = native.socketKind(fd as number);
+  if (kind !== null && kind[1] !== constants.SOCK_STREAM) {
+    throw new TypeError(`The "${name}" argument must be a stream socket (SOCK_STREAM); descriptor ${fd} has type ${kind[1]}`);
+  }
+  if (kind !== null && native.getsockopt(fd as number, constants.SOL_SOCKET, constants.SO_ACCEPTCONN) === 1) {
+    throw new TypeError(`The "${name}" argument must be a connected socket, not a listening one`);
+  }
   const id = native.adopt(fd as number, false, true);
   if (id < 0) throw systemError(id, 'adopt');
   if (tls === null) return StreamTransport._start(id, protocolFactory, owner);

@@ -7,10 +7,13 @@
 
 mod buffer;
 mod datagram;
+mod pipe;
 mod server;
 mod socket;
 mod stream;
+mod subprocess;
 mod tls;
+mod unix;
 
 use std::sync::{Mutex, OnceLock};
 

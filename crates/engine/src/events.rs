@@ -65,6 +65,9 @@ pub enum Kind {
     SendfileDone = 41,
     /// `sendfile` failed with errno `a`; the payload holds the bytes sent before, as a u64 LE.
     SendfileFailed = 42,
+    /// Child process `id` was reaped. `a` is its return code as an `i32` (the exit status, or
+    /// `-signal` when a signal ended it, Python's convention); `b` is unused.
+    ProcessExited = 20,
 }
 
 /// Which system call an error came from; the host turns it into Node's `syscall` property

@@ -14,8 +14,11 @@
 pub mod connect;
 pub mod datagram;
 pub mod events;
+pub mod pipe;
 pub mod server;
 pub mod stream;
+pub mod subprocess;
+pub mod unix;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -30,7 +33,9 @@ pub use connect::ConnectOptions;
 pub use datagram::{Datagram, DatagramOptions};
 use events::EventQueue;
 pub use server::{ListenOptions, Server};
+pub use pipe::PipeEnd;
 pub use stream::{FdKind, Stream};
+pub use subprocess::{Process, SpawnOptions, Spawned};
 pub use tls::{TlsConn, TlsContext, TlsOptions};
 
 /// How the engine runs; the defaults are what measurement chose (see the README's benchmarks).
@@ -61,6 +66,7 @@ pub struct Core {
     /// STARTTLS: sockets detached from plain streams, with the bytes read after the detach, waiting
     /// for the host to start the handshake (keyed by the TLS connection's id).
     detached: Mutex<HashMap<u32, OwnedFd>>,
+    processes: Mutex<HashMap<u32, Arc<subprocess::Process>>>,
     next_id: AtomicU32,
 }
 
@@ -97,6 +103,7 @@ impl Engine {
             datagrams: Mutex::new(HashMap::new()),
             tls: Mutex::new(HashMap::new()),
             detached: Mutex::new(HashMap::new()),
+            processes: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
         });
         Ok(Engine { core, _runtime: runtime })
@@ -214,7 +221,7 @@ impl Engine {
         Ok(id)
     }
 
-    /// Open streams, servers and datagram endpoints; the host keeps its process alive while this is
+    /// Open streams, servers, datagram endpoints and unreaped children; the host keeps its process alive while this is
     /// not zero.
     pub fn open_handles(&self) -> usize {
         self.core.streams.lock().unwrap().len()
@@ -222,6 +229,7 @@ impl Engine {
             + self.core.datagrams.lock().unwrap().len()
             + self.core.tls.lock().unwrap().len()
             + self.core.detached.lock().unwrap().len()
+            + self.core.processes.lock().unwrap().len()
     }
 }
 

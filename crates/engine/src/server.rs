@@ -115,7 +115,7 @@ impl Server {
         Self::from_listeners(core, id, vec![listener], keep_alive)
     }
 
-    fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> io::Result<Arc<Server>> {
+    pub(crate) fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> io::Result<Arc<Server>> {
         let server = Arc::new(Server {
             id,
             listeners,

@@ -250,6 +250,24 @@ impl Stream {
         Some(fd)
     }
 
+    /// For the write end of a pipe: finishes the stream when the reading end goes away, even while
+    /// nothing is being written (asyncio's write pipe watches for the same). The kernel reports a pipe
+    /// without readers as an error condition (`EPOLLERR`) on the write end. With bytes still queued the
+    /// loss is `EPIPE`, as the next write would have said; with none, it is a clean close.
+    pub(crate) fn watch_reader_gone(self: &Arc<Self>) {
+        let s = self.clone();
+        self.core.handle.spawn(async move {
+            tokio::select! {
+                _ = s.stopped() => {}
+                r = s.fd.ready(Interest::ERROR) => match r {
+                    Ok(_) if s.write_buffer_size() == 0 => s.finish(None, Syscall::None),
+                    Ok(_) => s.finish(Some(io::Error::from_raw_os_error(libc::EPIPE)), Syscall::Write),
+                    Err(e) => s.finish(Some(e), Syscall::Write),
+                },
+            }
+        });
+    }
+
     pub fn raw_fd(&self) -> RawFd {
         self.fd.get_ref().as_raw_fd()
     }

@@ -1,0 +1,33 @@
+//! Unix domain sockets: connect and listen on paths (or abstract names), and `socketpair()`.
+//! Once made, they are ordinary streams and servers.
+
+use std::os::fd::IntoRawFd;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::{engine, neg_errno};
+
+/// Starts connecting to `path`; returns the id that a `Connected` or `ConnectFailed` event reports on.
+#[napi]
+pub fn connect_unix(path: String) -> Result<u32> {
+    Ok(engine()?.connect_unix(&path))
+}
+
+/// Listens on `path`: the server id, or a negative errno.
+#[napi]
+pub fn listen_unix(path: String, backlog: i32) -> Result<i64> {
+    Ok(match engine()?.listen_unix(&path, backlog) {
+        Ok(id) => id as i64,
+        Err(e) => neg_errno(&e),
+    })
+}
+
+/// `[a, b]`: two connected `AF_UNIX` stream descriptors the caller owns; `[-errno]` on failure.
+#[napi]
+pub fn socketpair() -> Vec<i64> {
+    match protoloop_engine::unix::socketpair() {
+        Ok((a, b)) => vec![a.into_raw_fd() as i64, b.into_raw_fd() as i64],
+        Err(e) => vec![neg_errno(&e)],
+    }
+}

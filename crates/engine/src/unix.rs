@@ -1,0 +1,182 @@
+//! Unix domain stream sockets: asyncio's `create_unix_connection`, `create_unix_server` and
+//! `socket.socketpair()`. A connected Unix socket is an ordinary socket [`Stream`] and a listening one an
+//! ordinary [`Server`]; only making them differs from TCP. Paths starting with a NUL byte are Linux
+//! abstract names (no file).
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+use tokio::io::Interest;
+
+use crate::events::{Kind, Syscall};
+use crate::stream::{errno_of, FdKind, Stream};
+use crate::{Core, Engine, Server};
+
+/// The socket address of `path` (abstract when it starts with NUL). Too long a path is `ENAMETOOLONG`.
+pub fn unix_addr(path: &str) -> io::Result<SockAddr> {
+    if path.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    SockAddr::unix(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        _ => e,
+    })
+}
+
+fn stream_socket() -> io::Result<Socket> {
+    Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+}
+
+/// Connects without blocking. A Unix connect completes at once or fails; a full backlog (`EAGAIN`) is
+/// tried again after a pause, as a blocking connect would wait.
+async fn connect(addr: &SockAddr) -> io::Result<Socket> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let sock = stream_socket()?;
+        match sock.connect(addr) {
+            Ok(()) => return Ok(sock),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                let fd = crate::register(sock, Interest::WRITABLE)?;
+                let _ = fd.writable().await?;
+                let sock = fd.into_inner();
+                return match sock.take_error()? {
+                    None => Ok(sock),
+                    Some(e) => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Two connected `AF_UNIX` stream sockets, close-on-exec (Python's `socket.socketpair()`).
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+    Ok((a.into(), b.into()))
+}
+
+/// Binds and listens on `path`. A socket file already there is replaced, as asyncio does (a server that
+/// died leaves its file behind); any other file makes the bind fail with `EADDRINUSE`.
+fn listen_socket(path: &str, backlog: i32) -> io::Result<Socket> {
+    let addr = unix_addr(path)?;
+    if !path.starts_with('\0') {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if meta.file_type().is_socket() {
+                std::fs::remove_file(path)?;
+            }
+        }
+    }
+    let sock = stream_socket()?;
+    sock.bind(&addr)?;
+    sock.listen(backlog)?;
+    Ok(sock)
+}
+
+impl Engine {
+    /// Starts connecting to the Unix socket at `path`; reports [`Kind::Connected`] or
+    /// [`Kind::ConnectFailed`] on the returned id, as TCP connects do.
+    pub fn connect_unix(&self, path: &str) -> u32 {
+        let id = self.core.next_id();
+        let core = self.core.clone();
+        let addr = unix_addr(path);
+        self.core.handle.spawn(async move {
+            let result = match addr {
+                Ok(addr) => connect(&addr).await,
+                Err(e) => Err(e),
+            };
+            match result.and_then(|s| Stream::start(&core, id, s.into(), FdKind::Socket, true)) {
+                Ok(_) => core.queue.push(Kind::Connected, id, 0, 0),
+                Err(e) => core.queue.push(Kind::ConnectFailed, id, errno_of(&e), Syscall::Connect as u32),
+            }
+        });
+        id
+    }
+
+    /// Listens on the Unix socket `path`; serving starts with `start_serving`, as for TCP.
+    pub fn listen_unix(&self, path: &str, backlog: i32) -> io::Result<u32> {
+        let id = self.core.next_id();
+        listen(&self.core, id, path, backlog)?;
+        Ok(id)
+    }
+}
+
+fn listen(core: &Arc<Core>, id: u32, path: &str, backlog: i32) -> io::Result<Arc<Server>> {
+    let sock = listen_socket(path, backlog)?;
+    let listener = {
+        let _rt = core.handle.enter();
+        Arc::new(crate::register(sock, Interest::READABLE)?)
+    };
+    Server::from_listeners(core, id, vec![listener], false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe::tests::collect;
+
+    fn temp_path(name: &str) -> String {
+        format!("{}/protoloop-unix-{}-{name}", std::env::temp_dir().display(), std::process::id())
+    }
+
+    #[test]
+    fn connect_accept_and_echo_over_a_path_and_an_abstract_name() {
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        for path in [temp_path("echo"), format!("\0protoloop-test-{}", std::process::id())] {
+            let server = engine.listen_unix(&path, 16).unwrap();
+            engine.server(server).unwrap().start_serving();
+            let client = engine.connect_unix(&path);
+            let (recs, _) = collect(&engine, |recs, _| {
+                recs.iter().any(|r| r[0] == Kind::Connected as u32) && recs.iter().any(|r| r[0] == Kind::Accepted as u32)
+            });
+            let accepted = recs.iter().find(|r| r[0] == Kind::Accepted as u32).unwrap()[2];
+            engine.stream(accepted).unwrap().start_reading(false);
+            engine.stream(client).unwrap().write(&[b"ping"]);
+            let (_, payload) = collect(&engine, |_, p| p.len() == 4);
+            assert_eq!(payload, b"ping");
+            engine.close_server(server);
+            engine.stream(client).unwrap().abort();
+            engine.stream(accepted).unwrap().abort();
+            if !path.starts_with('\0') {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn connect_failures_are_reported_as_events() {
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let id = engine.connect_unix(&temp_path("nobody-here"));
+        let (recs, _) = collect(&engine, |recs, _| !recs.is_empty());
+        assert_eq!(recs[0], [Kind::ConnectFailed as u32, id, libc::ENOENT as u32, Syscall::Connect as u32]);
+        let long = "x".repeat(200);
+        let id = engine.connect_unix(&long);
+        let (recs, _) = collect(&engine, |recs, _| !recs.is_empty());
+        assert_eq!(recs[0][..3], [Kind::ConnectFailed as u32, id, libc::ENAMETOOLONG as u32]);
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_replaced_but_a_regular_file_is_not() {
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let path = temp_path("stale");
+        let _ = std::fs::remove_file(&path);
+        // A socket file whose server is gone.
+        drop(listen_socket(&path, 1).unwrap());
+        assert!(std::fs::symlink_metadata(&path).is_ok());
+        let id = engine.listen_unix(&path, 1).unwrap();
+        engine.close_server(id);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not a socket").unwrap();
+        let err = engine.listen_unix(&path, 1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,227 @@
+// Pipe transports: asyncio's `connect_read_pipe` / `connect_write_pipe`, also the stdio pipes of
+// child processes (ts/subprocess.ts). A pipe end is an engine stream; the reading and writing halves are
+// stream.ts's `StreamReader` / `StreamWriter`, and lifecycle and flow control are BaseTransport's.
+import { fstatSync } from 'node:fs';
+import { checkFunction, checkInteger, systemError } from './errors';
+import { register, unregister } from './events';
+import { release, retain } from './loop';
+import { EventKind, native } from './native';
+import { STREAM_OPS, StreamReader, StreamWriter } from './stream';
+import { ReadTransport, WriteTransport } from './transports';
+
+/** What pipe transports share: the engine id, registration, and the once-only close. */
+function pipeClosed(t: ReadPipeTransport | WritePipeTransport, errno: number, syscall: number): Error | null {
+  unregister(t._id);
+  release();
+  return errno === 0 ? null : systemError(errno, syscall);
+}
+
+/**
+ * The read end of a pipe (asyncio's `_UnixReadPipeTransport`). EOF calls `eofReceived()` and then
+ * closes the transport, whatever `eofReceived` returns: a pipe cannot be half-open.
+ */
+export class ReadPipeTransport extends ReadTransport {
+  /** @internal */ readonly _id: number;
+  #reader: StreamReader;
+
+  /** @internal */
+  constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
+    super(protocol, extra);
+    this._id = id;
+    this.#reader = new StreamReader(id, STREAM_OPS, () => this._closing, (kind, _a, data) => this.#deliver(kind, data));
+    register(id, this);
+    retain();
+  }
+
+  /** @internal */
+  _onEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void {
+    switch (kind) {
+      case EventKind.Data:
+      case EventKind.Eof:
+        this.#reader.push(kind, a, data);
+        return;
+      case EventKind.Closed:
+        this.#reader.clear();
+        this._connectionLost(pipeClosed(this, a, b));
+        return;
+    }
+  }
+
+  #deliver(kind: EventKind, data: Buffer | null): void {
+    if (kind === EventKind.Eof) {
+      this._callProtocol('eofReceived');
+      this.close();
+    } else {
+      this._callProtocol('dataReceived', data);
+    }
+  }
+
+  isReading(): boolean {
+    return this.#reader.isReading();
+  }
+
+  pauseReading(): void {
+    this.#reader.pause();
+  }
+
+  resumeReading(): void {
+    this.#reader.resume();
+  }
+
+  close(): void {
+    if (this._closing) return;
+    this._closing = true;
+    this.#reader.clear();
+    native.close(this._id);
+  }
+
+  /** @internal */
+  protected _abort(): void {
+    if (this._lost) return;
+    this._closing = true;
+    this.#reader.clear();
+    native.abort(this._id);
+  }
+
+  /** @internal */
+  static _start(id: number, protocol: unknown, extra: Record<string, unknown>): ReadPipeTransport {
+    const t = new ReadPipeTransport(id, protocol, extra);
+    t._callProtocol('connectionMade', t);
+    // Reading starts after connectionMade, as asyncio adds its reader then.
+    if (!t._closing) native.startReading(id, false);
+    return t;
+  }
+
+  override toString(): string {
+    return `<ReadPipeTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
+  }
+}
+
+/**
+ * The write end of a pipe (asyncio's `_UnixWritePipeTransport`). It notices its reader going away even
+ * while idle: `connectionLost(null)`, or an `EPIPE` error when bytes were still queued (as a write
+ * would fail). `writeEof()` closes the pipe once the buffer is sent.
+ */
+export class WritePipeTransport extends WriteTransport {
+  /** @internal */ readonly _id: number;
+  #writer: StreamWriter;
+
+  /** @internal */
+  constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
+    super(protocol, extra);
+    this._id = id;
+    this.#writer = new StreamWriter(id, STREAM_OPS);
+    register(id, this);
+    retain();
+  }
+
+  /** @internal */
+  _onEvent(kind: EventKind, a: number, b: number): void {
+    switch (kind) {
+      case EventKind.Drained:
+        this.#writer.drained(a);
+        this._maybeResumeProtocol();
+        return;
+      case EventKind.Closed:
+        this._connectionLost(pipeClosed(this, a, b));
+        return;
+    }
+  }
+
+  override getWriteBufferSize(): number {
+    return this.#writer.bufferSize;
+  }
+
+  write(data: ArrayBufferView | ArrayBuffer): void {
+    if (this.#writer.write(data, this._closing)) this._maybePauseProtocol();
+  }
+
+  writelines(listOfData: Iterable<ArrayBufferView | ArrayBuffer>): void {
+    if (this.#writer.writelines(listOfData, this._closing)) this._maybePauseProtocol();
+  }
+
+  /** Closes the pipe once everything buffered is written; `connectionLost(null)` follows. */
+  writeEof(): void {
+    if (this.#writer.writeEof(this._closing)) this._closing = true;
+  }
+
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  /** As asyncio: the same as `writeEof()` (flush, then close). */
+  close(): void {
+    this.writeEof();
+  }
+
+  abort(): void {
+    this._abort();
+  }
+
+  /** @internal */
+  protected _abort(): void {
+    if (this._lost) return;
+    this._closing = true;
+    native.abort(this._id);
+  }
+
+  /** @internal */
+  static _start(id: number, protocol: unknown, extra: Record<string, unknown>): WritePipeTransport {
+    const t = new WritePipeTransport(id, protocol, extra);
+    t._callProtocol('connectionMade', t);
+    return t;
+  }
+
+  override toString(): string {
+    return `<WritePipeTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
+  }
+}
+
+/**
+ * Refuses what asyncio refuses: pipe transports serve pipes (FIFOs), sockets and character devices
+ * (ttys), not regular files or directories, whose readiness means nothing.
+ */
+function checkPipeFd(fd: unknown): number {
+  checkInteger('fd', fd, 0, 0x7fffffff);
+  let st;
+  try {
+    st = fstatSync(fd as number);
+  } catch (e) {
+    throw systemError(Math.abs((e as { errno?: number }).errno ?? 9), 'fstat');
+  }
+  if (!st.isFIFO() && !st.isSocket() && !st.isCharacterDevice()) {
+    throw new TypeError(`The "fd" argument must be a pipe, socket or character device (a tty); descriptor ${fd} is not`);
+  }
+  return fd as number;
+}
+
+/** @internal Makes a pipe transport of stream `id` for `protocol` and calls `connectionMade`. */
+export function startPipe(id: number, write: boolean, protocol: unknown, fd: number): ReadPipeTransport | WritePipeTransport {
+  const extra = { pipe: fd };
+  return write ? WritePipeTransport._start(id, protocol, extra) : ReadPipeTransport._start(id, protocol, extra);
+}
+
+async function connectPipe<P>(protocolFactory: () => P, fd: number, write: boolean): Promise<[ReadPipeTransport | WritePipeTransport, P]> {
+  checkFunction('protocolFactory', protocolFactory);
+  checkPipeFd(fd);
+  const protocol = protocolFactory();
+  const id = native.openPipe(fd, write);
+  if (id < 0) throw systemError(id, 'open');
+  return [startPipe(id, write, protocol, fd), protocol];
+}
+
+/**
+ * asyncio's `connect_read_pipe`: reads the pipe (or FIFO, tty, socket) behind descriptor `fd`, which the
+ * transport owns from now on and closes. Resolves to `[ReadTransport, protocol]` after `connectionMade`.
+ */
+export async function connectReadPipe<P extends object>(protocolFactory: () => P, fd: number): Promise<[ReadTransport, P]> {
+  return connectPipe(protocolFactory, fd, false) as Promise<[ReadTransport, P]>;
+}
+
+/**
+ * asyncio's `connect_write_pipe`: writes to the pipe behind descriptor `fd`, which the transport owns
+ * from now on. Resolves to `[WriteTransport, protocol]` after `connectionMade`.
+ */
+export async function connectWritePipe<P extends object>(protocolFactory: () => P, fd: number): Promise<[WriteTransport, P]> {
+  return connectPipe(protocolFactory, fd, true) as Promise<[WriteTransport, P]>;
+}

@@ -1,0 +1,148 @@
+// Unix domain sockets: `createUnixConnection`, `createUnixServer` and `socketpair()`. Connected and
+// listening Unix sockets are the same `StreamTransport` and `Server` as TCP; only making them differs.
+import { lstatSync, unlinkSync } from 'node:fs';
+import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
+import { retain } from './loop';
+import { native } from './native';
+import { Server } from './server';
+import { constants } from './socket';
+import { adoptSocket, awaitConnect } from './stream';
+import type { Transport } from './transports';
+
+/** Options of `createUnixConnection`. */
+export interface CreateUnixConnectionOptions {
+  /** A connected `AF_UNIX` stream socket's descriptor to use instead of `path`; the transport owns it. */
+  sock?: number;
+  /** TLS; arrives with TLS support. */
+  ssl?: unknown;
+  serverHostname?: string;
+  sslHandshakeTimeoutMs?: number;
+  sslShutdownTimeoutMs?: number;
+}
+
+/** Options of `createUnixServer`. */
+export interface CreateUnixServerOptions {
+  /** A listening `AF_UNIX` stream socket's descriptor to serve on instead of `path`; the server owns it. */
+  sock?: number;
+  /** Queue length of `listen(2)`; default 100. */
+  backlog?: number;
+  /** Accept at once (default true); else call `startServing()` or `serveForever()`. */
+  startServing?: boolean;
+  /** Remove the socket file when the server closes (default true), if it is still the one bound. */
+  cleanupSocket?: boolean;
+  /** TLS; arrives with TLS support. */
+  ssl?: unknown;
+  sslHandshakeTimeoutMs?: number;
+  sslShutdownTimeoutMs?: number;
+}
+
+/** TLS over Unix sockets is not wired up yet: say so rather than run in clear. */
+function rejectSsl(options: { ssl?: unknown }): void {
+  if (options.ssl !== undefined && options.ssl !== null && options.ssl !== false) {
+    throw new Error('protoloop: TLS (the "ssl" option) over Unix sockets is not available yet');
+  }
+}
+
+/** A path or abstract name (leading `\0`): a non-empty string without NUL bytes after the first. */
+function checkPath(name: string, path: unknown): string {
+  checkString(name, path);
+  const p = path as string;
+  if (p.length === 0) throw new TypeError(`The "${name}" argument must be a non-empty path`);
+  if (p.indexOf('\0', 1) !== -1) throw new TypeError(`The "${name}" argument must not contain NUL bytes except a leading one (an abstract name)`);
+  return p;
+}
+
+/** Refuses a descriptor that is not an `AF_UNIX` stream socket, before the engine takes it over. */
+function checkUnixSocket(name: string, fd: unknown): number {
+  checkInteger(name, fd, 0, 0x7fffffff);
+  const kind = native.socketKind(fd as number);
+  if (kind === null) throw new TypeError(`The "${name}" argument must be a socket descriptor`);
+  const [family, type] = kind;
+  if (family !== constants.AF_UNIX || type !== constants.SOCK_STREAM) {
+    throw new TypeError(`The "${name}" argument must be an AF_UNIX SOCK_STREAM socket (family ${family}, type ${type})`);
+  }
+  return fd as number;
+}
+
+/**
+ * asyncio's `create_unix_connection`: connects to the Unix socket at `path` (a filesystem path, or a
+ * Linux abstract name starting with `\0`) and resolves to `[transport, protocol]` once `connectionMade`
+ * has run. `getExtraInfo('peername')` is the path. A failed connect rejects (`ENOENT`, `ECONNREFUSED`).
+ */
+export async function createUnixConnection<P extends object>(
+  protocolFactory: () => P,
+  path?: string | null,
+  options: CreateUnixConnectionOptions = {},
+): Promise<[Transport, P]> {
+  checkFunction('protocolFactory', protocolFactory);
+  checkObject('options', options);
+  options ??= {};
+  rejectSsl(options);
+  if (options.sock != null) {
+    if (path != null) throw new TypeError('path and sock can not be specified at the same time');
+    return adoptSocket(protocolFactory, checkUnixSocket('options.sock', options.sock), 'options.sock') as Promise<[Transport, P]>;
+  }
+  if (path == null) throw new TypeError('path must be given when sock is not');
+  const p = checkPath('path', path);
+  retain(); // a pending connect keeps the process alive
+  return awaitConnect(native.connectUnix(p), protocolFactory, p);
+}
+
+/**
+ * asyncio's `create_unix_server`: listens on the Unix socket `path` (a socket file left there by a dead
+ * server is replaced; any other file is an `EADDRINUSE` error) and resolves to a `Server`. Closing the
+ * server removes the socket file (`cleanupSocket`, default true) if it is still the one it bound.
+ */
+export async function createUnixServer(
+  protocolFactory: () => object,
+  path?: string | null,
+  options: CreateUnixServerOptions = {},
+): Promise<Server> {
+  checkFunction('protocolFactory', protocolFactory);
+  checkObject('options', options);
+  options ??= {};
+  rejectSsl(options);
+  checkBoolean('options.startServing', options.startServing);
+  checkBoolean('options.cleanupSocket', options.cleanupSocket);
+  const backlog = checkInteger('options.backlog', options.backlog ?? 100, 0, 0x7fffffff);
+  let id: number;
+  let boundPath: string | null = null;
+  if (options.sock != null) {
+    if (path != null) throw new TypeError('path and sock can not be specified at the same time');
+    checkUnixSocket('options.sock', options.sock);
+    const name = native.sockname(options.sock as number);
+    id = native.listenOn(options.sock, false);
+    if (id < 0) throw systemError(id, 'listen');
+    boundPath = name?.host ?? null;
+  } else {
+    if (path == null) throw new TypeError('path must be given when sock is not');
+    const p = checkPath('path', path);
+    id = native.listenUnix(p, backlog);
+    if (id < 0) throw systemError(id, 'listen', p);
+    boundPath = p;
+  }
+  let cleanup: (() => void) | null = null;
+  if ((options.cleanupSocket ?? true) && boundPath && !boundPath.startsWith('\0')) {
+    // Remove the file only if it is still ours: another server may have replaced it meanwhile.
+    const bound = lstatSync(boundPath, { throwIfNoEntry: false });
+    const where = boundPath;
+    cleanup = () => {
+      const now = lstatSync(where, { throwIfNoEntry: false });
+      if (bound && now && now.isSocket() && now.ino === bound.ino && now.dev === bound.dev) unlinkSync(where);
+    };
+  }
+  const server = new Server(id, protocolFactory, null, cleanup);
+  if (options.startServing ?? true) await server.startServing();
+  return server;
+}
+
+/**
+ * Two connected `AF_UNIX` stream socket descriptors `[a, b]` (Python's `socket.socketpair()`), for
+ * `createConnection(pf, null, null, { sock: a })` and friends. Descriptors not handed to a transport are
+ * the caller's to close (`fs.closeSync`).
+ */
+export function socketpair(): [number, number] {
+  const r = native.socketpair();
+  if (r.length !== 2) throw systemError(r[0], 'socketpair');
+  return [r[0], r[1]];
+}
