@@ -10,6 +10,7 @@ import {
   Protocol,
   connectAcceptedSocket,
   createConnection,
+  createServer,
   createUnixConnection,
   createUnixServer,
   socketpair,
@@ -300,6 +301,12 @@ subprocess.run([sys.argv[2], '-e', sys.argv[3]], pass_fds=(3,))`;
     await expect(createConnection(() => new Protocol(), null, null, { sock: server.sockets[0].fd })).rejects.toThrow(TypeError);
     expect((await nodeEcho(path, Buffer.from('alive'))).toString()).toBe('alive');
     server.close();
+    // And a connected socket is no listener.
+    const [a, b] = socketpair();
+    await expect(createUnixServer(() => new Protocol(), null, { sock: a })).rejects.toThrow(/listening/);
+    await expect(createServer(() => new Protocol(), null, null, { sock: a })).rejects.toThrow(/listening/);
+    closeSync(a);
+    closeSync(b);
   });
 
   it('do not leak descriptors over 1,000 open/close cycles of each kind', async () => {

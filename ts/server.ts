@@ -3,7 +3,7 @@ import { checkBoolean, checkFunction, checkInteger, checkObject, checkPort, syst
 import { register, unregister } from './events';
 import { EventLoop, getRunningLoop, release, retain } from './loop';
 import { EventKind, native } from './native';
-import { TransportSocket, checkFamily } from './socket';
+import { TransportSocket, checkFamily, checkListeningSocket } from './socket';
 import { StreamTransport, type StreamOwner } from './stream';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, type SslOptions } from './tls';
 
@@ -210,6 +210,7 @@ export async function createServer(
   if (options.sock !== undefined && options.sock !== null) {
     if (host != null || port != null) throw new TypeError('host/port and sock can not be specified at the same time');
     checkInteger('options.sock', options.sock, 0, 0x7fffffff);
+    checkListeningSocket('options.sock', options.sock);
     id = native.listenOn(options.sock, keepAlive);
     if (id < 0) throw systemError(id, 'listen');
   } else {

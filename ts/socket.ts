@@ -16,6 +16,19 @@ export function toAddress(a: NativeAddress | null): Address | null {
   return a.host;
 }
 
+/**
+ * For `sock=` of a server: refuses a descriptor that is not a listening stream socket before the engine
+ * takes it over (an unconnected or connected one would never accept anything).
+ * @internal
+ */
+export function checkListeningSocket(name: string, fd: number): void {
+  const kind = native.socketKind(fd);
+  if (kind === null) throw new TypeError(`The "${name}" argument must be a socket descriptor`);
+  if (kind[1] !== constants.SOCK_STREAM || native.getsockopt(fd, constants.SOL_SOCKET, constants.SO_ACCEPTCONN) !== 1) {
+    throw new TypeError(`The "${name}" argument must be a listening stream socket`);
+  }
+}
+
 /** `options.family`: 0 (any), `AF_INET` or `AF_INET6`. */
 export function checkFamily(family: unknown): number {
   if (family === undefined || family === null) return 0;

@@ -5,7 +5,7 @@ import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, sy
 import { retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
-import { constants } from './socket';
+import { checkListeningSocket, constants } from './socket';
 import { adoptSocket, awaitConnect } from './stream';
 import type { Transport } from './transports';
 
@@ -110,6 +110,7 @@ export async function createUnixServer(
   if (options.sock != null) {
     if (path != null) throw new TypeError('path and sock can not be specified at the same time');
     checkUnixSocket('options.sock', options.sock);
+    checkListeningSocket('options.sock', options.sock as number);
     const name = native.sockname(options.sock as number);
     id = native.listenOn(options.sock, false);
     if (id < 0) throw systemError(id, 'listen');
