@@ -303,6 +303,19 @@ describe('subprocessExec and subprocessShell', () => {
     expect(PIPE).toBe(-1);
   });
 
+  it('processGroup and, where permitted, uid/gid', async () => {
+    // /proc/PID/stat: "pid (comm) state ppid pgrp ..."
+    const rec = await run('cut -d" " -f5 /proc/$$/stat; echo $$', { processGroup: 0 });
+    const [pgrp, pid] = rec.text(1).trim().split(/\s+/);
+    expect(pgrp).toBe(pid);
+    if (process.getuid?.() === 0) {
+      const ids = await run('id -u; id -g', { uid: 65534, gid: 65534 });
+      expect(ids.text(1)).toBe('65534\n65534\n');
+    } else {
+      await expect(subprocessExec(() => new Rec(), 'true', [], { uid: 0 })).rejects.toMatchObject({ code: 'EPERM' });
+    }
+  });
+
   it('reaps 200 concurrent short children: no zombies, no descriptor leaks', async () => {
     await run('true'); // warm up whatever the first spawn allocates
     const before = openFds();
