@@ -3,6 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,7 @@ import {
   type Transport,
 } from 'protoloop';
 import { Recorder, openFds, waitFor } from './helpers';
+import { makePki } from './tls-certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-unix-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -225,6 +227,49 @@ asyncio.run(main())`;
     await expect(createUnixConnection(pf, '/tmp/x', { sock: a })).rejects.toThrow(/at the same time/);
     closeSync(a);
     closeSync(b);
+  });
+});
+
+describe('TLS over Unix sockets', () => {
+  it('a protoloop TLS client and server talk to Node tls on Unix paths', async () => {
+    const pki = makePki();
+    try {
+      // protoloop client -> Node tls server
+      const path = sockPath();
+      const nodeServer = tls.createServer({ key: pki.serverKey, cert: pki.serverCert }, (s) => s.pipe(s));
+      await new Promise<void>((r) => nodeServer.listen(path, r));
+      const rec = new Recorder();
+      const [t] = await createUnixConnection(() => rec, path, { ssl: { ca: pki.caCert }, serverHostname: 'localhost' });
+      expect(t.getExtraInfo('peercert').subject.CN).toBe('localhost');
+      t.write(Buffer.from('secret'));
+      await waitFor(() => rec.received.toString() === 'secret');
+      t.close();
+      await rec.lost;
+      await new Promise((r) => nodeServer.close(r));
+
+      // Node tls client -> protoloop server
+      const path2 = sockPath();
+      const server = await createUnixServer(() => new Echo(), path2, { ssl: { cert: pki.serverCert, key: pki.serverKey } });
+      const reply = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const c = tls.connect({ path: path2, ca: pki.caCert, servername: 'localhost' }, () => c.write('over tls'));
+        c.on('data', (d) => {
+          got += d;
+          if (got.length >= 8) c.end();
+        });
+        c.on('close', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(reply).toBe('over tls');
+      server.close();
+      expect(existsSync(path2)).toBe(false);
+
+      // A path names no host: TLS needs serverHostname.
+      await expect(createUnixConnection(() => new Protocol(), path2, { ssl: true })).rejects.toThrow(/serverHostname/);
+      await expect(createUnixServer(() => new Protocol(), sockPath(), { ssl: true as any })).rejects.toThrow(/cert and key/);
+    } finally {
+      pki.cleanup();
+    }
   });
 });
 

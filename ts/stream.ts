@@ -691,11 +691,16 @@ export async function createConnection<P extends object>(
 }
 
 /**
- * Waits for a plain connect request `id` of the engine (a Unix connect) and starts its transport; the
- * caller has called `retain()` for the pending connect.
+ * Waits for a connect request `id` of the engine (a Unix connect) and starts its transport with `start`
+ * (plain by default); the caller has called `retain()` for the pending connect.
  * @internal
  */
-export function awaitConnect<P>(id: number, protocolFactory: () => P, address: string): Promise<[Transport, P]> {
+export function awaitConnect<P>(
+  id: number,
+  protocolFactory: () => P,
+  address: string,
+  start: (id: number) => [Transport, P] | Promise<[Transport, P]> = (id) => StreamTransport._start(id, protocolFactory, null),
+): Promise<[Transport, P]> {
   return new Promise((resolve, reject) => {
     register(id, {
       _onEvent(kind, a, b) {
@@ -707,7 +712,7 @@ export function awaitConnect<P>(id: number, protocolFactory: () => P, address: s
           return;
         }
         try {
-          resolve(StreamTransport._start(id, protocolFactory, null));
+          resolve(start(id));
         } catch (exc) {
           reject(exc);
         }

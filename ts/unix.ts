@@ -2,22 +2,23 @@
 // listening Unix sockets are the same `StreamTransport` and `Server` as TCP; only making them differs.
 import { lstatSync, unlinkSync } from 'node:fs';
 import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
-import { retain } from './loop';
+import { release, retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
 import { checkListeningSocket, constants } from './socket';
-import { adoptSocket, awaitConnect } from './stream';
+import { StreamTransport, adoptSocket, awaitConnect } from './stream';
+import { TLS_OPS, tlsConnectOptions, tlsExtra, upgradeStream, type SslOptions } from './tls';
 import type { Transport } from './transports';
 
 /** Options of `createUnixConnection`. */
 export interface CreateUnixConnectionOptions {
   /** A connected `AF_UNIX` stream socket's descriptor to use instead of `path`; the transport owns it. */
   sock?: number;
-  /** TLS; arrives with TLS support. */
-  ssl?: unknown;
-  serverHostname?: string;
-  sslHandshakeTimeoutMs?: number;
-  sslShutdownTimeoutMs?: number;
+  /** TLS (client side), as for `createConnection`; needs `serverHostname` (a path names no host). */
+  ssl?: boolean | SslOptions | null;
+  serverHostname?: string | null;
+  sslHandshakeTimeoutMs?: number | null;
+  sslShutdownTimeoutMs?: number | null;
 }
 
 /** Options of `createUnixServer`. */
@@ -30,17 +31,10 @@ export interface CreateUnixServerOptions {
   startServing?: boolean;
   /** Remove the socket file when the server closes (default true), if it is still the one bound. */
   cleanupSocket?: boolean;
-  /** TLS; arrives with TLS support. */
-  ssl?: unknown;
-  sslHandshakeTimeoutMs?: number;
-  sslShutdownTimeoutMs?: number;
-}
-
-/** TLS over Unix sockets is not wired up yet: say so rather than run in clear. */
-function rejectSsl(options: { ssl?: unknown }): void {
-  if (options.ssl !== undefined && options.ssl !== null && options.ssl !== false) {
-    throw new Error('protoloop: TLS (the "ssl" option) over Unix sockets is not available yet');
-  }
+  /** TLS, server side: an `SslOptions` object with `cert` and `key`. */
+  ssl?: SslOptions | null;
+  sslHandshakeTimeoutMs?: number | null;
+  sslShutdownTimeoutMs?: number | null;
 }
 
 /** A path or abstract name (leading `\0`): a non-empty string without NUL bytes after the first. */
@@ -77,15 +71,24 @@ export async function createUnixConnection<P extends object>(
   checkFunction('protocolFactory', protocolFactory);
   checkObject('options', options);
   options ??= {};
-  rejectSsl(options);
+  const tls = tlsConnectOptions(options, false, null);
   if (options.sock != null) {
     if (path != null) throw new TypeError('path and sock can not be specified at the same time');
-    return adoptSocket(protocolFactory, checkUnixSocket('options.sock', options.sock), 'options.sock') as Promise<[Transport, P]>;
+    const fd = checkUnixSocket('options.sock', options.sock);
+    return adoptSocket(protocolFactory, fd, 'options.sock', null, tls, options.ssl) as Promise<[Transport, P]>;
   }
   if (path == null) throw new TypeError('path must be given when sock is not');
   const p = checkPath('path', path);
   retain(); // a pending connect keeps the process alive
-  return awaitConnect(native.connectUnix(p), protocolFactory, p);
+  const id = native.connectUnix(p);
+  if (tls === null) return awaitConnect(id, protocolFactory, p);
+  // The connected socket is upgraded before any protocol sees it, as asyncio wraps it.
+  return awaitConnect(id, protocolFactory, p, (plainId) => {
+    retain();
+    return upgradeStream(plainId, [], tls, tls.serverName ?? null, (tlsId) =>
+      StreamTransport._start(tlsId, protocolFactory, null, TLS_OPS, tlsExtra(tlsId, options.ssl)),
+    ).finally(release);
+  });
 }
 
 /**
@@ -101,7 +104,7 @@ export async function createUnixServer(
   checkFunction('protocolFactory', protocolFactory);
   checkObject('options', options);
   options ??= {};
-  rejectSsl(options);
+  const tls = tlsConnectOptions(options, true, null);
   checkBoolean('options.startServing', options.startServing);
   checkBoolean('options.cleanupSocket', options.cleanupSocket);
   const backlog = checkInteger('options.backlog', options.backlog ?? 100, 0, 0x7fffffff);
@@ -132,7 +135,8 @@ export async function createUnixServer(
       if (bound && now && now.isSocket() && now.ino === bound.ino && now.dev === bound.dev) unlinkSync(where);
     };
   }
-  const server = new Server(id, protocolFactory, null, cleanup);
+  if (tls !== null) native.tlsServe(id, tls);
+  const server = new Server(id, protocolFactory, tls === null ? null : options.ssl, cleanup);
   if (options.startServing ?? true) await server.startServing();
   return server;
 }
