@@ -88,8 +88,8 @@ function zombies(): number[] {
 }
 
 describe('subprocessExec and subprocessShell', () => {
-  it("runs the spec's example (examples/subprocess-exec.ts)", () => {
-    const out = execFileSync(process.execPath, [join(__dirname, '..', 'dist', 'examples', 'subprocess-exec.js')], { encoding: 'utf8' });
+  it("runs the spec's example (examples/subprocess-date.ts)", () => {
+    const out = execFileSync(process.execPath, [join(__dirname, '..', 'dist', 'examples', 'subprocess-date.js')], { encoding: 'utf8' });
     expect(out).toMatch(/^Current date: \w{3} \w{3} \d\d \d{4} /);
   });
 

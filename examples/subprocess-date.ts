@@ -1,6 +1,6 @@
 // The spec's "loop.subprocess_exec() and SubprocessProtocol" example, in protoloop: a child prints the
 // current date into a pipe; the protocol collects it and waits for both the exit and the pipe's end.
-// Run: npm run example -- subprocess-exec
+// Run: npm run example -- subprocess-date
 import { SubprocessProtocol, getRunningLoop, type Future } from 'protoloop';
 
 class DateProtocol extends SubprocessProtocol {
