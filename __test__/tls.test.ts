@@ -14,6 +14,7 @@ import {
   createServer,
   getRunningLoop,
   sendfile,
+  SendfileNotAvailableError,
   startTls,
   type ExceptionContext,
   type Transport,
@@ -668,6 +669,10 @@ describe('TLS close, shutdown timeout, sendfile', () => {
     const [t] = await createConnection(() => new Recorder(), 'localhost', port, { ssl: { ca: pki.caCert } });
     const fd = openSync(file, 'r');
     try {
+      // Without the fallback there is no way to send a file over TLS: asyncio's SendfileNotAvailableError.
+      const refused = sendfile(t, fd, 0, null, { fallback: false });
+      await expect(refused).rejects.toBeInstanceOf(SendfileNotAvailableError);
+      await expect(refused).rejects.toMatchObject({ code: 'ERR_SENDFILE_NOT_AVAILABLE' });
       expect(await sendfile(t, fd)).toBe(content.length);
     } finally {
       closeSync(fd);
