@@ -51,19 +51,24 @@ pub async fn resolve(host: &str, port: u16, family: i32) -> Result<Vec<SocketAdd
     };
     let mut out: Vec<SocketAddr> = Vec::new();
     for a in found {
-        let keep = match family {
-            libc::AF_INET => a.is_ipv4(),
-            libc::AF_INET6 => a.is_ipv6(),
-            _ => true,
-        };
-        if keep && !out.contains(&a) {
-            out.push(a);
-        }
+        add_of_family(&mut out, a, family);
     }
     if out.is_empty() {
         return Err(ConnectError { errno: ENOTFOUND, syscall: Syscall::Getaddrinfo });
     }
     Ok(out)
+}
+
+/// Appends `a` to `out` if it is of `family` (`AF_INET`, `AF_INET6`, 0: any) and not there yet.
+pub(crate) fn add_of_family(out: &mut Vec<SocketAddr>, a: SocketAddr, family: i32) {
+    let keep = match family {
+        libc::AF_INET => a.is_ipv4(),
+        libc::AF_INET6 => a.is_ipv6(),
+        _ => true,
+    };
+    if keep && !out.contains(&a) {
+        out.push(a);
+    }
 }
 
 /// asyncio's `_interleave_addrinfos`: the first `first_count` addresses of the first family, then the

@@ -439,15 +439,7 @@ impl Datagram {
     }
 
     async fn stopped(&self) {
-        loop {
-            let notified = self.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.stop, || self.is_closed()).await
     }
 }
 
@@ -583,15 +575,7 @@ fn is_fatal(e: &io::Error) -> bool {
 
 impl Datagram {
     async fn reading_halted(&self) {
-        loop {
-            let notified = self.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() || self.reading_stopped.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.stop, || self.is_closed() || self.reading_stopped.load(Ordering::Acquire)).await
     }
 
     async fn read_loop(self: Arc<Self>) {

@@ -208,15 +208,7 @@ impl EventQueue {
 
     /// Waits while the host is behind by more than the high-water mark of payload bytes.
     pub async fn wait_for_room(&self) {
-        loop {
-            let notified = self.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.batch.lock().unwrap().payload.len() < PAYLOAD_HIGH_WATER {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.drained, || self.batch.lock().unwrap().payload.len() < PAYLOAD_HIGH_WATER).await
     }
 }
 

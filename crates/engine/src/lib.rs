@@ -243,3 +243,17 @@ pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T, interest: tokio::io::I
     // one, and closes it only when dropped, which the `AsyncFd` holding it decides.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }.map_err(|e| e.into())
 }
+
+/// Waits on `notify` until `done()` holds. The notification is armed before each check, so one sent
+/// between the check and the wait is not missed (the pattern every "stopped"/"room" wait needs).
+pub(crate) async fn wait_until(notify: &tokio::sync::Notify, mut done: impl FnMut() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if done() {
+            return;
+        }
+        notified.await;
+    }
+}

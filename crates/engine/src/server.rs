@@ -49,16 +49,7 @@ pub struct Server {
 /// each host's resolved addresses, without duplicates.
 pub fn bind_addresses(hosts: &[String], port: u16, family: i32) -> io::Result<Vec<SocketAddr>> {
     let mut out = Vec::new();
-    let mut add = |a: SocketAddr| {
-        let keep = match family {
-            libc::AF_INET => a.is_ipv4(),
-            libc::AF_INET6 => a.is_ipv6(),
-            _ => true,
-        };
-        if keep && !out.contains(&a) {
-            out.push(a);
-        }
-    };
+    let mut add = |a: SocketAddr| crate::connect::add_of_family(&mut out, a, family);
     if hosts.is_empty() {
         add(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
         add(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
@@ -161,15 +152,7 @@ impl Server {
     }
 
     async fn stopped(&self) {
-        loop {
-            let notified = self.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.stop, || self.closed.load(Ordering::Acquire)).await
     }
 
     async fn accept_loop(self: Arc<Self>, core: Arc<Core>, listener: Arc<AsyncFd<Socket>>) {

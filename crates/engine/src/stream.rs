@@ -217,20 +217,13 @@ impl Stream {
     /// hands over a duplicate of its socket. `None` when the stream finished meanwhile (its `Closed`
     /// event tells the host why).
     pub(crate) async fn detach(&self) -> Option<OwnedFd> {
-        loop {
-            let notified = self.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let st = self.write.lock().unwrap();
-                if self.is_closed() {
-                    return None;
-                }
-                if st.chunks.is_empty() && !st.writer_running {
-                    break;
-                }
-            }
-            notified.await;
+        crate::wait_until(&self.room, || {
+            let st = self.write.lock().unwrap();
+            self.is_closed() || (st.chunks.is_empty() && !st.writer_running)
+        })
+        .await;
+        if self.is_closed() {
+            return None;
         }
         let fd = match self.fd.get_ref().try_clone() {
             Ok(fd) => fd,
@@ -519,15 +512,7 @@ impl Stream {
 
     /// Resolves once the stream is finished.
     async fn stopped(&self) {
-        loop {
-            let notified = self.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.stop, || self.is_closed()).await
     }
 
     async fn read_loop(self: Arc<Self>) {
@@ -669,15 +654,7 @@ impl Stream {
 
     /// Waits until at most `low` bytes are queued (or the stream is gone).
     async fn wait_for_room(&self, low: usize) {
-        loop {
-            let notified = self.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() || self.write.lock().unwrap().queued <= low {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.room, || self.is_closed() || self.write.lock().unwrap().queued <= low).await
     }
 
     /// Sends `count` bytes (all, if `None`) of `file` from `offset` with `sendfile(2)`, in order with

@@ -548,15 +548,7 @@ impl TlsConn {
     }
 
     async fn stopped(&self) {
-        loop {
-            let notified = self.stop.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() {
-                return;
-            }
-            notified.await;
-        }
+        crate::wait_until(&self.stop, || self.is_closed()).await
     }
 
     /// The reader saw the end; returns whether a close is under way (then the connection is done).
