@@ -4,7 +4,7 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import type { Address } from './protocols';
-import { TransportSocket, constants, toAddress } from './socket';
+import { TransportSocket, constants, socketExtra, toAddress } from './socket';
 import { DatagramTransport } from './transports';
 
 /** asyncio logs a warning once this many sends were dropped after the transport closed. */
@@ -122,13 +122,8 @@ export class DatagramSocketTransport extends DatagramTransport {
     }
     const fd = native.datagramFd(id);
     let t: DatagramSocketTransport | undefined = undefined;
-    const socket = new TransportSocket(fd, () => t !== undefined && !t._lost);
-    const extra: Record<string, unknown> = {
-      socket,
-      sockname: toAddress(native.sockname(fd)),
-      peername: toAddress(native.peername(fd)),
-    };
-    t = new DatagramSocketTransport(id, protocol, extra, socket.family, remote, toAddress(native.datagramRemote(id)));
+    const extra: Record<string, unknown> = socketExtra(fd, () => t !== undefined && !t._lost);
+    t = new DatagramSocketTransport(id, protocol, extra, (extra.socket as TransportSocket).family, remote, toAddress(native.datagramRemote(id)));
     t._callProtocol('connectionMade', t);
     return [t, protocol];
   }

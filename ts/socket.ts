@@ -39,6 +39,15 @@ export function checkFamily(family: unknown): number {
   return family as number;
 }
 
+/**
+ * The socket part of a transport's extra info, captured when the transport is made (asyncio keeps
+ * `peername` and `sockname` readable after the connection closed). `isOpen` guards the live socket.
+ * @internal
+ */
+export function socketExtra(fd: number, isOpen: () => boolean): { socket: TransportSocket; sockname: Address | null; peername: Address | null } {
+  return { socket: new TransportSocket(fd, isOpen), sockname: toAddress(native.sockname(fd)), peername: toAddress(native.peername(fd)) };
+}
+
 // getsockopt reports failures below this offset (a negative errno shifted by 2^40), so that
 // negative option values stay readable.
 const GETSOCKOPT_ERROR = -(2 ** 40);

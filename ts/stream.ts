@@ -13,7 +13,7 @@ import { READ_HINT, isBuffered } from './buffered';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
-import { TransportSocket, checkFamily, constants, toAddress } from './socket';
+import { checkFamily, constants, socketExtra } from './socket';
 import { Transport } from './transports';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
@@ -276,13 +276,7 @@ export class StreamTransport extends Transport {
     }
     const fd = ops.fd(id);
     let t: StreamTransport | undefined = undefined;
-    const socket = new TransportSocket(fd, () => t !== undefined && !t._lost);
-    const extra: Record<string, unknown> = {
-      socket,
-      sockname: toAddress(native.sockname(fd)),
-      peername: toAddress(native.peername(fd)),
-      ...moreExtra,
-    };
+    const extra: Record<string, unknown> = { ...socketExtra(fd, () => t !== undefined && !t._lost), ...moreExtra };
     t = new StreamTransport(id, protocol, extra, owner, ops);
     if (connectionMade) t._callProtocol('connectionMade', t);
     t.#startReading();

@@ -49,10 +49,6 @@ function signalNumber(sig: unknown): number {
   return checkInteger('signal', sig, 0, 64);
 }
 
-function isPiped(v: StdioOption): boolean {
-  return v === PIPE;
-}
-
 /**
  * asyncio's `WriteSubprocessPipeProto` / `ReadSubprocessPipeProto`: the protocol of one stdio pipe,
  * forwarding to the subprocess transport with the pipe's fd number.
