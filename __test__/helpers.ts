@@ -1,5 +1,6 @@
-// Shared test helpers: a recording protocol, waiting for conditions, and descriptor counting.
+// Shared test helpers: a recording protocol, Node peers, waiting for conditions, descriptor counting.
 import { readdirSync } from 'node:fs';
+import * as net from 'node:net';
 import { Protocol, type Transport } from 'protoloop';
 
 /** Records every callback in order, with the bytes received. */
@@ -11,13 +12,16 @@ export class Recorder extends Protocol {
   eofResult: boolean | undefined = undefined;
   readonly lost: Promise<Error | null>;
   readonly made: Promise<void>;
+  readonly eof: Promise<void>;
   #lost!: (e: Error | null) => void;
   #made!: () => void;
+  #eof!: () => void;
 
   constructor() {
     super();
     this.lost = new Promise((r) => (this.#lost = r));
     this.made = new Promise((r) => (this.#made = r));
+    this.eof = new Promise((r) => (this.#eof = r));
   }
   override connectionMade(t: Transport): void {
     this.transport = t;
@@ -30,6 +34,7 @@ export class Recorder extends Protocol {
   }
   override eofReceived(): boolean | void {
     this.calls.push('eofReceived');
+    this.#eof();
     return this.eofResult;
   }
   override pauseWriting(): void {
@@ -46,9 +51,13 @@ export class Recorder extends Protocol {
   get received(): Buffer {
     return Buffer.concat(this.chunks);
   }
+  /** The calls without the (arbitrarily split) dataReceived repeats. */
+  get shape(): string[] {
+    return this.calls.filter((c, i) => c !== 'dataReceived' || this.calls[i - 1] !== 'dataReceived');
+  }
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -56,10 +65,68 @@ export async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = 'c
   }
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-export function portOf(server: { sockets: { getsockname(): unknown }[] }): number {
-  return (server.sockets[0].getsockname() as [string, number])[1];
+export function portOf(server: { sockets: { getsockname(): unknown }[] }, i = 0): number {
+  return (server.sockets[i].getsockname() as [string, number])[1];
+}
+
+/** A Node `net` server on an ephemeral loopback port; `sockets` fills as peers connect. */
+export async function nodeServer(
+  onConnection: (s: net.Socket) => void = () => {},
+  opts: net.ServerOpts = {},
+  host = '127.0.0.1',
+): Promise<{ server: net.Server; port: number; sockets: net.Socket[]; next(): Promise<net.Socket>; close(): Promise<void> }> {
+  const sockets: net.Socket[] = [];
+  const waiting: Array<(s: net.Socket) => void> = [];
+  const server = net.createServer(opts, (s) => {
+    s.on('error', () => {});
+    sockets.push(s);
+    onConnection(s);
+    waiting.shift()?.(s);
+  });
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const port = (server.address() as net.AddressInfo).port;
+  let taken = 0;
+  return {
+    server,
+    port,
+    sockets,
+    next: () => (taken < sockets.length ? Promise.resolve(sockets[taken++]) : new Promise((r) => waiting.push((s) => (taken++, r(s))))),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Connects a Node `net` client; resolves once connected. */
+export function nodeConnect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, host, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Everything a Node socket receives until it ends. */
+export function readAll(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    s.on('end', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+/** A port nothing listens on (bound, then released). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
