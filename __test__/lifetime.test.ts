@@ -1,0 +1,210 @@
+// Process lifetime and resource hygiene: nothing keeps Node alive once everything is closed, and
+// nothing leaks a descriptor or an engine handle.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { createConnection, createServer, Protocol, type Transport } from 'protoloop';
+import { Recorder, freePort, openFds, portOf, sleep, waitFor } from './helpers';
+
+const native = createRequire(import.meta.url)('../bindings/node/index.js') as { openHandles(): number };
+const entry = new URL('../dist/esm/index.mjs', import.meta.url).pathname;
+
+/** Runs an ES module snippet in a fresh Node; resolves with its exit code, output and wall time. */
+function runScript(code: string, timeoutMs = 15_000): Promise<{ status: number | null; signal: string | null; out: string; err: string; ms: number }> {
+  const start = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import * as pl from ${JSON.stringify(entry)};\n${code}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    child.on('exit', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, out, err, ms: Date.now() - start });
+    }),
+  );
+}
+
+class Echo extends Protocol {
+  t!: Transport;
+  override connectionMade(t: Transport) {
+    this.t = t;
+  }
+  override dataReceived(d: Buffer) {
+    this.t.write(d);
+  }
+}
+
+async function settle(): Promise<void> {
+  await waitFor(() => native.openHandles() === 0, 20_000, 'engine handles to close');
+}
+
+describe('process lifetime', () => {
+  it('a script that opens a server and a client and closes both exits by itself', async () => {
+    const r = await runScript(`
+      const server = await pl.createServer(() => new (class extends pl.Protocol {
+        connectionMade(t) { this.t = t; }
+        dataReceived(d) { this.t.write(d); }
+      })(), '127.0.0.1', 0);
+      const port = server.sockets[0].getsockname()[1];
+      const [t] = await pl.createConnection(() => new (class extends pl.Protocol {
+        dataReceived(d) { console.log('echo ' + d); t.close(); server.close(); }
+      })(), '127.0.0.1', port);
+      t.write(Buffer.from('hi'));
+    `);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('echo hi\n');
+    expect(r.signal).toBe(null);
+    expect(r.status).toBe(0);
+    // Loose: the point is that it exits on its own (the kill above fires after 15 s).
+    expect(r.ms).toBeLessThan(10_000);
+  });
+
+  it('an open transport and a serving server keep the process alive until closed', async () => {
+    // Nothing but protoloop keeps this script running: it stops only when a client says "quit".
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as pl from ${JSON.stringify(entry)};
+        const server = await pl.createServer(() => new (class extends pl.Protocol {
+          connectionMade(t) { this.t = t; }
+          dataReceived(d) { if (String(d) === 'quit') { this.t.close(); server.close(); } }
+        })(), '127.0.0.1', 0);
+        console.log(server.sockets[0].getsockname()[1]);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let exited = false;
+    const exit = new Promise<number | null>((r) => child.on('exit', (c) => ((exited = true), r(c))));
+    const port = await new Promise<number>((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
+    await sleep(300);
+    expect(exited).toBe(false);
+    const s = net.connect(port, '127.0.0.1');
+    await new Promise((r) => s.on('connect', r));
+    await sleep(200);
+    expect(exited).toBe(false);
+    s.write('quit');
+    expect(await exit).toBe(0);
+    s.destroy();
+  });
+
+  it('a pending connect keeps the process alive; a failed one lets it exit', async () => {
+    const port = await freePort();
+    const r = await runScript(`
+      pl.createConnection(() => new pl.Protocol(), '127.0.0.1', ${port}).catch((e) => console.log(e.code));
+    `);
+    expect(r.out).toBe('ECONNREFUSED\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('a server made with startServing: false does not keep the process alive', async () => {
+    const r = await runScript(`
+      const s = await pl.createServer(() => new pl.Protocol(), '127.0.0.1', 0, { startServing: false });
+      console.log(s.isServing());
+    `);
+    expect(r.out).toBe('false\n');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('resource hygiene', () => {
+  it('1,000 connections opened and closed leave no descriptor and no engine handle behind', async () => {
+    // Warm up: the engine's own descriptors (epoll, eventfd) exist before the count starts.
+    {
+      const server = await createServer(() => new Echo(), '127.0.0.1', 0);
+      const rec = new Recorder();
+      const [t] = await createConnection(() => rec, '127.0.0.1', portOf(server));
+      t.close();
+      await rec.lost;
+      await server[Symbol.asyncDispose]();
+      await settle();
+    }
+    const before = openFds();
+    const server = await createServer(() => new Echo(), '127.0.0.1', 0);
+    const port = portOf(server);
+    const batch = 50;
+    for (let i = 0; i < 1000; i += batch) {
+      await Promise.all(
+        Array.from({ length: batch }, async (_, j) => {
+          const rec = new Recorder();
+          const [t] = await createConnection(() => rec, '127.0.0.1', port);
+          // Vary how they end: close, abort, writeEof then the server's close, and a peer close.
+          switch ((i + j) % 4) {
+            case 0:
+              t.write(Buffer.from('x'));
+              await waitFor(() => rec.received.length === 1);
+              t.close();
+              break;
+            case 1:
+              t.abort();
+              break;
+            case 2:
+              t.writeEof();
+              await waitFor(() => rec.calls.includes('connectionLost') || rec.calls.includes('eofReceived'));
+              t.close();
+              break;
+            default:
+              t.close();
+          }
+          await rec.lost;
+        }),
+      );
+    }
+    server.close();
+    await server.waitClosed();
+    await settle();
+    // Closed descriptors go when the engine's tasks let go of them; give that a moment.
+    await waitFor(() => openFds() <= before, 20_000, `descriptors to return to ${before} (now ${openFds()})`);
+    expect(openFds()).toBe(before);
+    expect(native.openHandles()).toBe(0);
+  }, 120_000);
+
+  it('failed connects and failed listens leave no descriptor behind', async () => {
+    await settle();
+    const before = openFds();
+    const port = await freePort();
+    for (let i = 0; i < 50; i++) {
+      await expect(createConnection(() => new Protocol(), '127.0.0.1', port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    }
+    const node = net.createServer();
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const busy = (node.address() as net.AddressInfo).port;
+    for (let i = 0; i < 50; i++) {
+      await expect(createServer(() => new Protocol(), ['127.0.0.1', '127.0.0.1'], busy, { reuseAddress: false })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
+      await expect(createServer(() => new Protocol(), ['::1', '127.0.0.1'], busy, { reuseAddress: false })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
+    }
+    await new Promise((r) => node.close(r));
+    await waitFor(() => openFds() <= before, 20_000, 'descriptors to return');
+    expect(openFds()).toBe(before);
+    expect(native.openHandles()).toBe(0);
+  });
+
+  it('a server closed with clients still connected leaves nothing behind once they go', async () => {
+    await settle();
+    const before = openFds();
+    const server = await createServer(() => new Echo(), '127.0.0.1', 0);
+    const socks = await Promise.all(
+      Array.from({ length: 20 }, () => new Promise<net.Socket>((r) => {
+        const s = net.connect(portOf(server), '127.0.0.1', () => r(s));
+      })),
+    );
+    await sleep(50);
+    server.close();
+    server.abortClients();
+    for (const s of socks) s.destroy();
+    await server.waitClosed();
+    await settle();
+    await waitFor(() => openFds() <= before, 20_000, 'descriptors to return');
+    expect(openFds()).toBe(before);
+  });
+});
