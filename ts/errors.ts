@@ -35,11 +35,13 @@ export interface SystemError extends Error {
  * for it; `address`/`port` are added to the message as Node does (`connect ECONNREFUSED 127.0.0.1:1`).
  */
 export function systemError(errno: number, syscall: string | number, address?: string, port?: number): SystemError {
-  const call = typeof syscall === 'number' ? SYSCALLS[syscall] ?? 'unknown' : syscall;
+  let call = typeof syscall === 'number' ? SYSCALLS[syscall] ?? 'unknown' : syscall;
   let code: string;
   let nodeErrno: number;
-  if (errno === ENOTFOUND) {
+  // The bindings return failures as negative numbers, the marker included.
+  if (Math.abs(errno) === ENOTFOUND) {
     code = 'ENOTFOUND';
+    call = 'getaddrinfo'; // as Node reports a failed lookup, whatever call needed it
     nodeErrno = -3008; // libuv's UV_EAI_NONAME, what Node reports for ENOTFOUND
   } else {
     nodeErrno = -Math.abs(errno);
