@@ -309,7 +309,10 @@ describe('protocol state machine', () => {
     t.abort();
     expect(rec.calls).not.toContain('connectionLost');
     expect(t.isClosing()).toBe(true);
+    // The buffer is gone at once, as asyncio's abort() clears it.
+    expect(t.getWriteBufferSize()).toBe(0);
     expect(await rec.lost).toBe(null);
+    expect(t.getWriteBufferSize()).toBe(0);
     peer.resume();
     const got = await peerGot;
     // What the kernel had goes out; the queue (and the last write) never does.
@@ -529,6 +532,24 @@ describe('read flow control', () => {
     await srv.close();
   });
 
+  it('pauseReading inside connectionMade holds back the first bytes too', async () => {
+    const srv = await nodeServer((s) => s.end('first'));
+    class PauseAtOnce extends Recorder {
+      override connectionMade(t: Transport) {
+        super.connectionMade(t);
+        t.pauseReading();
+      }
+    }
+    const rec = new PauseAtOnce();
+    const [t] = await createConnection(() => rec, '127.0.0.1', srv.port);
+    await sleep(200);
+    expect(rec.calls).toEqual(['connectionMade']);
+    t.resumeReading();
+    await rec.lost;
+    expect(rec.received.toString()).toBe('first');
+    await srv.close();
+  });
+
   it('a small message and its EOF, arriving together, are both held while paused', async () => {
     let write!: (s: string) => void;
     const srv = await nodeServer((s) => (write = (m) => s.end(m)));
@@ -638,6 +659,17 @@ describe('errors', () => {
     expect(exc).toMatchObject({ code: 'ECONNRESET', errno: -104 });
     expect(rec.calls.at(-1)).toBe('connectionLost');
     await srv.close();
+  });
+
+  it('a connection lost with bytes still queued reports ECONNRESET/EPIPE and an empty buffer', async () => {
+    const { t, rec, peer, close } = await stuckPeer();
+    fill(t);
+    expect(t.getWriteBufferSize()).toBeGreaterThan(0);
+    peer.resetAndDestroy();
+    const exc = await rec.lost;
+    expect(['ECONNRESET', 'EPIPE']).toContain((exc as NodeJS.ErrnoException).code);
+    expect(t.getWriteBufferSize()).toBe(0);
+    await close();
   });
 
   it('a peer reset reaches connectionLost with ECONNRESET (server side)', async () => {

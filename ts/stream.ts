@@ -135,6 +135,7 @@ export class StreamWriter {
   /** Of those, bytes the kernel has. */ flushed = 0;
   eofWritten = false;
   #droppedWrites = 0;
+  #dropped = false;
 
   constructor(
     private readonly id: number,
@@ -142,7 +143,13 @@ export class StreamWriter {
   ) {}
 
   get bufferSize(): number {
-    return this.accepted - this.flushed;
+    // Once dropped, drain reports still in flight count as written but nothing is left to send.
+    return this.#dropped ? 0 : this.accepted - this.flushed;
+  }
+
+  /** The queue is gone (abort, or the connection was lost): asyncio empties its buffer then. */
+  drop(): void {
+    this.#dropped = true;
   }
 
   /** Sends `data`; true when part of it was left queued (the caller then checks its high mark). */
@@ -342,6 +349,7 @@ export class StreamTransport extends Transport {
         this.#reader.clear();
         this.#lent = this.#pendingView = null;
         if (this.#pinnedShared) native.releaseReadTarget(this._id);
+        this.#writer.drop(); // unsent bytes died with the connection
         unregister(this._id);
         this._connectionLost(a === 0 ? null : systemError(a, b));
         this.#owner?._detach(this);
@@ -574,6 +582,7 @@ export class StreamTransport extends Transport {
     if (this._lost) return;
     this._closing = true;
     this.#reader.clear();
+    this.#writer.drop(); // asyncio's abort() empties the buffer at once
     this._ops.abort(this._id);
   }
 
