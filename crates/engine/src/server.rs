@@ -164,11 +164,17 @@ impl Server {
                     r = serving.changed() => if r.is_err() { return } else { continue },
                 }
             }
+            // Biased, and re-checked after: a connection that arrives together with `close()` must not
+            // be accepted by a closed server (select! would pick either branch at random).
             let mut guard = tokio::select! {
+                biased;
                 _ = self.stopped() => return,
                 _ = serving.changed() => continue,
                 g = listener.readable() => match g { Ok(g) => g, Err(_) => return },
             };
+            if !self.is_serving() {
+                continue;
+            }
             match guard.try_io(|l| accept(l.as_raw_fd())) {
                 Ok(Ok(fd)) => {
                     let sock = Socket::from(fd);

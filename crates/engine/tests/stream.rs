@@ -411,6 +411,7 @@ fn server_accepts_only_while_serving_and_close_keeps_accepted_streams() {
         false
     });
     assert!(refused, "the closed server still accepts connections");
+    assert!(h.none_for(Kind::Accepted, sid, Duration::from_millis(50)), "a closed server accepted a connection");
     // The accepted stream lives on.
     h.engine.stream(id).unwrap().write(&[b"still"]);
     let mut buf = [0u8; 5];
