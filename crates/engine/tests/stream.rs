@@ -133,6 +133,8 @@ impl Harness {
         let port = listener.local_addr().unwrap().port();
         let id = self.engine.connect("127.0.0.1".into(), port, ConnectOptions::default());
         self.expect(Kind::Connected, id);
+        // The host starts reading once its protocol exists.
+        self.engine.stream(id).unwrap().start_reading(false);
         let (peer, _) = listener.accept().unwrap();
         (id, peer)
     }
@@ -394,6 +396,7 @@ fn server_accepts_only_while_serving_and_close_keeps_accepted_streams() {
     h.engine.server(sid).unwrap().start_serving();
     assert!(h.engine.server(sid).unwrap().is_serving());
     let id = h.expect(Kind::Accepted, sid).a;
+    h.engine.stream(id).unwrap().start_reading(false);
     let (data, _) = h.read(id, 5);
     assert_eq!(data, b"early");
     // Accepted streams start with Nagle off, as asyncio's.
@@ -478,6 +481,7 @@ fn adopted_socket_is_a_stream() {
     let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (b, _) = l.accept().unwrap();
     let id = h.engine.adopt(OwnedFd::from(b), FdKind::Socket, true).unwrap();
+    h.engine.stream(id).unwrap().start_reading(false);
     a.write_all(b"adopted").unwrap();
     let (got, _) = h.read(id, 7);
     assert_eq!(got, b"adopted");
