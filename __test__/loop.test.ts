@@ -139,6 +139,25 @@ describe('exception handler', () => {
     expect(loop.getExceptionHandler()).toBe(null);
   });
 
+  it('a handler that throws falls back to the default handler (stderr) for both errors', async () => {
+    const code = `
+      import { getRunningLoop } from ${JSON.stringify(new URL('../dist/esm/index.mjs', import.meta.url).pathname)};
+      const loop = getRunningLoop();
+      loop.setExceptionHandler(() => { throw new Error('handler broke'); });
+      loop.callExceptionHandler({ message: 'original problem', exception: new Error('first') });
+      console.log('still running');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0);
+    expect(err).toContain('handler broke');
+    expect(err).toContain('original problem');
+    expect(out).toBe('still running\n');
+  });
+
   it('an exception in a protocol callback reaches the handler and aborts only that transport', async () => {
     const loop = getRunningLoop();
     const seen: ExceptionContext[] = [];

@@ -381,6 +381,33 @@ describe('protocol state machine', () => {
     await close();
   });
 
+  it('writelines with thousands of buffers, behind a full kernel buffer, arrives byte-exact', async () => {
+    const { t, rec, peer, close } = await stuckPeer();
+    fill(t);
+    const before = t.getWriteBufferSize();
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) parts.push(randomBytes((i * 7919) % 3000));
+    t.writelines(parts);
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    expect(t.getWriteBufferSize()).toBe(before + total);
+    // And the same straight to an idle socket (more buffers than one writev takes).
+    const srv = await nodeServer();
+    const rec2 = new Recorder();
+    const [t2] = await createConnection(() => rec2, '127.0.0.1', srv.port);
+    const got2 = readAll(await srv.next());
+    t2.writelines(parts);
+    t2.close();
+    expect((await got2).equals(Buffer.concat(parts))).toBe(true);
+    const all = readAll(peer);
+    peer.resume();
+    t.close();
+    const got = await all;
+    expect(got.subarray(got.length - total).equals(Buffer.concat(parts))).toBe(true);
+    await rec.lost;
+    await close();
+    await srv.close();
+  });
+
   it('writelines sends every kind of bytes in order', async () => {
     const srv = await nodeServer();
     const rec = new Recorder();
