@@ -158,7 +158,8 @@ describe('TCP against Node net', () => {
   it('64 MiB each way, protoloop client and Node server, hashed, with flow control', async () => {
     const total = 64 * MiB;
     let peer!: Promise<Awaited<ReturnType<typeof nodeSide>>>;
-    const srv = await nodeServer((s) => (peer = nodeSide(s, total)));
+    // Half-open allowed: Node must not end its side (and stall its own writes) on our EOF.
+    const srv = await nodeServer((s) => (peer = nodeSide(s, total)), { allowHalfOpen: true });
     const prod = new Producer(total);
     await createConnection(() => prod, '127.0.0.1', srv.port);
     expect(await prod.lost).toBe(null);
@@ -182,7 +183,7 @@ describe('TCP against Node net', () => {
     const total = 64 * MiB;
     const prod = new Producer(total);
     const server = await createServer(() => prod, '127.0.0.1', 0);
-    const s = net.connect(portOf(server), '127.0.0.1');
+    const s = net.connect({ port: portOf(server), host: '127.0.0.1', allowHalfOpen: true });
     const node = await nodeSide(s, total);
     expect(await prod.lost).toBe(null);
     expect(node.recvBytes).toBe(total);
@@ -257,7 +258,7 @@ describe('protocol state machine', () => {
       const chunks: Buffer[] = [];
       s.on('data', (d) => chunks.push(d));
       s.on('end', () => s.end(Buffer.concat(chunks).toString().toUpperCase()));
-    });
+    }, { allowHalfOpen: true });
     const rec = new Recorder();
     const [t] = await createConnection(() => rec, '127.0.0.1', srv.port);
     expect(t.canWriteEof()).toBe(true);
