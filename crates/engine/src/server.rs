@@ -148,6 +148,13 @@ impl Server {
         }
         self.serving.send_replace(false);
         core.servers.lock().unwrap().remove(&self.id);
+        // Stop listening now, as asyncio's close() does, not when the accept tasks get round to
+        // dropping the sockets: on Linux, shutdown() of a listening socket refuses new connections
+        // and resets the ones waiting in the backlog. The descriptors close with their tasks.
+        for l in &self.listeners {
+            // SAFETY: shutdown(2) on a descriptor this server owns; no memory is passed. Best effort.
+            unsafe { libc::shutdown(l.get_ref().as_raw_fd(), libc::SHUT_RD) };
+        }
         self.stop.notify_waiters();
     }
 
