@@ -143,7 +143,7 @@ describe('createServer', () => {
     await expect(createServer(pf, '127.0.0.1', 0, { family: 12345 })).rejects.toThrow(RangeError);
     await expect(createServer(pf, '127.0.0.1', 0, 'x' as any)).rejects.toThrow(/"options"/);
     await expect(createServer(pf, 'nonexistent.invalid', 0)).rejects.toMatchObject({ code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo' });
-    await expect(createServer(pf, null, null, { sock: 1_000_000 })).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(createServer(pf, null, null, { sock: 1_000_000 })).rejects.toThrow(/"options.sock"/);
   });
 
   it('a throwing call leaves no server behind', async () => {
