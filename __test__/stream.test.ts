@@ -680,9 +680,12 @@ describe('errors', () => {
   });
 
   it('a peer reset reaches connectionLost with ECONNRESET (client side)', async () => {
-    const srv = await nodeServer((s) => s.resetAndDestroy());
+    // Reset once the client has spoken: a reset racing the handshake may fail the connect itself
+    // (SO_ERROR reads ECONNRESET), as it does in asyncio.
+    const srv = await nodeServer((s) => s.once('data', () => s.resetAndDestroy()));
     const rec = new Recorder();
-    await createConnection(() => rec, '127.0.0.1', srv.port);
+    const [t] = await createConnection(() => rec, '127.0.0.1', srv.port);
+    t.write(Buffer.from('hello?'));
     const exc = await rec.lost;
     expect(exc).toMatchObject({ code: 'ECONNRESET', errno: -104 });
     expect(rec.calls.at(-1)).toBe('connectionLost');
