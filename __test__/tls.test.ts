@@ -339,7 +339,8 @@ describe('TLS against openssl', () => {
       let t: Transport | undefined;
       const rec = new Recorder();
       await waitFor(() => s.out().length > 0 || false, 200).catch(() => {});
-      for (let i = 0; i < 100 && t === undefined; i++) {
+      // openssl can take seconds to start listening on a loaded machine: retry for up to 20 s.
+      for (let i = 0; i < 400 && t === undefined; i++) {
         try {
           [t] = await createConnection(() => rec, 'localhost', port, { ssl: { ca: pki.caCert } });
         } catch (e) {
