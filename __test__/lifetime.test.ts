@@ -41,6 +41,16 @@ class Echo extends Protocol {
 
 async function settle(): Promise<void> {
   await waitFor(() => native.openHandles() === 0, 20_000, 'engine handles to close');
+  // A finished stream's descriptor closes when its engine tasks let go of it, a moment after its
+  // Closed event: wait until the count holds still, so that it is a fair baseline.
+  let last = -1;
+  let still = 0;
+  await waitFor(() => {
+    const now = openFds();
+    still = now === last ? still + 1 : 0;
+    last = now;
+    return still >= 5;
+  }, 20_000, 'the descriptor count to settle');
 }
 
 describe('process lifetime', () => {
