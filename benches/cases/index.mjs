@@ -1,0 +1,9 @@
+// Every case of the benchmark, in the order the table shows them. A case is a module with a name,
+// its metrics, its variants and `measure()`; see README.md in this folder for the shape. Cases that
+// other transports bring (BufferedProtocol, UDP, subprocess, TLS) are added to this list.
+import bulk from './bulk.mjs';
+import churn from './churn.mjs';
+import echo from './echo.mjs';
+import memory from './memory.mjs';
+
+export const cases = [echo, bulk, churn, memory];

@@ -1,0 +1,36 @@
+// Builds what the harness runs: the protoloop package (when stale), the Rust load generator and raw
+// tokio peer (cargo, release), and the C epoll peer (gcc). Everything lands in target/bench.
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
+export const ROOT = dirname(BENCH);
+export const BIN = join(ROOT, 'target', 'bench');
+export const LOADGEN = join(BIN, 'release', 'loadgen');
+
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+
+export function buildAll({ log, installPeers }) {
+  log('building: protoloop (if stale), loadgen and raw tokio (cargo --release), C epoll (gcc -O2)');
+  run(process.execPath, [join(ROOT, 'scripts', 'ensure-built.mjs')]);
+  run('cargo', ['build', '--quiet', '--release', '--manifest-path', join(BENCH, 'loadgen', 'Cargo.toml'), '--target-dir', BIN]);
+  const csrc = join(BENCH, 'servers', 'c-epoll.c');
+  const cbin = join(BIN, 'c-epoll');
+  if (!existsSync(cbin) || statSync(cbin).mtimeMs < statSync(csrc).mtimeMs) {
+    run('gcc', ['-O2', '-Wall', '-o', cbin, csrc]);
+  }
+  if (installPeers) {
+    try {
+      execFileSync('python3', ['-c', 'import uvloop'], { stdio: 'ignore' });
+    } catch {
+      log('installing uvloop with pip (--install-peers)');
+      try {
+        run('python3', ['-m', 'pip', 'install', '--quiet', 'uvloop']);
+      } catch {
+        log('pip install uvloop failed; the uvloop peer is skipped');
+      }
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// protoloop's peer: asyncio-style protocols on the built package (dist/cjs), written as a user would.
+'use strict';
+const path = require('node:path');
+const { createServer, Protocol } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
+const { CHUNK, parseArgs, listening, control } = require('./common.cjs');
+
+const { port, mode, total } = parseArgs();
+const chunk = Buffer.alloc(CHUNK, 'x');
+
+class Echo extends Protocol {
+  connectionMade(transport) {
+    this.transport = transport;
+  }
+  dataReceived(data) {
+    this.transport.write(data);
+  }
+}
+
+class Sink extends Protocol {
+  received = 0;
+  dataReceived(data) {
+    this.received += data.length;
+  }
+  // Returning nothing closes the transport at the peer's EOF, which tells the client we are done.
+  eofReceived() {}
+}
+
+class Source extends Protocol {
+  left = total;
+  paused = false;
+  connectionMade(transport) {
+    this.transport = transport;
+    this.pump();
+  }
+  pauseWriting() {
+    this.paused = true;
+  }
+  resumeWriting() {
+    this.paused = false;
+    this.pump();
+  }
+  pump() {
+    while (!this.paused && this.left > 0) {
+      const n = Math.min(this.left, CHUNK);
+      this.left -= n;
+      this.transport.write(n === CHUNK ? chunk : chunk.subarray(0, n));
+    }
+    if (this.left === 0) this.transport.close();
+  }
+}
+
+const factory = { echo: () => new Echo(), sink: () => new Sink(), source: () => new Source() }[mode];
+if (!factory) throw new Error(`unknown mode ${mode}`);
+
+(async () => {
+  const server = await createServer(factory, '127.0.0.1', port, { backlog: 1024 });
+  listening(server.sockets[0].getsockname()[1]);
+  control();
+})();
