@@ -27,7 +27,7 @@ export function buildAll({ log, installPeers }) {
     } catch {
       log('installing uvloop with pip (--install-peers)');
       try {
-        run('python3', ['-m', 'pip', 'install', '--quiet', 'uvloop']);
+        run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'uvloop==0.23.0']);
       } catch {
         log('pip install uvloop failed; the uvloop peer is skipped');
       }
