@@ -1,5 +1,7 @@
-// Bulk transfer on one connection, 64 KiB writes: the client sends (the server only reads) or the
-// server sends (with its transport's flow control: pauseWriting/resumeWriting, write()/'drain').
+// Bulk transfer on one connection, 64 KiB writes: the client sends (the server only reads, with a
+// plain Protocol, or with a BufferedProtocol where the peer has one: protoloop into allocBuffer memory,
+// asyncio/uvloop into a bytearray; the others read into their own buffer anyway), or the server sends
+// (with its transport's flow control: pauseWriting/resumeWriting, write()/'drain').
 import { LOADGEN } from '../lib/build.mjs';
 import { runLoadgen } from '../lib/proc.mjs';
 
@@ -15,12 +17,19 @@ export default {
     const size = s.bulkBytes >= 1 << 30 ? `${s.bulkBytes / (1 << 30)} GiB` : `${s.bulkBytes / (1 << 20)} MiB`;
     return [
       { id: 'receive', label: `server receives ${size}`, server: { mode: 'sink', total: 0 }, cmd: 'bulk-up' },
+      {
+        id: 'receive-buffered',
+        label: `server receives ${size}, BufferedProtocol`,
+        server: { mode: 'sink-buffered', total: 0 },
+        cmd: 'bulk-up',
+      },
       { id: 'send', label: `server sends ${size}`, server: { mode: 'source', total: s.bulkBytes }, cmd: 'bulk-down' },
     ];
   },
 
   goals: {
     receive: [{ vs: 'node-net', atLeast: 1.7 }, { vs: 'tokio', atLeast: 0.8 }],
+    'receive-buffered': [{ vs: 'node-net', atLeast: 1.7 }, { vs: 'tokio', atLeast: 0.8 }],
     send: [{ vs: 'node-net', atLeast: 1.7 }, { vs: 'tokio', atLeast: 0.8 }],
   },
 

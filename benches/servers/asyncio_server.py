@@ -40,6 +40,22 @@ class Sink(asyncio.Protocol):
     # eof_received returning None closes the transport: that tells the client we are done.
 
 
+class BufferedSink(asyncio.BufferedProtocol):
+    received = 0
+
+    def __init__(self):
+        self.buffer = memoryview(bytearray(1 << 20))
+
+    def connection_made(self, transport):
+        nodelay(transport)
+
+    def get_buffer(self, sizehint):
+        return self.buffer
+
+    def buffer_updated(self, nbytes):
+        self.received += nbytes
+
+
 class Source(asyncio.Protocol):
     def __init__(self, total):
         self.left = total
@@ -76,6 +92,7 @@ async def main(args):
     factory = {
         'echo': Echo,
         'sink': Sink,
+        'sink-buffered': BufferedSink,
         'source': lambda: Source(args.total),
     }[args.mode]
     server = await loop.create_server(factory, '127.0.0.1', args.port, backlog=1024)

@@ -1,7 +1,8 @@
 /* The minimal single-threaded C epoll server: the floor of what one core can do per message. Same
  * command line and start-up line as every server of the benchmark (--port P --mode echo|sink|source
- * --total N, prints "LISTENING <port>", exits when stdin closes). Level-triggered epoll, one 64 KiB
- * buffer per connection for what the kernel would not take yet. */
+ * --total N, prints "LISTENING <port>", exits when stdin closes; sink-buffered is sink here, since the
+ * read buffer is ours already). Level-triggered epoll; what the kernel would not take yet waits in a
+ * per-connection copy. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,7 +109,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--total")) total = atoll(argv[i + 1]);
-    else if (!strcmp(argv[i], "--mode")) mode = !strcmp(argv[i + 1], "sink") ? SINK : !strcmp(argv[i + 1], "source") ? SOURCE : ECHO;
+    else if (!strcmp(argv[i], "--mode")) mode = !strncmp(argv[i + 1], "sink", 4) ? SINK : !strcmp(argv[i + 1], "source") ? SOURCE : ECHO;
   }
   signal(SIGPIPE, SIG_IGN); /* a client that went away is an error to handle, not a reason to die */
   memset(buf, 'x', sizeof buf);

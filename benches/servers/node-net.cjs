@@ -35,6 +35,9 @@ const handlers = {
   },
 };
 
+// net has no receive-into-my-buffer API for accepted sockets: the buffered variant is the plain sink.
+handlers['sink-buffered'] = handlers.sink;
+
 const handle = handlers[mode];
 if (!handle) throw new Error(`unknown mode ${mode}`);
 

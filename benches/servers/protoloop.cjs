@@ -1,7 +1,7 @@
 // protoloop's peer: asyncio-style protocols on the built package (dist/cjs), written as a user would.
 'use strict';
 const path = require('node:path');
-const { createServer, Protocol } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
+const { BufferedProtocol, Protocol, allocBuffer, createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
 const { CHUNK, parseArgs, listening, control } = require('./common.cjs');
 
 const { port, mode, total } = parseArgs();
@@ -22,6 +22,19 @@ class Sink extends Protocol {
     this.received += data.length;
   }
   // Returning nothing closes the transport at the peer's EOF, which tells the client we are done.
+  eofReceived() {}
+}
+
+// Zero-copy receive: the engine reads straight into memory it allocated (allocBuffer).
+class BufferedSink extends BufferedProtocol {
+  buffer = allocBuffer(1 << 20);
+  received = 0;
+  getBuffer() {
+    return this.buffer;
+  }
+  bufferUpdated(n) {
+    this.received += n;
+  }
   eofReceived() {}
 }
 
@@ -49,7 +62,12 @@ class Source extends Protocol {
   }
 }
 
-const factory = { echo: () => new Echo(), sink: () => new Sink(), source: () => new Source() }[mode];
+const factory = {
+  echo: () => new Echo(),
+  sink: () => new Sink(),
+  'sink-buffered': () => new BufferedSink(),
+  source: () => new Source(),
+}[mode];
 if (!factory) throw new Error(`unknown mode ${mode}`);
 
 (async () => {

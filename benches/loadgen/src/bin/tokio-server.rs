@@ -23,7 +23,8 @@ async fn main() -> std::io::Result<()> {
     let total: u64 = arg("--total").and_then(|p| p.parse().ok()).unwrap_or(0);
     let mode = match arg("--mode").as_deref().unwrap_or("echo") {
         "echo" => Mode::Echo,
-        "sink" => Mode::Sink,
+        // The read buffer is ours already: BufferedProtocol's zero-copy receive is what tokio does anyway.
+        "sink" | "sink-buffered" => Mode::Sink,
         "source" => Mode::Source(total),
         m => panic!("unknown mode {m}"),
     };
