@@ -183,6 +183,7 @@ async function main() {
       console.log(consoleBlock(made, peers, s));
     }
     for (const sp of servers.values()) await (await sp.catch(() => null))?.stop();
+    log(`${c.name} done at ${Math.round((Date.now() - t0) / 1000)} s`);
   }
 
   const goals = evaluateGoals(cases, rows);

@@ -93,7 +93,8 @@ const pct = (x) => (x == null ? '-' : `${Math.round(x * 100)}%`);
 export function consoleBlock(rows, peers, s) {
   const lines = [];
   for (const row of rows) {
-    lines.push(`\n${row.case} ${row.label}: ${row.unit}, median of ${s.rounds} [min-max], ratio to Node net, CPU of server / client`);
+    const n = Math.max(0, ...Object.values(row.peers).map((e) => e?.runs?.length ?? 0));
+    lines.push(`\n${row.case} ${row.label}: ${row.unit}, median of ${n} [min-max], ratio to Node net, CPU of server / client`);
     for (const p of peers) {
       const e = row.peers[p.name];
       const name = p.label.padEnd(26);
