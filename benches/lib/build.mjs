@@ -15,7 +15,7 @@ const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { cwd: ROOT, stdio
 export function buildAll({ log, installPeers }) {
   log('building: protoloop (if stale), loadgen and raw tokio (cargo --release), C epoll (gcc -O2)');
   run(process.execPath, [join(ROOT, 'scripts', 'ensure-built.mjs')]);
-  run('cargo', ['build', '--quiet', '--release', '--manifest-path', join(BENCH, 'loadgen', 'Cargo.toml'), '--target-dir', BIN]);
+  run('cargo', ['build', '--quiet', '--locked', '--release', '--manifest-path', join(BENCH, 'loadgen', 'Cargo.toml'), '--target-dir', BIN]);
   const csrc = join(BENCH, 'servers', 'c-epoll.c');
   const cbin = join(BIN, 'c-epoll');
   if (!existsSync(cbin) || statSync(cbin).mtimeMs < statSync(csrc).mtimeMs) {
