@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 
-// @ts-expect-error plain ESM modules of the harness, without types
+// @ts-ignore plain ESM modules of the harness, without types
 import { evaluateGoals, summarize } from '../benches/lib/report.mjs';
-// @ts-expect-error plain ESM modules of the harness, without types
+// @ts-ignore plain ESM modules of the harness, without types
 import { renderChart } from '../benches/lib/chart.mjs';
 
 const servers = join(__dirname, '..', 'benches', 'servers');

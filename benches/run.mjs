@@ -73,7 +73,7 @@ function settingsFrom(o) {
   return {
     quick: q,
     seconds: o.seconds ?? (q ? 0.25 : 1),
-    warmupSeconds: q ? 0.15 : 0.5,
+    warmupSeconds: q ? 0.15 : 0.3,
     rounds: o.rounds ?? (q ? 3 : 5),
     bulkBytes: o.bulkBytes ?? (q ? 64 : 1024) * (1 << 20),
     idleConns: o.idleConns ?? (q ? 2000 : 10_000),
