@@ -1,6 +1,7 @@
 // Memory of a server holding many idle connections (each has echoed one 16-byte message, so every
 // peer has set up its per-connection state): the server's RSS from /proc, and for servers that run
-// JavaScript the V8 heap after a full GC. A fresh server per measurement.
+// JavaScript the V8 heap after a full GC, and what each connection added to the RSS. A fresh server
+// per measurement.
 import { LOADGEN } from '../lib/build.mjs';
 import { holdIdle } from '../lib/proc.mjs';
 
@@ -13,6 +14,7 @@ export default {
   metrics: [
     { key: 'rss', label: 'RSS MiB', higherIsBetter: false },
     { key: 'heap', label: 'JS heap MiB', higherIsBetter: false },
+    { key: 'perConn', label: 'KiB RSS/conn', higherIsBetter: false },
   ],
   server: { mode: 'echo' },
   freshServer: true,
@@ -24,7 +26,10 @@ export default {
   },
 
   goals: {
-    '*': [{ vs: 'node-net', atMost: 1, metric: 'rss' }, { vs: 'node-net', atMost: 1, metric: 'heap' }],
+    '*': [
+      { vs: 'node-net', atMost: 1, metric: 'rss' },
+      { vs: 'node-net', atMost: 1, metric: 'heap' },
+    ],
   },
 
   async measure({ s, server, peer }) {
@@ -35,7 +40,7 @@ export default {
       const js = peer.jsHeap ? await server.jsMemory() : null;
       const rss = server.rss();
       return {
-        metrics: { rss: rss / MiB, heap: js ? js.heapUsed / MiB : null },
+        metrics: { rss: rss / MiB, heap: js ? js.heapUsed / MiB : null, perConn: (rss - before) / s.idleConns / 1024 },
         extra: {
           rssBeforeMiB: +(before / MiB).toFixed(1),
           bytesPerConn: Math.round((rss - before) / s.idleConns),

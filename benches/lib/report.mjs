@@ -79,7 +79,7 @@ export function evaluateGoals(cases, rows) {
 
 export function fmt(v, unit) {
   if (v == null || !Number.isFinite(v)) return 'n/a';
-  if (unit.includes('MiB') && !unit.includes('/s')) return v.toFixed(1);
+  if (/MiB|KiB/.test(unit) && !unit.endsWith('/s')) return v.toFixed(1);
   return Math.round(v).toLocaleString('en-US');
 }
 
