@@ -20,7 +20,7 @@ const HELP = `npm run bench [-- options]
   --peers LIST          peers to run (default: every installed one): protoloop, node-net, tokio, c-epoll,
                         asyncio, uvloop, and the optional protoloop-io2 (PROTOLOOP_IO_THREADS=2)
   --size LIST           echo message sizes: 1k,10k,100k        --conns LIST   echo connections: 1,32,256
-  --duration S          seconds per measured echo/churn run (default 1; --quick 0.25)
+  --duration S          seconds per measured echo/churn run (default 1; --quick 0.2)
   --rounds N            measured rounds per peer, after one warm-up (default 5; --quick 3)
   --bulk-mib N          bytes per bulk run, in MiB (default 1024; --quick 64)
   --idle-conns N        connections of the memory case (default 10000; --quick 2000)
@@ -72,8 +72,8 @@ function settingsFrom(o) {
   const q = o.quick;
   return {
     quick: q,
-    seconds: o.seconds ?? (q ? 0.25 : 1),
-    warmupSeconds: q ? 0.15 : 0.3,
+    seconds: o.seconds ?? (q ? 0.2 : 1),
+    warmupSeconds: q ? 0.1 : 0.3,
     rounds: o.rounds ?? (q ? 3 : 5),
     bulkBytes: o.bulkBytes ?? (q ? 64 : 1024) * (1 << 20),
     idleConns: o.idleConns ?? (q ? 2000 : 10_000),
