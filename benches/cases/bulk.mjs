@@ -16,14 +16,14 @@ export default {
   variants(s) {
     const size = s.bulkBytes >= 1 << 30 ? `${s.bulkBytes / (1 << 30)} GiB` : `${s.bulkBytes / (1 << 20)} MiB`;
     return [
-      { id: 'receive', label: `server receives ${size}`, server: { mode: 'sink', total: 0 }, cmd: 'bulk-up' },
+      { id: 'receive', label: `receives ${size}`, server: { mode: 'sink', total: 0 }, cmd: 'bulk-up' },
       {
         id: 'receive-buffered',
-        label: `server receives ${size}, BufferedProtocol`,
+        label: `receives ${size}, BufferedProtocol`,
         server: { mode: 'sink-buffered', total: 0 },
         cmd: 'bulk-up',
       },
-      { id: 'send', label: `server sends ${size}`, server: { mode: 'source', total: s.bulkBytes }, cmd: 'bulk-down' },
+      { id: 'send', label: `sends ${size}`, server: { mode: 'source', total: s.bulkBytes }, cmd: 'bulk-down' },
     ];
   },
 

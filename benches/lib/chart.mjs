@@ -20,9 +20,9 @@ export function renderChart(result) {
   const bar = 10;
   const gap = 2;
   const groupGap = 14;
-  const left = 270;
+  const left = 290;
   const right = 95;
-  const width = 980;
+  const width = 1000;
   const plotW = width - left - right;
   const top = 78;
   const goodness = (row, e) => {
