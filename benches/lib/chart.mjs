@@ -5,6 +5,7 @@
 const COLORS = {
   protoloop: '#e4572e',
   'protoloop-io2': '#f2a541',
+  'protoloop-enginewrite': '#c9184a',
   'node-net': '#8c8c8c',
   tokio: '#4c78a8',
   'c-epoll': '#54a24b',
