@@ -203,7 +203,7 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${opts.out}.json`), JSON.stringify(result, null, 2) + '\n');
   writeFileSync(join(dir, `${opts.out}.svg`), renderChart(result));
-  const md = markdown(result, `results/${opts.out}.svg`);
+  const md = markdown(result, `${opts.out}.svg`); // beside the .md
   writeFileSync(join(dir, `${opts.out}.md`), md);
   console.log('\n' + textTable(result));
   if (opts.readme) {
