@@ -25,17 +25,19 @@ export function unregister(id: number): void {
   sinks.delete(id);
 }
 
-/** One engine batch: `[count: u32][count records of 5 u32: kind, id, a, b, len][payloads]`. */
-function onEvents(batch: Buffer): void {
-  const count = batch.readUInt32LE(0);
-  const end = 4 + count * 20;
-  // The engine copies each batch into a fresh Buffer of its own, which starts aligned; the copy below
-  // only guards against a Node that pools such buffers.
+/**
+ * One engine batch: `head` is `[count: u32][count records of 5 u32: kind, id, a, b, len]`, `payload`
+ * the records' payloads back to back (engine memory handed over without a copy; a `data` Buffer given
+ * to a protocol is a view of it).
+ */
+function onEvents(head: Buffer, payload: Buffer): void {
+  const count = head.readUInt32LE(0);
+  // The engine copies the records into a fresh Buffer of their own, which starts aligned; the copy
+  // below only guards against a Node that pools such buffers.
   const records =
-    batch.byteOffset % 4 === 0
-      ? new Uint32Array(batch.buffer, batch.byteOffset + 4, count * 5)
-      : new Uint32Array(Uint8Array.prototype.slice.call(batch, 4, end).buffer);
-  const payload = batch.subarray(end);
+    head.byteOffset % 4 === 0
+      ? new Uint32Array(head.buffer, head.byteOffset + 4, count * 5)
+      : new Uint32Array(Uint8Array.prototype.slice.call(head, 4, 4 + count * 20).buffer);
   let offset = 0;
   for (let i = 0; i < records.length; i += 5) {
     const kind = records[i] as EventKind;

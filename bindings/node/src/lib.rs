@@ -22,7 +22,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use protoloop_engine::{Engine, EngineOptions};
 
-type Waker = ThreadsafeFunction<(), (), RawValue, Status, false, true>;
+type Waker = ThreadsafeFunction<(), (), FnArgs<(RawValue, RawValue)>, Status, false, true>;
 
 /// A value made with raw Node-API calls, handed back to JavaScript as it is.
 struct RawValue(napi::sys::napi_value);
@@ -33,25 +33,66 @@ impl ToNapiValue for RawValue {
     }
 }
 
-/// The batch as one Buffer: `[count: u32][records: count × 5 u32][payload]`. Copying into memory
-/// that V8 allocates and accounts for beats handing over fresh engine memory per batch: the engine's
-/// buffers are reused (no page faults), and no finalizer runs per batch.
-fn batch_buffer(env: &Env) -> Result<RawValue> {
+/// Payload memory that JavaScript has let go of, kept for the next batches: handing each batch's
+/// payload over without a copy would otherwise mean fresh memory (and page faults) per batch.
+static PAYLOAD_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const POOL_KEPT: usize = 32;
+
+/// One batch as two Buffers: the records, copied (`[count: u32][count × 5 u32]`, small), and the
+/// payload, handed over without a copy as an external Buffer whose memory returns to the pool when
+/// JavaScript has dropped every view of it. The queue then fills a pooled buffer next.
+fn batch_buffers(env: &Env) -> Result<FnArgs<(RawValue, RawValue)>> {
     engine()?.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
-        let len = 4 + records.len() + batch.payload.len();
         let mut data = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        // SAFETY: napi_create_buffer allocates `len` bytes and tells us where; we fill exactly those.
+        let mut head = std::ptr::null_mut();
+        let mut payload = std::ptr::null_mut();
+        // SAFETY: napi_create_buffer allocates `4 + records.len()` bytes and tells us where; we fill
+        // exactly those.
         unsafe {
-            check_status!(napi::sys::napi_create_buffer(env.raw(), len, &mut data, &mut value))?;
+            check_status!(napi::sys::napi_create_buffer(env.raw(), 4 + records.len(), &mut data, &mut head))?;
             let out = data as *mut u8;
             std::ptr::copy_nonoverlapping(((batch.records.len() / 5) as u32).to_le_bytes().as_ptr(), out, 4);
             std::ptr::copy_nonoverlapping(records.as_ptr(), out.add(4), records.len());
-            std::ptr::copy_nonoverlapping(batch.payload.as_ptr(), out.add(4 + records.len()), batch.payload.len());
         }
-        Ok(RawValue(value))
+        if batch.payload.is_empty() {
+            // SAFETY: an empty Buffer; nothing to fill.
+            unsafe { check_status!(napi::sys::napi_create_buffer(env.raw(), 0, &mut data, &mut payload))? };
+        } else {
+            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
+            let vec = Box::new(std::mem::replace(&mut batch.payload, next));
+            let (ptr, len, cap) = (vec.as_ptr(), vec.len(), vec.capacity());
+            // SAFETY: the Buffer borrows the Vec's heap memory, which the boxed Vec (the finalize hint)
+            // owns and does not touch until `return_payload` takes it back after V8 is done with it.
+            unsafe {
+                let hint = Box::into_raw(vec);
+                let status = napi::sys::napi_create_external_buffer(env.raw(), len, ptr as *mut _, Some(return_payload), hint as *mut _, &mut payload);
+                if status != napi::sys::Status::napi_ok {
+                    drop(Box::from_raw(hint));
+                    check_status!(status)?;
+                }
+                // V8 does not see external memory by itself: without this it would not collect
+                // batches often enough to keep the pool supplied.
+                let mut _total = 0;
+                napi::sys::napi_adjust_external_memory(env.raw(), cap as i64, &mut _total);
+            }
+        }
+        Ok(FnArgs::from((RawValue(head), RawValue(payload))))
     })
+}
+
+/// Finalizer of a payload Buffer: its memory goes back to the pool.
+unsafe extern "C" fn return_payload(env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    // SAFETY: `hint` is the boxed Vec made in `batch_buffers`, finalized exactly once.
+    let mut vec = unsafe { Box::from_raw(hint as *mut Vec<u8>) };
+    let mut _total = 0;
+    // SAFETY: called on the JavaScript thread with its env, as finalizers are.
+    unsafe { napi::sys::napi_adjust_external_memory(env, -(vec.capacity() as i64), &mut _total) };
+    vec.clear();
+    let mut pool = PAYLOAD_POOL.lock().unwrap();
+    if pool.len() < POOL_KEPT {
+        pool.push(*vec);
+    }
 }
 
 fn u32s_as_bytes(words: &[u32]) -> &[u8] {
@@ -84,7 +125,7 @@ fn engine_options() -> EngineOptions {
 /// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
 /// `batch_buffer` for the layout).
 #[napi]
-pub fn init(on_events: Function<Buffer, ()>) -> Result<()> {
+pub fn init(on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
     if ENGINE.get().is_some() {
         return Ok(());
     }
@@ -92,7 +133,7 @@ pub fn init(on_events: Function<Buffer, ()>) -> Result<()> {
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| batch_buffer(&ctx.env))?;
+        .build_callback(|ctx| batch_buffers(&ctx.env))?;
     *WAKER.lock().unwrap() = Some(waker);
     let engine = Engine::with_options(
         Box::new(|| {

@@ -120,7 +120,7 @@ impl Batch {
 
 /// Above this many undelivered payload bytes, readers wait for the host to drain before reading more,
 /// so a slow JavaScript thread applies back-pressure to sockets instead of growing memory.
-const PAYLOAD_HIGH_WATER: usize = 256 << 10;
+const PAYLOAD_HIGH_WATER: usize = 1 << 20;
 
 /// Payload capacity a drained batch keeps for reuse: enough for a full batch (the high-water mark
 /// plus one read), so that a busy queue stops reallocating.
@@ -189,16 +189,17 @@ impl EventQueue {
         batch
     }
 
-    /// Hands everything queued so far to `f` (which copies what it needs) and keeps the memory for
-    /// the batches to come. The next push wakes the host again.
-    pub fn drain_with<R>(&self, f: impl FnOnce(&Batch) -> R) -> R {
+    /// Hands everything queued so far to `f`, which copies what it needs or takes vectors away
+    /// (leaving others in their place), and keeps the memory left for the batches to come. The next
+    /// push wakes the host again.
+    pub fn drain_with<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> R {
         // Only the host drains, so this lock never waits; it just makes the swap safe.
         let mut spare = self.spare.lock().unwrap();
         std::mem::swap(&mut *self.batch.lock().unwrap(), &mut *spare);
         if !spare.payload.is_empty() {
             self.drained.notify_waiters();
         }
-        let result = f(&spare);
+        let result = f(&mut spare);
         spare.records.clear();
         spare.payload.clear();
         // A burst may have grown the payload a lot; do not keep that much forever.
