@@ -47,6 +47,6 @@ export default {
       '--duration', String(warmup ? s.warmupSeconds : s.seconds / 2),
       '--server-pid', String(server.pid),
     ]);
-    return fromLoadgen(r, { pps: r.pps }, r.refills ? { refills: r.refills } : undefined);
+    return fromLoadgen(r, { pps: r.pps }, r.refills || r.lost ? { refills: r.refills, lost: r.lost } : undefined);
   },
 };

@@ -18,7 +18,8 @@ use super::{connect, Args, Cpu, Res};
 
 /// A connected UDP socket keeps `window` datagrams in flight: each echo that comes back sends the
 /// next. A datagram the kernel drops would shrink the window for good, so when nothing arrives for
-/// 20 ms the window is refilled (counted as `refills`).
+/// 20 ms the window is refilled (counted as `refills`; a stall refills too, and `lost`, what never
+/// came back by the end, tells the two apart).
 pub fn udp(a: &Args) -> Res<String> {
     use std::io::ErrorKind;
     let addr = a.addr()?;
@@ -50,13 +51,23 @@ pub fn udp(a: &Args) -> Res<String> {
     let cpu0 = Cpu::now(server_pid);
     let t0 = Instant::now();
     let deadline = t0 + duration;
-    let (mut received, mut refills, mut short) = (0u64, 0u64, 0u64);
-    for _ in 0..window {
-        sock.send(&msg).map_err(|e| format!("send: {e}"))?;
-    }
+    let (mut received, mut refills, mut short, mut sent, mut seen) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    // Never more than `window` in flight: an echo that was only late (not lost) when the window was
+    // refilled must not grow the window for the rest of the run.
+    let mut in_flight = 0usize;
+    let send = |in_flight: &mut usize, sent: &mut u64| -> Res<()> {
+        while *in_flight < window {
+            sock.send(&msg).map_err(|e| format!("send: {e}"))?;
+            *in_flight += 1;
+            *sent += 1;
+        }
+        Ok(())
+    };
+    send(&mut in_flight, &mut sent)?;
     loop {
         match sock.recv(&mut buf) {
             Ok(n) => {
+                seen += 1;
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -65,7 +76,8 @@ pub fn udp(a: &Args) -> Res<String> {
                 } else {
                     short += 1;
                 }
-                sock.send(&msg).map_err(|e| format!("send: {e}"))?;
+                in_flight = in_flight.saturating_sub(1);
+                send(&mut in_flight, &mut sent)?;
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 if Instant::now() >= deadline {
@@ -75,9 +87,8 @@ pub fn udp(a: &Args) -> Res<String> {
                 if refills > 1000 {
                     return Err("udp: the server stopped answering".into());
                 }
-                for _ in 0..window {
-                    sock.send(&msg).map_err(|e| format!("send: {e}"))?;
-                }
+                in_flight = 0;
+                send(&mut in_flight, &mut sent)?;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("recv: {e}")),
@@ -85,8 +96,13 @@ pub fn udp(a: &Args) -> Res<String> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu1 = Cpu::now(server_pid);
+    // Whatever is still on its way, to tell datagrams lost from datagrams late.
+    while sock.recv(&mut buf).is_ok() {
+        seen += 1;
+    }
+    let lost = sent.saturating_sub(seen);
     Ok(format!(
-        "{{\"datagrams\":{received},\"refills\":{refills},\"wrong_size\":{short},\"seconds\":{secs:.6},\"pps\":{:.1},{}}}",
+        "{{\"datagrams\":{received},\"sent\":{sent},\"lost\":{lost},\"refills\":{refills},\"wrong_size\":{short},\"seconds\":{secs:.6},\"pps\":{:.1},{}}}",
         received as f64 / secs,
         cpu0.json_until(&cpu1)
     ))
