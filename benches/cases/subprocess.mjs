@@ -8,7 +8,7 @@ import { SERVERS, casePeers } from '../lib/casepeers.mjs';
 
 const CONCURRENCY = 8;
 const runner = ['--expose-gc', join(SERVERS, 'subprocess.cjs')];
-const spawns = (s) => (s.quick ? 200 : 1000);
+const spawns = (s) => (s.quick ? 100 : 1000);
 const pipeBytes = (s) => Math.min(s.bulkBytes, 256 << 20);
 
 export default {
@@ -31,7 +31,7 @@ export default {
         id: 'spawn',
         label: `spawn and wait \`true\` × ${spawns(s).toLocaleString('en-US')}, ${CONCURRENCY} at a time (vs child_process)`,
         metrics: [{ key: 'value', label: 'spawns/s', higherIsBetter: true }],
-        command: (warmup) => `spawn ${warmup ? 100 : spawns(s)} ${CONCURRENCY}`,
+        command: (warmup) => `spawn ${warmup ? 50 : spawns(s)} ${CONCURRENCY}`,
         figure: (r) => r.spawns / r.seconds,
       },
       {
