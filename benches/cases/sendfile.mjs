@@ -35,7 +35,6 @@ export default {
   peers: (selected) =>
     casePeers(selected, {
       protoloop: { args: [...server, '--impl', 'protoloop'], env: { PROTOLOOP_BENCH_FILE: file } },
-      'protoloop-io2': { args: [...server, '--impl', 'protoloop'], env: { PROTOLOOP_BENCH_FILE: file } },
       'node-net': { args: [...server, '--impl', 'node'], env: { PROTOLOOP_BENCH_FILE: file } },
     }),
 

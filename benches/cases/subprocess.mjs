@@ -21,7 +21,6 @@ export default {
   peers: (selected) =>
     casePeers(selected, {
       protoloop: { args: [...runner, '--impl', 'protoloop'] },
-      'protoloop-io2': { args: [...runner, '--impl', 'protoloop'] },
       'node-net': { args: [...runner, '--impl', 'node'] },
     }),
 

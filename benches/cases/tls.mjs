@@ -40,7 +40,6 @@ export default {
     const env = { PROTOLOOP_BENCH_TLS: dir };
     return casePeers(selected, {
       protoloop: { args: [...node, '--impl', 'protoloop'], env },
-      'protoloop-io2': { args: [...node, '--impl', 'protoloop'], env },
       'node-net': { args: [...node, '--impl', 'node'], env },
       asyncio: { args: [py], env },
       uvloop: { args: [py, '--uvloop'], env },

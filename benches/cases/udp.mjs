@@ -20,7 +20,6 @@ export default {
   peers: (selected) =>
     casePeers(selected, {
       protoloop: { args: [...node, '--impl', 'protoloop'] },
-      'protoloop-io2': { args: [...node, '--impl', 'protoloop'] },
       'node-net': { args: [...node, '--impl', 'node'] },
       asyncio: { args: [py] },
       uvloop: { args: [py, '--uvloop'] },

@@ -6,11 +6,14 @@ import { BENCH } from './build.mjs';
 
 export const SERVERS = join(BENCH, 'servers');
 
-/** `table[name]` is `{ args, cmd?, label?, env? }`, args after the command; other fields are kept. */
+/**
+ * `table[name]` is `{ args, cmd?, label?, env? }`, args after the command; other fields are kept. The
+ * optional protoloop peers (protoloop-io2, ...) run protoloop's entry with their own env.
+ */
 export function casePeers(selected, table) {
   const out = [];
   for (const p of selected) {
-    const t = table[p.name];
+    const t = table[p.name] ?? (p.name.startsWith('protoloop-') ? table.protoloop : undefined);
     if (!t) continue;
     out.push({ ...p, ...t, env: { ...(p.env ?? {}), ...(t.env ?? {}) } });
   }
