@@ -154,7 +154,13 @@ async function main() {
   for (const { c, variants: only } of selectCases(opts.only)) {
     // A case may prepare shared state (certificates, a file, an upstream server) and bring its own
     // peers: `peers(selected, s)` maps the selected peers to the ones it runs (same name, same column).
-    await c.setup?.(s, { log });
+    try {
+      await c.setup?.(s, { log });
+    } catch (e) {
+      notes.push(`${c.name} skipped: its setup failed (${e.message}).`);
+      log(notes.at(-1));
+      continue;
+    }
     const peers = c.peers ? c.peers(columns.filter((p) => !p.caseOnly), s) : columns.filter((p) => !p.caseOnly);
     peers.forEach((p, i) => {
       if (columns.some((q) => q.name === p.name)) return;
