@@ -150,7 +150,23 @@ async function main() {
   for (const n of notes) log(n);
 
   const rows = [];
+  const columns = [...peers]; // the table's columns: every peer, plus peers only some cases bring
   for (const { c, variants: only } of selectCases(opts.only)) {
+    // A case may prepare shared state (certificates, a file, an upstream server) and bring its own
+    // peers: `peers(selected, s)` maps the selected peers to the ones it runs (same name, same column).
+    try {
+      await c.setup?.(s, { log });
+    } catch (e) {
+      notes.push(`${c.name} skipped: its setup failed (${e.message}).`);
+      log(notes.at(-1));
+      continue;
+    }
+    const peers = c.peers ? c.peers(columns.filter((p) => !p.caseOnly), s) : columns.filter((p) => !p.caseOnly);
+    peers.forEach((p, i) => {
+      if (columns.some((q) => q.name === p.name)) return;
+      const after = columns.findIndex((q) => q.name === peers[i - 1]?.name); // next to its sibling
+      columns.splice(after + 1, 0, { ...p, caseOnly: true });
+    });
     let variants = c.variants(s);
     if (only) variants = variants.filter((v) => only.includes(v.id));
     const servers = new Map(); // reused across the variants of one case, one per peer and mode
@@ -184,6 +200,7 @@ async function main() {
       console.log(consoleBlock(made, peers, s));
     }
     for (const sp of servers.values()) await (await sp.catch(() => null))?.stop();
+    await c.teardown?.();
     log(`${c.name} done at ${Math.round((Date.now() - t0) / 1000)} s`);
   }
 
@@ -194,7 +211,7 @@ async function main() {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: { ...m, loadavgAtEnd: os.loadavg().map((x) => +x.toFixed(2)) },
     settings: s,
-    peers: peers.map(({ name, label, env }) => ({ name, label, env })),
+    peers: columns.map(({ name, label, env }) => ({ name, label, env })),
     notes,
     rows,
     goals,

@@ -11,6 +11,7 @@ const COLORS = {
   'c-epoll': '#54a24b',
   asyncio: '#b279a2',
   uvloop: '#9d755d',
+  'protoloop-forward': '#b8336a',
 };
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

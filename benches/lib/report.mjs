@@ -8,7 +8,7 @@ const CLIENT_BOUND = 0.9;
 /** One row per metric of `variant`: every peer's median, spread, CPU and ratio to the baseline. */
 export function summarize(c, variant, peers, runs, s) {
   const baseline = peers.find((p) => p.baseline)?.name;
-  return c.metrics.map((metric) => {
+  return (variant.metrics ?? c.metrics).map((metric) => {
     const row = {
       case: c.name,
       variant: variant.id,
@@ -62,10 +62,10 @@ export function evaluateGoals(cases, rows) {
     const goals = c.goals?.[row.variant] ?? c.goals?.['*'] ?? [];
     for (const g of goals) {
       if (g.metric && g.metric !== row.metric) continue;
-      const mine = row.peers.protoloop;
+      const mine = row.peers[g.peer ?? 'protoloop'];
       const other = row.peers[g.vs];
       const want = g.atLeast != null ? `>= ${g.atLeast}x` : `<= ${g.atMost}x`;
-      const goal = { case: row.case, variant: row.variant, label: row.label, metric: row.unit, vs: g.vs, want };
+      const goal = { case: row.case, variant: row.variant, label: row.label, metric: row.unit, peer: g.peer ?? 'protoloop', vs: g.vs, want };
       if (!mine?.median || !other?.median) {
         out.push({ ...goal, ratio: null, met: null });
         continue;
@@ -129,7 +129,7 @@ export function textTable(result) {
   out.push('', 'median of the measured rounds (ratio to Node net); † the load generator was the limit (>= 90% of its core busy)');
   for (const g of result.goals) {
     const verdict = g.met == null ? 'not measured' : g.met ? 'met' : 'MISSED';
-    out.push(`goal ${g.case} ${g.label} ${g.metric}: protoloop ${g.want} ${g.vs}: ${g.ratio ?? '-'}x ${verdict}`);
+    out.push(`goal ${g.case} ${g.label} ${g.metric}: ${g.peer ?? 'protoloop'} ${g.want} ${g.vs}: ${g.ratio ?? '-'}x ${verdict}`);
   }
   for (const n of result.notes) out.push(`note: ${n}`);
   return out.join('\n');
@@ -166,7 +166,7 @@ export function markdown(result, chartPath) {
     out.push('|---|---|---|---:|---|');
     for (const g of result.goals) {
       const verdict = g.met == null ? 'not measured' : g.met ? 'met' : '**missed**';
-      out.push(`| ${g.case} ${g.label}, ${g.metric} | ${g.vs} | ${g.want} | ${g.ratio == null ? '-' : `${g.ratio.toFixed(2)}x`} | ${verdict} |`);
+      out.push(`| ${g.case} ${g.label}, ${g.metric} | ${g.peer && g.peer !== 'protoloop' ? `${g.peer}: ` : ''}${g.vs} | ${g.want} | ${g.ratio == null ? '-' : `${g.ratio.toFixed(2)}x`} | ${verdict} |`);
     }
   }
   for (const n of result.notes) out.push('', `Note: ${n}`);

@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant as TInstant;
 
+mod extra;
+
 type Res<T> = Result<T, String>;
 
 struct Args {
@@ -484,12 +486,17 @@ fn main() {
         if a.cmd == "echo" {
             return echo(&a);
         }
+        if a.cmd == "udp" {
+            return extra::udp(&a);
+        }
         rt.block_on(async {
             match a.cmd.as_str() {
                 "bulk-up" => bulk_up(&a).await,
                 "bulk-down" => bulk_down(&a).await,
                 "churn" => churn(&a).await,
                 "idle" => idle(&a).await,
+                "tls-echo" => extra::tls_echo(&a).await,
+                "tls-bulk-up" => extra::tls_bulk_up(&a).await,
                 other => Err(format!("unknown command {other}")),
             }
         })

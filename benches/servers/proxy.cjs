@@ -1,0 +1,48 @@
+// The proxy case's proxies, each in front of the upstream at `--target HOST:PORT`, or as the harness
+// starts them, 127.0.0.1 at `--upstream-echo PORT` for `--mode proxy-echo` (`--upstream-sink` for
+// `proxy-sink`):
+//   --impl callbacks|forward   examples/tcp-proxy.ts as shipped (dist/examples/tcp-proxy.js), run in
+//                              this process with its own argv; its `listening on 127.0.0.1:<port>`
+//                              line becomes the harness's `LISTENING <port>`;
+//   --impl node                Node's net, the idiom: a fresh upstream socket and `pipe()` both ways.
+'use strict';
+const path = require('node:path');
+const { parseArgs, listening, control } = require('./common.cjs');
+
+const arg = (k) => process.argv[process.argv.indexOf(k) + 1];
+const impl = arg('--impl');
+const { port, mode } = parseArgs();
+const [targetHost, targetPort] = process.argv.includes('--target')
+  ? arg('--target').split(':')
+  : ['127.0.0.1', arg(`--upstream-${mode.replace(/^proxy-/, '')}`)];
+
+if (impl === 'callbacks' || impl === 'forward') {
+  const log = console.log;
+  console.log = (...a) => {
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(String(a[0]));
+    if (m) {
+      console.log = log;
+      listening(Number(m[1]));
+      control();
+    } else log(...a);
+  };
+  process.argv = [process.argv[0], 'tcp-proxy.js', impl, String(port), targetHost, targetPort];
+  require(path.join(__dirname, '..', '..', 'dist', 'examples', 'tcp-proxy.js'));
+} else if (impl === 'node') {
+  const net = require('node:net');
+  // allowHalfOpen on both sockets, so that a half-close passes through as it does in the other proxies.
+  const server = net.createServer({ allowHalfOpen: true }, (down) => {
+    down.setNoDelay(true);
+    const up = net.connect({ host: targetHost, port: Number(targetPort), noDelay: true, allowHalfOpen: true });
+    down.on('error', () => up.destroy());
+    up.on('error', () => down.destroy());
+    down.pipe(up);
+    up.pipe(down);
+  });
+  server.listen({ host: '127.0.0.1', port, backlog: 1024 }, () => {
+    listening(server.address().port);
+    control();
+  });
+} else {
+  throw new Error(`unknown --impl ${impl}`);
+}
