@@ -1,6 +1,6 @@
 // `npm run demo`: the spec's TCP echo server and client examples against each other, with a transcript.
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 const port = process.env.PORT ?? '8888';
 const example = (name) => new URL(`../dist/examples/${name}.js`, import.meta.url).pathname;
@@ -16,14 +16,14 @@ function run(name, tag) {
   return child;
 }
 
+/** Waits until something listens on the port, without connecting (a probe would show in the transcript). */
 async function listening() {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((resolve) => {
-      const s = connect(Number(port), '127.0.0.1', () => resolve(true)).on('error', () => resolve(false));
-      s.on('connect', () => s.destroy());
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
+  const hexPort = Number(port).toString(16).toUpperCase().padStart(4, '0');
+  for (let i = 0; i < 200; i++) {
+    const table = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1);
+    // Columns: sl, local_address (hex ip:port), rem_address, st (0A = LISTEN), ...
+    if (table.some((l) => { const f = l.trim().split(/\s+/); return f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A'; })) return;
+    await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`the echo server did not listen on 127.0.0.1:${port}`);
 }
