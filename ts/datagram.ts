@@ -4,7 +4,7 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import type { Address } from './protocols';
-import { TransportSocket, constants, socketExtra, toAddress } from './socket';
+import { constants, socketExtra, toAddress } from './socket';
 import { DatagramTransport } from './transports';
 
 /** asyncio logs a warning once this many sends were dropped after the transport closed. */
@@ -123,7 +123,7 @@ export class DatagramSocketTransport extends DatagramTransport {
     const fd = native.datagramFd(id);
     let t: DatagramSocketTransport | undefined = undefined;
     const extra: Record<string, unknown> = socketExtra(fd, () => t !== undefined && !t._lost);
-    t = new DatagramSocketTransport(id, protocol, extra, (extra.socket as TransportSocket).family, remote, toAddress(native.datagramRemote(id)));
+    t = new DatagramSocketTransport(id, protocol, extra, native.socketKind(fd)?.[0] ?? 0, remote, toAddress(native.datagramRemote(id)));
     t._callProtocol('connectionMade', t);
     return [t, protocol];
   }

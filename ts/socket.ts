@@ -57,19 +57,38 @@ const GETSOCKOPT_ERROR = -(2 ** 40);
  * (the engine owns the descriptor). Calls fail with `EBADF` once the transport is closed.
  */
 export class TransportSocket {
-  readonly family: number;
-  readonly type: number;
-  readonly proto: number;
+  // Asked of the kernel on first use: most transports never show their socket, and three
+  // getsockopt calls per connection would cost every accept.
+  #kind: number[] | null = null;
 
   /** @internal */
   constructor(
     readonly fd: number,
     private readonly isOpen: () => boolean,
-  ) {
-    const [family, type, proto] = native.socketKind(fd) ?? [0, 0, 0];
-    this.family = family;
-    this.type = type;
-    this.proto = proto;
+  ) {}
+
+  #getKind(): number[] {
+    if (this.#kind === null) {
+      // Once the transport is closed the number may belong to another socket: do not ask then.
+      const kind = this.isOpen() ? native.socketKind(this.fd) : null;
+      if (kind === null) return [0, 0, 0];
+      this.#kind = kind;
+    }
+    return this.#kind;
+  }
+
+  /** The address family (`constants.AF_INET`, `AF_INET6`, `AF_UNIX`). */
+  get family(): number {
+    return this.#getKind()[0];
+  }
+
+  /** The socket type (`constants.SOCK_STREAM`, `SOCK_DGRAM`). */
+  get type(): number {
+    return this.#getKind()[1];
+  }
+
+  get proto(): number {
+    return this.#getKind()[2];
   }
 
   #check(syscall: string): void {
