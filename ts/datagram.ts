@@ -5,7 +5,7 @@ import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import type { Address } from './protocols';
 import { constants, socketExtra, toAddress } from './socket';
-import { DatagramTransport } from './transports';
+import { DatagramTransport, makeProtocol } from './transports';
 
 /** asyncio logs a warning once this many sends were dropped after the transport closed. */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
@@ -113,13 +113,7 @@ export class DatagramSocketTransport extends DatagramTransport {
    * @internal
    */
   static _start<P>(id: number, protocolFactory: () => P, remote: Address | null): [DatagramSocketTransport, P] {
-    let protocol: P;
-    try {
-      protocol = protocolFactory();
-    } catch (exc) {
-      native.datagramAbort(id);
-      throw exc;
-    }
+    const protocol = makeProtocol(protocolFactory, () => native.datagramAbort(id));
     const fd = native.datagramFd(id);
     let t: DatagramSocketTransport | undefined = undefined;
     const extra: Record<string, unknown> = socketExtra(fd, () => t !== undefined && !t._lost);

@@ -14,7 +14,7 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { checkFamily, constants, socketExtra } from './socket';
-import { Transport } from './transports';
+import { Transport, makeProtocol } from './transports';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
 /** asyncio logs a warning once this many writes were dropped after the connection was lost. */
@@ -274,13 +274,7 @@ export class StreamTransport extends Transport {
     moreExtra: Record<string, unknown> = {},
     connectionMade = true,
   ): [StreamTransport, P] {
-    let protocol: P;
-    try {
-      protocol = protocolFactory();
-    } catch (exc) {
-      ops.abort(id);
-      throw exc;
-    }
+    const protocol = makeProtocol(protocolFactory, () => ops.abort(id));
     const fd = ops.fd(id);
     let t: StreamTransport | undefined = undefined;
     const extra: Record<string, unknown> = { ...socketExtra(fd, () => t !== undefined && !t._lost), ...moreExtra };

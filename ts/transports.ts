@@ -162,6 +162,20 @@ export abstract class BaseTransport {
   }
 }
 
+/**
+ * Calls a protocol factory for an engine handle that is already open; if the factory throws, the
+ * handle is dropped with `abort` and the exception goes on to the caller.
+ * @internal
+ */
+export function makeProtocol<P>(protocolFactory: () => P, abort: () => void): P {
+  try {
+    return protocolFactory();
+  } catch (exc) {
+    abort();
+    throw exc;
+  }
+}
+
 /** Mixes the read/write interfaces of asyncio's `Transport(ReadTransport, WriteTransport)`. */
 function isKind(base: Function, o: unknown): boolean {
   return Function.prototype[Symbol.hasInstance].call(base, o) || o instanceof Transport;
