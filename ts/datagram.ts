@@ -1,6 +1,6 @@
 // Datagram transports (UDP over IPv4 and IPv6, Unix datagram sockets) and `createDatagramEndpoint`.
 import { checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError, toBytes } from './errors';
-import { register, unregister } from './events';
+import { afterBatch, inBatch, register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import type { Address } from './protocols';
@@ -17,6 +17,14 @@ const TAG_UNIX = 2;
 
 /** The longest sender prefix remembered for reuse (a Unix path is at most 108 bytes). */
 const SENDER_KEY_MAX = 128;
+
+/** asyncio's `_header_size`: what each datagram weighs in the write buffer besides its bytes. */
+const HEADER_SIZE = 8;
+
+/** u32 per deferred datagram in the table `datagramSendmany` reads: length, host index, port, flowinfo, scope id. */
+const ROW = 5;
+/** Host index meaning "the endpoint's remote address". */
+const NO_HOST = 0xffffffff;
 
 /** Options of `createDatagramEndpoint`, asyncio's keyword arguments in camelCase. */
 export interface CreateDatagramEndpointOptions {
@@ -95,6 +103,17 @@ export class DatagramSocketTransport extends DatagramTransport {
   #senderLen = -1;
   readonly #senderKey = Buffer.allocUnsafe(SENDER_KEY_MAX);
   #sender: Address | null = null;
+  // Datagrams sendto deferred while an engine batch is dispatched, all sent with one call once it
+  // is: an echo's replies cost one sendmmsg per batch instead of one sendto each. Copied at once, as
+  // the caller may reuse its buffer, and counted in #accepted until the kernel takes them.
+  #deferData: Buffer | null = null;
+  #deferUsed = 0;
+  #deferTable: Buffer | null = null;
+  #deferRows: Uint32Array | null = null;
+  #deferCount = 0;
+  #deferHosts: (string | null)[] = [];
+  #deferUnits = 0;
+  readonly #flushDeferred = (): void => this.#flush();
 
   /** @internal */
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>, family: number, remote: Address | null, resolved: Address | null) {
@@ -268,6 +287,16 @@ export class DatagramSocketTransport extends DatagramTransport {
       }
       return;
     }
+    if (inBatch()) {
+      const units = bytes.length + HEADER_SIZE;
+      // Deferring never pauses the protocol: past the high-water mark the kernel decides, as before.
+      if (this.getWriteBufferSize() + units <= this.getWriteBufferLimits()[1]) {
+        this.#defer(bytes, host, port, flowinfo, scopeId);
+        this.#accepted += units;
+        return;
+      }
+      this.#flush();
+    }
     const r = native.datagramSendto(this._id, bytes, host, port, flowinfo, scopeId);
     if (r === 0) return;
     if (r > 0) {
@@ -278,6 +307,94 @@ export class DatagramSocketTransport extends DatagramTransport {
     this._callProtocol('errorReceived', host === null ? systemError(r, 'sendto') : systemError(r, 'sendto', host, port || undefined));
   }
 
+  #defer(bytes: Uint8Array, host: string | null, port: number, flowinfo: number, scopeId: number): void {
+    const n = this.#deferCount;
+    if (n === 0) afterBatch(this.#flushDeferred);
+    let data = this.#deferData;
+    if (data === null || data.length - this.#deferUsed < bytes.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(65536, 2 * (this.#deferUsed + bytes.length)));
+      if (data !== null) data.copy(grown, 0, 0, this.#deferUsed);
+      this.#deferData = data = grown;
+    }
+    data.set(bytes, this.#deferUsed);
+    this.#deferUsed += bytes.length;
+    let rows = this.#deferRows;
+    if (rows === null || rows.length < (n + 1) * ROW) {
+      const table = Buffer.allocUnsafeSlow(Math.max(64, 2 * (n + 1)) * ROW * 4);
+      const grown = new Uint32Array(table.buffer, table.byteOffset, table.length / 4);
+      if (rows !== null) grown.set(rows.subarray(0, n * ROW));
+      this.#deferTable = table;
+      this.#deferRows = rows = grown;
+    }
+    let h = NO_HOST;
+    if (host !== null) {
+      const hosts = this.#deferHosts;
+      h = hosts.length - 1;
+      if (h < 0 || hosts[h] !== host) {
+        h = hosts.indexOf(host);
+        if (h < 0) h = hosts.push(host) - 1;
+      }
+    }
+    const at = n * ROW;
+    rows[at] = bytes.length;
+    rows[at + 1] = h;
+    rows[at + 2] = port;
+    rows[at + 3] = flowinfo;
+    rows[at + 4] = scopeId;
+    this.#deferCount = n + 1;
+    this.#deferUnits += bytes.length + HEADER_SIZE;
+  }
+
+  /** Sends the deferred datagrams in one call; what the kernel refuses now the engine queues. */
+  #flush(): void {
+    const count = this.#deferCount;
+    if (count === 0) return;
+    const units = this.#deferUnits;
+    const hosts = this.#deferHosts;
+    const rows = this.#deferRows as Uint32Array;
+    this.#deferCount = 0;
+    this.#deferUsed = 0;
+    this.#deferUnits = 0;
+    this.#deferHosts = [];
+    const r = native.datagramSendmany(this._id, this.#deferData as Buffer, this.#deferTable as Buffer, count, hosts);
+    if (r === null) {
+      this.#flushed += units;
+      this._maybeResumeProtocol();
+      return;
+    }
+    // Everything is read out of the table before a callback can defer more into it.
+    let done = 0;
+    const failed: [number, string | null, number][] = [];
+    for (let i = 0; i < count; i++) {
+      const x = r[i] as number;
+      if (x > 0) continue; // queued: the engine reports it drained
+      done += rows[i * ROW] + HEADER_SIZE;
+      if (x < 0) {
+        const h = rows[i * ROW + 1];
+        failed.push([x, h === NO_HOST ? null : (hosts[h] as string), rows[i * ROW + 2]]);
+      }
+    }
+    this.#flushed += done;
+    for (const [errno, host, port] of failed) {
+      this._callProtocol('errorReceived', host === null ? systemError(errno, 'sendto') : systemError(errno, 'sendto', host, port || undefined));
+    }
+    this._maybeResumeProtocol();
+  }
+
+  /**
+   * Sends the deferred datagrams without telling the protocol anything: before an abort, whose
+   * caller saw them leave (without deferring they would have been on the wire already).
+   */
+  #sendDeferredQuietly(): void {
+    if (this.#deferCount === 0) return;
+    native.datagramSendmany(this._id, this.#deferData as Buffer, this.#deferTable as Buffer, this.#deferCount, this.#deferHosts);
+    this.#flushed += this.#deferUnits;
+    this.#deferCount = 0;
+    this.#deferUsed = 0;
+    this.#deferUnits = 0;
+    this.#deferHosts = [];
+  }
+
   /** Buffer units not yet taken by the kernel: each queued datagram's bytes plus 8 (asyncio's header). */
   override getWriteBufferSize(): number {
     return this.#accepted - this.#flushed;
@@ -286,6 +403,8 @@ export class DatagramSocketTransport extends DatagramTransport {
   /** Stops receiving, sends what is queued, then `connectionLost(null)`. */
   close(): void {
     if (this._closing) return;
+    // What sendto deferred was accepted before the close: it goes out first, as queued datagrams do.
+    this.#flush();
     this._closing = true;
     this.#held = [];
     native.datagramClose(this._id);
@@ -300,6 +419,7 @@ export class DatagramSocketTransport extends DatagramTransport {
     if (this._lost) return;
     this._closing = true;
     this.#held = [];
+    this.#sendDeferredQuietly();
     native.datagramAbort(this._id);
   }
 

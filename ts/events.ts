@@ -17,6 +17,21 @@ export interface EventSink {
 
 const sinks = new Map<number, EventSink>();
 
+/** True while `onEvents` hands a batch to its sinks. */
+let dispatching = false;
+/** What asked, during this batch, to run once it is dispatched (datagram endpoints' deferred sends). */
+let atEnd: (() => void)[] = [];
+
+/** Whether an engine batch is being dispatched now: work deferred with `afterBatch` runs soon. */
+export function inBatch(): boolean {
+  return dispatching;
+}
+
+/** Runs `fn` once the batch being dispatched has been handed out (call only while `inBatch()`). */
+export function afterBatch(fn: () => void): void {
+  atEnd.push(fn);
+}
+
 export function register(id: number, sink: EventSink): void {
   sinks.set(id, sink);
 }
@@ -38,6 +53,28 @@ function onEvents(head: Buffer, payload: Buffer): void {
     head.byteOffset % 4 === 0
       ? new Uint32Array(head.buffer, head.byteOffset + 4, count * 5)
       : new Uint32Array(Uint8Array.prototype.slice.call(head, 4, 4 + count * 20).buffer);
+  dispatching = true;
+  try {
+    dispatch(records, payload);
+  } finally {
+    dispatching = false;
+    // A deferred task may ask for another (a flush's errorReceived sending again goes out at once,
+    // since the batch is over), so the list is taken before running it.
+    while (atEnd.length > 0) {
+      const tasks = atEnd;
+      atEnd = [];
+      for (const fn of tasks) {
+        try {
+          fn();
+        } catch (exc) {
+          getRunningLoop().callExceptionHandler({ message: 'protoloop: internal error after dispatching events', exception: exc });
+        }
+      }
+    }
+  }
+}
+
+function dispatch(records: Uint32Array, payload: Buffer): void {
   let offset = 0;
   for (let i = 0; i < records.length; i += 5) {
     const kind = records[i] as EventKind;

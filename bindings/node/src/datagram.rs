@@ -77,6 +77,58 @@ pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, fl
     }
 }
 
+/// Sends `rows` datagrams in order with as few syscalls as the kernel allows. `data` holds them back
+/// to back; `table` has five u32 (native order) per datagram: length, index into `hosts` (u32::MAX:
+/// the endpoint's remote address), port, flowinfo, scope id. Returns null when the kernel took every
+/// one (or the endpoint is gone), else each one's outcome as `datagram_sendto` returns it.
+#[napi]
+pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: Vec<Option<String>>) -> Option<Vec<i64>> {
+    let d = datagram(id)?;
+    let rows = rows as usize;
+    if table.len() < rows * 20 {
+        return None;
+    }
+    let word = |i: usize| u32::from_ne_bytes(table[i * 4..i * 4 + 4].try_into().unwrap());
+    let mut items = Vec::with_capacity(rows);
+    let mut bad = Vec::new();
+    let mut at = 0usize;
+    for r in 0..rows {
+        let len = word(r * 5) as usize;
+        let bytes = data.get(at..at + len)?;
+        at += len;
+        let dest = match hosts.get(word(r * 5 + 1) as usize) {
+            None | Some(None) => Dest::Default,
+            Some(Some(path)) if d.domain == libc::AF_UNIX => match socket2::SockAddr::unix(path) {
+                Ok(a) => Dest::Addr(a),
+                Err(_) => {
+                    bad.push(r);
+                    continue;
+                }
+            },
+            Some(Some(h)) => d.ip_dest(h, word(r * 5 + 2) as u16, word(r * 5 + 3), word(r * 5 + 4)),
+        };
+        items.push((bytes, dest));
+    }
+    let sent = d.sendto_many(items);
+    if bad.is_empty() && sent.iter().all(|s| matches!(s, Sent::Now | Sent::Dropped)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(rows);
+    let mut sent = sent.into_iter();
+    for r in 0..rows {
+        out.push(if bad.contains(&r) {
+            -(libc::ENAMETOOLONG as i64)
+        } else {
+            match sent.next() {
+                Some(Sent::Queued(units)) => units as i64,
+                Some(Sent::Failed(e)) => neg_errno(&e),
+                _ => 0,
+            }
+        });
+    }
+    Some(out)
+}
+
 #[napi]
 pub fn datagram_close(id: u32) {
     if let Some(d) = datagram(id) {
