@@ -991,6 +991,36 @@ mod tests {
     }
 
     #[test]
+    fn sendto_many_keeps_order_across_peers_and_queues_everything_from_a_name_on() {
+        let engine = engine();
+        let mut seen = Seen::default();
+        let d = open(&engine, &mut seen, local_v4());
+        let p1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (port1, port2) = (p1.local_addr().unwrap().port(), p2.local_addr().unwrap().port());
+        let items = vec![
+            (&b"one"[..], d.ip_dest("127.0.0.1", port1, 0, 0)),
+            (&b"two"[..], d.ip_dest("127.0.0.1", port2, 0, 0)),
+            (&b"three"[..], d.ip_dest("127.0.0.1", port1, 0, 0)),
+            (&b"four"[..], Dest::Name("localhost".into(), port2)),
+            (&b"five"[..], d.ip_dest("127.0.0.1", port2, 0, 0)),
+        ];
+        let sent = d.sendto_many(items);
+        // What follows a name waits behind it, as single sends would.
+        assert!(matches!(sent[..], [Sent::Now, Sent::Now, Sent::Now, Sent::Queued(12), Sent::Queued(12)]), "{sent:?}");
+        let mut buf = [0u8; 16];
+        let mut got = |p: &UdpSocket| {
+            p.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let n = p.recv(&mut buf).unwrap();
+            String::from_utf8(buf[..n].to_vec()).unwrap()
+        };
+        assert_eq!([got(&p1), got(&p1)], ["one", "three"]);
+        assert_eq!([got(&p2), got(&p2), got(&p2)], ["two", "four", "five"]);
+        wait(&engine, &mut seen, "the queue drained", |s| s.of(Kind::DatagramDrained, d.id).iter().map(|r| r.0).sum::<u32>() == 24);
+        d.abort();
+    }
+
+    #[test]
     fn sendto_reaches_ipv4_and_ipv6_peers() {
         let engine = engine();
         let mut seen = Seen::default();
