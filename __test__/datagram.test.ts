@@ -179,6 +179,38 @@ describe('UDP against Node dgram', () => {
     await closeNode(client);
   });
 
+  it('a reply sent just before close() or an exception in datagramReceived still goes out', async () => {
+    const loop = getRunningLoop();
+    const seen: ExceptionContext[] = [];
+    loop.setExceptionHandler((ctx) => seen.push(ctx));
+    try {
+      const boom = new Error('boom');
+      const closer = new DgramRecorder();
+      closer.onDatagram = (d, a) => {
+        closer.transport.sendto(Buffer.concat([Buffer.from('bye '), d]), a);
+        closer.transport.close();
+      };
+      const thrower = new DgramRecorder();
+      thrower.onDatagram = (d, a) => {
+        thrower.transport.sendto(Buffer.concat([Buffer.from('oops '), d]), a);
+        throw boom;
+      };
+      const [c] = await createDatagramEndpoint(() => closer, { localAddr: ['127.0.0.1', 0] });
+      const [t] = await createDatagramEndpoint(() => thrower, { localAddr: ['127.0.0.1', 0] });
+      const client = await nodeSocket('udp4', '127.0.0.1');
+      client.send(Buffer.from('x'), (c.getExtraInfo('sockname') as [string, number])[1], '127.0.0.1');
+      expect(await closer.lost).toBe(null);
+      client.send(Buffer.from('y'), (t.getExtraInfo('sockname') as [string, number])[1], '127.0.0.1');
+      expect(await thrower.lost).toBe(boom);
+      await waitFor(() => client.got.length === 2);
+      expect(client.got.map(([m]) => m.toString())).toEqual(['bye x', 'oops y']);
+      expect(seen).toHaveLength(1);
+      await closeNode(client);
+    } finally {
+      loop.setExceptionHandler(null);
+    }
+  });
+
   it('works over IPv6 both ways, with [host, port, flowinfo, scopeId] addresses', async () => {
     const peer = await nodeSocket('udp6', '::1', true);
     const port = peer.address().port;
