@@ -3,9 +3,10 @@
 //! 127.0.0.1 at `--upstream-echo PORT` for `--mode proxy-echo`, `--upstream-sink PORT` for `proxy-sink`). What protoloop's `forwardTo` could
 //! reach with no JavaScript at all. Same start-up line and stdin rule as every benchmark server.
 
-use std::io::{Read, Write};
+#[path = "../peer.rs"]
+mod peer;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -16,17 +17,7 @@ async fn main() -> std::io::Result<()> {
     let target = arg("--target")
         .or_else(|| arg(&format!("--upstream-{}", mode.strip_prefix("proxy-")?)).map(|p| format!("127.0.0.1:{p}")))
         .expect("--target HOST:PORT (or --mode proxy-X with --upstream-X PORT) is required");
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    sock.set_reuseaddr(true)?;
-    sock.bind(([127, 0, 0, 1], port).into())?;
-    let listener: TcpListener = sock.listen(1024)?;
-    println!("LISTENING {}", listener.local_addr()?.port());
-    std::io::stdout().flush()?;
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    let listener = peer::listen(port)?;
     loop {
         let (mut down, _) = listener.accept().await?;
         let target = target.clone();

@@ -3,10 +3,11 @@
 //! in benches/servers: `--mode echo|sink|source --total N --port P`, prints `LISTENING <port>`, exits
 //! when its stdin closes.
 
-use std::io::{Read, Write};
+#[path = "../peer.rs"]
+mod peer;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -28,19 +29,7 @@ async fn main() -> std::io::Result<()> {
         "source" => Mode::Source(total),
         m => panic!("unknown mode {m}"),
     };
-    // The same backlog as every other peer: `TcpListener::bind`'s smaller queue overflowed when the
-    // memory case opened 200 connections at a time (10,000 connects took 20 s instead of 1).
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    sock.set_reuseaddr(true)?;
-    sock.bind(([127, 0, 0, 1], port).into())?;
-    let listener: TcpListener = sock.listen(1024)?;
-    println!("LISTENING {}", listener.local_addr()?.port());
-    std::io::stdout().flush()?;
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
+    let listener = peer::listen(port)?;
     loop {
         let (s, _) = listener.accept().await?;
         let _ = s.set_nodelay(true);
