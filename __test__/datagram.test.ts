@@ -15,7 +15,7 @@ import {
   type Address,
   type ExceptionContext,
 } from 'protoloop';
-import { openFds, waitFor } from './helpers';
+import { expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 
 /** Records every callback of a datagram protocol in order. */
 class DgramRecorder extends DatagramProtocol {
@@ -618,7 +618,7 @@ print(rx.getsockname()[1], rx.recv(100).decode())
   });
 
   it('opening and closing many endpoints leaks no descriptor', async () => {
-    const before = openFds();
+    const before = fdSnapshot();
     const taken = await nodeSocket('udp4', '127.0.0.1');
     const takenPort = taken.address().port;
     for (let round = 0; round < 10; round++) {
@@ -642,7 +642,7 @@ print(rx.getsockname()[1], rx.recv(100).decode())
       await Promise.all(recs.map((r) => r.lost));
     }
     await closeNode(taken);
-    await waitFor(() => openFds() <= before, 5000, `descriptors back to ${before} (now ${openFds()})`);
+    await expectNoNewFds(before, 5000);
   });
 });
 

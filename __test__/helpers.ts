@@ -1,7 +1,8 @@
 // Shared test helpers: a recording protocol, Node peers, waiting for conditions, descriptor counting.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { Protocol, type Transport } from 'protoloop';
+import { expect } from 'vitest';
 
 /** Records every callback in order, with the bytes received. */
 export class Recorder extends Protocol {
@@ -69,6 +70,33 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Every open descriptor as "fd -> target"; pipes and sockets carry their inode, so a reused number shows. */
+export function fdSnapshot(): Set<string> {
+  const out = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.add(`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      // closed between the listing and the readlink (the listing's own descriptor, for one)
+    }
+  }
+  return out;
+}
+
+/**
+ * The descriptors open now that were not open at `before`. Counting alone misleads both ways: a descriptor
+ * something else closes meanwhile (a worker, an earlier test's straggler) hides a leak or fails a clean run.
+ */
+export function newFds(before: Set<string>): string[] {
+  return [...fdSnapshot()].filter((e) => !before.has(e));
+}
+
+/** Waits for every descriptor opened since `before` to close (they go as engine tasks end), then asserts it. */
+export async function expectNoNewFds(before: Set<string>, timeoutMs = 5000): Promise<void> {
+  await waitFor(() => newFds(before).length === 0, timeoutMs).catch(() => {});
+  expect(newFds(before)).toEqual([]);
 }
 
 export function portOf(server: { sockets: { getsockname(): unknown }[] }, i = 0): number {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createConnection, createServer, Protocol, type Transport } from 'protoloop';
-import { Recorder, freePort, openFds, portOf, sleep, waitFor } from './helpers';
+import { Recorder, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, sleep, waitFor } from './helpers';
 
 const native = createRequire(import.meta.url)('../bindings/node/index.js') as { openHandles(): number };
 const entry = new URL('../dist/esm/index.mjs', import.meta.url).pathname;
@@ -135,7 +135,7 @@ describe('resource hygiene', () => {
       await server[Symbol.asyncDispose]();
       await settle();
     }
-    const before = openFds();
+    const before = fdSnapshot();
     const server = await createServer(() => new Echo(), '127.0.0.1', 0);
     const port = portOf(server);
     const batch = 50;
@@ -170,14 +170,13 @@ describe('resource hygiene', () => {
     await server.waitClosed();
     await settle();
     // Closed descriptors go when the engine's tasks let go of them; give that a moment.
-    await waitFor(() => openFds() <= before, 20_000, `descriptors to return to ${before} (now ${openFds()})`);
-    expect(openFds()).toBe(before);
+    await expectNoNewFds(before, 20_000);
     expect(native.openHandles()).toBe(0);
   }, 120_000);
 
   it('failed connects and failed listens leave no descriptor behind', async () => {
     await settle();
-    const before = openFds();
+    const before = fdSnapshot();
     const port = await freePort();
     for (let i = 0; i < 50; i++) {
       await expect(createConnection(() => new Protocol(), '127.0.0.1', port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
@@ -194,14 +193,13 @@ describe('resource hygiene', () => {
       });
     }
     await new Promise((r) => node.close(r));
-    await waitFor(() => openFds() <= before, 20_000, 'descriptors to return');
-    expect(openFds()).toBe(before);
+    await expectNoNewFds(before, 20_000);
     expect(native.openHandles()).toBe(0);
   });
 
   it('a server closed with clients still connected leaves nothing behind once they go', async () => {
     await settle();
-    const before = openFds();
+    const before = fdSnapshot();
     const server = await createServer(() => new Echo(), '127.0.0.1', 0);
     const socks = await Promise.all(
       Array.from({ length: 20 }, () => new Promise<net.Socket>((r) => {
@@ -214,7 +212,6 @@ describe('resource hygiene', () => {
     for (const s of socks) s.destroy();
     await server.waitClosed();
     await settle();
-    await waitFor(() => openFds() <= before, 20_000, 'descriptors to return');
-    expect(openFds()).toBe(before);
+    await expectNoNewFds(before, 20_000);
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectReadPipe, connectWritePipe, Protocol, ReadTransport, Transport, WriteTransport } from 'protoloop';
-import { Recorder, openFds, waitFor } from './helpers';
+import { Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-pipe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -213,9 +213,9 @@ describe('pipe descriptors', () => {
       expect(rt.isClosing()).toBe(true);
     };
     await cycle();
-    const before = openFds();
+    const before = fdSnapshot();
     for (let i = 0; i < 1000; i++) await cycle();
     // A pipe's descriptor closes as its engine task ends, just after its close is reported.
-    await waitFor(() => openFds() === before, 5000, `descriptors back to ${before} (now ${openFds()})`);
+    await expectNoNewFds(before);
   });
 });

@@ -17,7 +17,7 @@ import {
   subprocessExec,
   subprocessShell,
 } from 'protoloop';
-import { openFds, waitFor } from './helpers';
+import { expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-subprocess-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -318,14 +318,14 @@ describe('subprocessExec and subprocessShell', () => {
 
   it('reaps 200 concurrent short children: no zombies, no descriptor leaks', async () => {
     await run('true'); // warm up whatever the first spawn allocates
-    const before = openFds();
+    const before = fdSnapshot();
     const all = await Promise.all(
       Array.from({ length: 200 }, (_, i) => subprocessShell(() => new Rec(), `exit ${i % 7}`).then(([, r]) => r.done.then(() => r))),
     );
     all.forEach((r, i) => expect(r.transport.getReturncode()).toBe(i % 7));
     expect(zombies()).toEqual([]);
     // A pipe's descriptor closes as its engine task ends, just after its close is reported.
-    await waitFor(() => openFds() === before, 5000, `descriptors back to ${before} (now ${openFds()})`);
+    await expectNoNewFds(before);
   });
 
   it('a child that is never waited for is still reaped', async () => {

@@ -19,7 +19,7 @@ import {
   type ExceptionContext,
   type Transport,
 } from 'protoloop';
-import { Recorder, openFds, portOf, waitFor } from './helpers';
+import { Recorder, expectNoNewFds, fdSnapshot, portOf, waitFor } from './helpers';
 import { makePki, type Pki } from './tls-certs';
 
 let pki: Pki;
@@ -161,7 +161,7 @@ describe('TLS client against Node tls', () => {
     const server = net.createServer((s) => s.once('data', () => s.destroy()).once('close', () => gone++));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
-    const fds = openFds();
+    const fds = fdSnapshot();
     for (let i = 0; i < 5; i++) {
       const err = await createConnection(() => new Recorder(), 'localhost', port, { ssl: { ca: pki.caCert } }).catch((e) => e);
       expect(err).toBeInstanceOf(Error);
@@ -169,7 +169,7 @@ describe('TLS client against Node tls', () => {
       expect(err.syscall).toBe('handshake');
     }
     await waitFor(() => gone === 5);
-    await waitFor(() => openFds() <= fds, 5000, 'the sockets of the failed handshakes to close');
+    await expectNoNewFds(fds, 5000);
     server.close();
   });
 });

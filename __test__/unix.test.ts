@@ -17,7 +17,7 @@ import {
   socketpair,
   type Transport,
 } from 'protoloop';
-import { Recorder, openFds, waitFor } from './helpers';
+import { Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 import { makePki } from './tls-certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-unix-'));
@@ -379,13 +379,13 @@ subprocess.run([sys.argv[2], '-e', sys.argv[3]], pass_fds=(3,))`;
     await pairCycle();
     await connectCycle();
     await serverCycle();
-    const before = openFds();
+    const before = fdSnapshot();
     for (let i = 0; i < 1000; i++) await pairCycle();
     for (let i = 0; i < 1000; i++) await connectCycle();
     for (let i = 0; i < 1000; i++) await serverCycle();
     server.close();
     await server.waitClosed();
     // Descriptors close as their engine tasks end, just after the close is reported.
-    await waitFor(() => openFds() <= before, 5000, `descriptors back to ${before} (now ${openFds()})`);
+    await expectNoNewFds(before, 5000);
   });
 });
