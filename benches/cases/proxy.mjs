@@ -41,9 +41,11 @@ export default {
       'node-net': { args: [...proxy, '--impl', 'node', ...up] },
       tokio: { cmd: join(BIN, 'release', 'tokio-proxy'), args: up },
     });
-    const mine = out.find((p) => p.name === 'protoloop');
-    if (mine) {
-      out.splice(1, 0, { ...mine, name: 'protoloop-forward', label: 'protoloop forwardTo', args: [...proxy, '--impl', 'forward', ...up], baseline: false });
+    // Each protoloop peer (the default, and variants such as protoloop-io2) also runs as a forwardTo proxy.
+    for (const mine of out.filter((p) => p.name.startsWith('protoloop'))) {
+      const name = mine.name === 'protoloop' ? 'protoloop-forward' : `${mine.name}-forward`;
+      const label = mine.name === 'protoloop' ? 'protoloop forwardTo' : `protoloop forwardTo (${mine.name.replace(/^protoloop-/, '')})`;
+      out.splice(out.indexOf(mine) + 1, 0, { ...mine, name, label, args: [...proxy, '--impl', 'forward', ...up], baseline: false });
     }
     return out;
   },
