@@ -2,7 +2,7 @@
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { constants, createConnection, createServer, Protocol, Server, type Transport } from 'protoloop';
-import { Recorder, nodeConnect, portOf, readAll, sleep, waitFor } from './helpers';
+import { Recorder, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
 
 class Echo extends Protocol {
   t!: Transport;
@@ -273,6 +273,29 @@ describe('createServer', () => {
       errno: -98,
     });
     node.close();
+  });
+
+  it('a protocol factory that returns no protocol: the connection closes and the handler hears a TypeError', async () => {
+    const { getRunningLoop } = await import('protoloop');
+    const loop = getRunningLoop();
+    const seen: unknown[] = [];
+    loop.setExceptionHandler((ctx) => seen.push(ctx.exception));
+    try {
+      const server = await createServer((() => undefined) as any, '127.0.0.1', 0);
+      const a = net.connect(portOf(server), '127.0.0.1');
+      a.on('error', () => {});
+      await new Promise((r) => a.on('close', r));
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toBeInstanceOf(TypeError);
+      expect((seen[0] as Error).message).toMatch(/"protocolFactory".*returned undefined/);
+      await server[Symbol.asyncDispose]();
+    } finally {
+      loop.setExceptionHandler(null);
+    }
+    // The client side rejects the same way and keeps no connection.
+    const node = await nodeServer();
+    await expect(createConnection((() => 42) as any, '127.0.0.1', node.port)).rejects.toThrow(/returned number/);
+    await node.close();
   });
 
   it('an exception in the protocol factory goes to the exception handler; the server keeps serving', async () => {

@@ -672,6 +672,15 @@ describe('errors', () => {
     expect(made).toBe(0);
   });
 
+  it('a localAddr that cannot be bound rejects with syscall "bind", as Node says', async () => {
+    const port = await freePort();
+    // 192.0.2.1 (TEST-NET-1) is on no interface here.
+    const err = await createConnection(() => new Recorder(), '127.0.0.1', port, { localAddr: ['192.0.2.1', 0] }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind' });
+    const viaNode = await new Promise<any>((r) => net.connect({ host: '127.0.0.1', port, localAddress: '192.0.2.1' }).on('error', r));
+    expect(err.syscall).toBe(viaNode.syscall);
+  });
+
   it('an unknown host name rejects with ENOTFOUND', async () => {
     let made = 0;
     const err = await createConnection(() => (made++, new Recorder()), 'nonexistent.invalid', 80).catch((e) => e);

@@ -168,12 +168,19 @@ export abstract class BaseTransport {
  * @internal
  */
 export function makeProtocol<P>(protocolFactory: () => P, abort: () => void): P {
+  let protocol: P;
   try {
-    return protocolFactory();
+    protocol = protocolFactory();
   } catch (exc) {
     abort();
     throw exc;
   }
+  // A factory that forgot its `return` would otherwise leave a live connection with nobody to tell.
+  if (protocol === null || typeof protocol !== 'object') {
+    abort();
+    throw new TypeError(`The "protocolFactory" argument must return a protocol object; it returned ${protocol === null ? 'null' : typeof protocol}`);
+  }
+  return protocol;
 }
 
 /** Mixes the read/write interfaces of asyncio's `Transport(ReadTransport, WriteTransport)`. */

@@ -40,6 +40,17 @@ export function allPeers() {
       optional: true,
     },
     {
+      // Two builds side by side: build the other one, copy its .node somewhere, and point this at it.
+      name: 'protoloop-alt',
+      label: 'protoloop (alt build)',
+      cmd: node,
+      args: ['--expose-gc', join(servers, 'protoloop.cjs')],
+      env: { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.PROTOLOOP_ALT_ADDON ?? '' },
+      missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON to the .node file of the other build',
+      jsHeap: true,
+      optional: true,
+    },
+    {
       name: 'protoloop-enginewrite',
       label: 'protoloop (writes on the I/O thread)',
       cmd: node,

@@ -90,13 +90,18 @@ pub fn interleave(addrs: Vec<SocketAddr>, first_count: usize) -> Vec<SocketAddr>
     }
 }
 
-/// One connection attempt to `addr`, optionally bound to `local` first.
-async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<OwnedFd> {
+/// One connection attempt to `addr`, optionally bound to `local` first (a failed bind says `bind`, as
+/// Node's errors do).
+async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<OwnedFd, ConnectError> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
     if let Some(local) = local {
         sock.set_reuse_address(true)?;
-        sock.bind(&local.into())?;
+        sock.bind(&local.into()).map_err(|e| ConnectError { errno: errno_of(&e), syscall: Syscall::Bind })?;
     }
+    Ok(connect_socket(sock, addr).await?)
+}
+
+async fn connect_socket(sock: Socket, addr: SocketAddr) -> io::Result<OwnedFd> {
     match sock.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
@@ -141,7 +146,7 @@ pub async fn connect_any(
     let Some(delay) = delay else {
         for a in addrs {
             let result = match local_for(a) {
-                Ok(l) => attempt(*a, l).await.map_err(ConnectError::from),
+                Ok(l) => attempt(*a, l).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -159,7 +164,7 @@ pub async fn connect_any(
         match pending.next() {
             Some(a) => {
                 let (a, l) = (*a, local_for(a));
-                running.spawn(async move { attempt(a, l?).await.map_err(ConnectError::from) });
+                running.spawn(async move { attempt(a, l?).await });
                 true
             }
             None => false,

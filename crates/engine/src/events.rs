@@ -166,6 +166,38 @@ impl EventQueue {
         }
     }
 
+    /// Reads straight into the batch, saving the copy out of a read buffer: `read` gets `room` bytes of
+    /// free space at the payload's end and returns how many of them it filled (those become one record
+    /// `[kind, id, n, 0, n]` when n > 0) along with whatever the caller needs back. `None`, without
+    /// calling `read`, when the host is draining just now: the caller then reads into its own buffer
+    /// rather than make the host wait on a system call.
+    pub fn read_into<R>(&self, kind: Kind, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
+        let (first, r) = {
+            let mut batch = match self.batch.try_lock() {
+                Ok(b) => b,
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            };
+            let start = batch.payload.len();
+            batch.payload.reserve(room);
+            // SAFETY: `reserve` made `room` bytes of capacity past `start`; `read` writes at most that.
+            let (n, r) = read(unsafe { batch.payload.as_mut_ptr().add(start) }, room);
+            if n == 0 {
+                return Some(r);
+            }
+            assert!(n <= room, "read_into: filled more than the room given");
+            // SAFETY: `read` initialized the first `n` bytes past `start`, within the capacity.
+            unsafe { batch.payload.set_len(start + n) };
+            let first = batch.records.is_empty();
+            batch.records.extend_from_slice(&[kind as u32, id, n as u32, 0, n as u32]);
+            (first, r)
+        };
+        if first {
+            (self.wake)();
+        }
+        Some(r)
+    }
+
     /// Appends any number of records under one lock (a whole receive batch); wakes the host if this
     /// starts a batch.
     pub fn push_all(&self, f: impl FnOnce(&mut Batch)) {
@@ -235,5 +267,28 @@ mod tests {
         assert!(q.drain().is_empty());
         q.push(Kind::Eof, 2, 0, 0);
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn read_into_appends_what_was_filled_and_stands_aside_while_the_host_drains() {
+        let q = EventQueue::new(Box::new(|| {}));
+        q.push_with(Kind::Data, 1, 2, 0, b"ab");
+        let fill = |bytes: &'static [u8]| {
+            move |ptr: *mut u8, room: usize| {
+                assert!(room >= bytes.len());
+                // SAFETY: `room` bytes are writable at `ptr`, and `bytes` fits.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+                (bytes.len(), bytes.len())
+            }
+        };
+        assert_eq!(q.read_into(Kind::Data, 2, 16, fill(b"cde")), Some(3));
+        assert_eq!(q.read_into(Kind::Data, 3, 16, fill(b"")), Some(0)); // nothing read, no record
+        {
+            let _draining = q.batch.lock().unwrap();
+            assert_eq!(q.read_into(Kind::Data, 4, 16, |_, _| -> (usize, ()) { unreachable!() }), None);
+        }
+        let b = q.drain();
+        assert_eq!(b.records, vec![1, 1, 2, 0, 2, 1, 2, 3, 0, 3]);
+        assert_eq!(b.payload, b"abcde");
     }
 }

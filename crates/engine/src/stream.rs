@@ -592,9 +592,35 @@ impl Stream {
             self.core.queue.push(Kind::BufferFilled, self.id, filled as u32, 0);
             return ReadOutcome::Again;
         }
-        // Copied bytes go through one buffer per I/O thread (an idle connection costs no buffer), and
-        // the queue is locked only for the copy into the batch, not for the read: the host's drain
-        // never waits on a system call.
+        // Bytes for the host are read straight into the event batch when the host is not draining it
+        // at that moment (no buffer per connection, and one copy fewer).
+        if !forwarding {
+            let read = self.core.queue.read_into(Kind::Data, self.id, READ_CHUNK, |ptr, len| {
+                let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, len));
+                let filled = match &r {
+                    Ok(Ok(n)) => *n,
+                    _ => 0,
+                };
+                (filled, r)
+            });
+            if let Some(r) = read {
+                return match r {
+                    Ok(Ok(0)) => self.on_eof(&mut rs),
+                    Ok(Ok(n)) => {
+                        if self.drained_by(n, READ_CHUNK) {
+                            guard.clear_ready();
+                        }
+                        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+                        ReadOutcome::Copied
+                    }
+                    Ok(Err(e)) => ReadOutcome::from_error(e),
+                    Err(_would_block) => ReadOutcome::Again,
+                };
+            }
+        }
+        // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
+        // is then locked only for the copy into the batch, not for the read.
         READ_BUF.with_borrow_mut(|own| match guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())) {
             Ok(Ok(0)) => self.on_eof(&mut rs),
             Ok(Ok(n)) => {
