@@ -61,7 +61,7 @@ fn batch_buffers(env: &Env) -> Result<FnArgs<(RawValue, RawValue)>> {
         } else {
             let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
-            let (ptr, len, cap) = (vec.as_ptr(), vec.len(), vec.capacity());
+            let (ptr, len) = (vec.as_ptr(), vec.len());
             // SAFETY: the Buffer borrows the Vec's heap memory, which the boxed Vec (the finalize hint)
             // owns and does not touch until `return_payload` takes it back after V8 is done with it.
             unsafe {
@@ -72,9 +72,12 @@ fn batch_buffers(env: &Env) -> Result<FnArgs<(RawValue, RawValue)>> {
                     check_status!(status)?;
                 }
                 // V8 does not see external memory by itself: without this it would not collect
-                // batches often enough to keep the pool supplied.
+                // batches often enough to keep the pool supplied. It is told the bytes JavaScript can
+                // see, as for Node's own Buffers; telling it the capacity (up to 1 MiB per batch)
+                // forced a major GC every few dozen batches: bulk receive 815 -> 619 us CPU/MiB,
+                // peak RSS 116 -> 139 MiB (`protoloop-alt` A/B in benches/results/gc-ab.md).
                 let mut _total = 0;
-                napi::sys::napi_adjust_external_memory(env.raw(), cap as i64, &mut _total);
+                napi::sys::napi_adjust_external_memory(env.raw(), len as i64, &mut _total);
             }
         }
         Ok(FnArgs::from((RawValue(head), RawValue(payload))))
@@ -87,7 +90,7 @@ unsafe extern "C" fn return_payload(env: napi::sys::napi_env, _data: *mut std::f
     let mut vec = unsafe { Box::from_raw(hint as *mut Vec<u8>) };
     let mut _total = 0;
     // SAFETY: called on the JavaScript thread with its env, as finalizers are.
-    unsafe { napi::sys::napi_adjust_external_memory(env, -(vec.capacity() as i64), &mut _total) };
+    unsafe { napi::sys::napi_adjust_external_memory(env, -(vec.len() as i64), &mut _total) };
     vec.clear();
     let mut pool = PAYLOAD_POOL.lock().unwrap();
     if pool.len() < POOL_KEPT {
