@@ -215,3 +215,54 @@ describe('resource hygiene', () => {
     await expectNoNewFds(before, 20_000);
   });
 });
+
+describe('memory', () => {
+  it('an idle connection costs under a kilobyte of JavaScript heap, and its socket info is built on first ask', async () => {
+    const N = 2000;
+    // A server in a process of its own, so that the heap it reports holds only its transports.
+    const child = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--input-type=module',
+        '-e',
+        `import * as pl from ${JSON.stringify(entry)};
+        const ts = [];
+        class P extends pl.Protocol { connectionMade(t) { ts.push(t); } }
+        const server = await pl.createServer(() => new P(), '127.0.0.1', 0, { backlog: 4096 });
+        const heap = () => (globalThis.gc(), globalThis.gc(), process.memoryUsage().heapUsed);
+        const before = heap();
+        console.log(JSON.stringify({ port: server.sockets[0].getsockname()[1] }));
+        while (ts.length < ${N}) await new Promise((r) => setTimeout(r, 20));
+        const perConn = (heap() - before) / ${N};
+        const s = ts[0].getExtraInfo('socket');
+        console.log(JSON.stringify({ perConn, same: s === ts[0].getExtraInfo('socket'), family: s.family, stats: ts[0].getExtraInfo('stats') }));
+        process.exit(0);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const lines: string[] = [];
+    let buf = '';
+    const gotLine = () => new Promise<string>((r) => {
+      const check = () => {
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return void child.stdout.once('data', (d) => ((buf += d), check()));
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        r(lines[lines.length - 1]);
+      };
+      check();
+    });
+    const { port } = JSON.parse(await gotLine());
+    const socks: net.Socket[] = [];
+    for (let i = 0; i < N; i++) socks.push(net.connect(port, '127.0.0.1').on('error', () => {}));
+    const result = JSON.parse(await gotLine());
+    for (const s of socks) s.destroy();
+    // Node's net server: about 1.3 KiB per idle connection. This measured 0.74 KiB, and 1.47 KiB while
+    // each transport's extra info had a hidden class of its own and its reader two closures.
+    expect(result.perConn).toBeLessThan(1024);
+    expect(result.same).toBe(true);
+    expect(result.family).toBe(2);
+    expect(result.stats).toEqual({ bytesRead: 0, bytesWritten: 0, bytesCopiedOnReceive: 0 });
+  }, 60_000);
+});

@@ -134,9 +134,8 @@ export class DatagramSocketTransport extends DatagramTransport {
   static _start<P>(id: number, protocolFactory: () => P, remote: Address | null): [DatagramSocketTransport, P] {
     const protocol = makeProtocol(protocolFactory, () => native.datagramAbort(id));
     const fd = native.datagramFd(id);
-    let t: DatagramSocketTransport | undefined = undefined;
-    const extra: Record<string, unknown> = socketExtra(fd, () => t !== undefined && !t._lost);
-    t = new DatagramSocketTransport(id, protocol, extra, native.socketKind(fd)?.[0] ?? 0, remote, toAddress(native.datagramRemote(id)));
+    const t = new DatagramSocketTransport(id, protocol, socketExtra(fd), native.socketKind(fd)?.[0] ?? 0, remote, toAddress(native.datagramRemote(id)));
+    t._sockFd = fd;
     t._callProtocol('connectionMade', t);
     return [t, protocol];
   }

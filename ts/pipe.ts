@@ -28,7 +28,7 @@ export class ReadPipeTransport extends ReadTransport {
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
     super(protocol, extra);
     this._id = id;
-    this.#reader = new StreamReader(id, STREAM_OPS, () => this._closing, (kind, _a, data) => this.#deliver(kind, data));
+    this.#reader = new StreamReader(id, STREAM_OPS, this);
     register(id, this);
     retain();
   }
@@ -47,7 +47,8 @@ export class ReadPipeTransport extends ReadTransport {
     }
   }
 
-  #deliver(kind: EventKind, data: Buffer | null): void {
+  /** @internal A read event, in order, once reading is not paused. */
+  _deliverRead(kind: EventKind, _a: number, data: Buffer | null): void {
     if (kind === EventKind.Eof) {
       this._callProtocol('eofReceived');
       this.close();

@@ -44,8 +44,8 @@ export function checkFamily(family: unknown): number {
  * `peername` and `sockname` readable after the connection closed). `isOpen` guards the live socket.
  * @internal
  */
-export function socketExtra(fd: number, isOpen: () => boolean): { socket: TransportSocket; sockname: Address | null; peername: Address | null } {
-  return { socket: new TransportSocket(fd, isOpen), sockname: toAddress(native.sockname(fd)), peername: toAddress(native.peername(fd)) };
+export function socketExtra(fd: number): { sockname: Address | null; peername: Address | null } {
+  return { sockname: toAddress(native.sockname(fd)), peername: toAddress(native.peername(fd)) };
 }
 
 // getsockopt reports failures below this offset (a negative errno shifted by 2^40), so that
