@@ -1,7 +1,7 @@
 // asyncio's Server on TCP: listening, the serving switch, closing, clients, options.
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { constants, createConnection, createServer, Protocol, Server, type Transport } from 'protoloop';
+import { constants, createConnection, createServer, getRunningLoop, Protocol, Server, type Transport } from 'protoloop';
 import { Recorder, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
 
 class Echo extends Protocol {
@@ -276,11 +276,7 @@ describe('createServer', () => {
   });
 
   it('a protocol factory that returns no protocol: the connection closes and the handler hears a TypeError', async () => {
-    const { getRunningLoop } = await import('protoloop');
-    const loop = getRunningLoop();
-    const seen: unknown[] = [];
-    loop.setExceptionHandler((ctx) => seen.push(ctx.exception));
-    try {
+    await withExceptions(async (seen) => {
       const server = await createServer((() => undefined) as any, '127.0.0.1', 0);
       const a = net.connect(portOf(server), '127.0.0.1');
       a.on('error', () => {});
@@ -289,21 +285,17 @@ describe('createServer', () => {
       expect(seen[0]).toBeInstanceOf(TypeError);
       expect((seen[0] as Error).message).toMatch(/"protocolFactory".*returned undefined/);
       await server[Symbol.asyncDispose]();
-    } finally {
-      loop.setExceptionHandler(null);
-    }
-    // The client side rejects the same way and keeps no connection.
+    });
+    // The client side rejects the same way and keeps no connection: the peer sees it close.
     const node = await nodeServer();
+    const peer = node.next();
     await expect(createConnection((() => 42) as any, '127.0.0.1', node.port)).rejects.toThrow(/returned number/);
+    await new Promise((r) => peer.then((s) => (s.destroyed ? r(null) : s.once('close', r))));
     await node.close();
   });
 
   it('an exception in the protocol factory goes to the exception handler; the server keeps serving', async () => {
-    const { getRunningLoop } = await import('protoloop');
-    const loop = getRunningLoop();
-    const seen: unknown[] = [];
-    loop.setExceptionHandler((ctx) => seen.push(ctx.exception));
-    try {
+    await withExceptions(async (seen) => {
       let n = 0;
       const server = await createServer(() => {
         if (n++ === 0) throw new Error('factory boom');
@@ -318,9 +310,7 @@ describe('createServer', () => {
       expect(await roundTrip(b, 'still')).toBe('still');
       b.destroy();
       await server[Symbol.asyncDispose]();
-    } finally {
-      loop.setExceptionHandler(null);
-    }
+    });
   });
 
   it('sock: serves on a listening socket made by python3 in a child process', async () => {
@@ -364,3 +354,15 @@ os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], str(s.fileno())])`;
     expect(err).toBe('');
   });
 });
+
+/** Runs `fn` while the loop's exception handler collects what it is given into `seen`. */
+async function withExceptions(fn: (seen: unknown[]) => Promise<void>): Promise<void> {
+  const loop = getRunningLoop();
+  const seen: unknown[] = [];
+  loop.setExceptionHandler((ctx) => seen.push(ctx.exception));
+  try {
+    await fn(seen);
+  } finally {
+    loop.setExceptionHandler(null);
+  }
+}
