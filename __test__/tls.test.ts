@@ -362,25 +362,19 @@ describe('TLS server against Node tls', () => {
 
 describe('TLS against openssl', () => {
   it('a protoloop client talks TLS 1.2 to openssl s_server', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const s = openssl(['s_server', '-accept', `127.0.0.1:${port}`, '-cert', `${pki.dir}/server.crt`, '-key', `${pki.dir}/server.key`, '-tls1_2', '-rev', '-quiet']);
+    // Port 0: the kernel picks a free one and s_server names it (`ACCEPT 127.0.0.1:<port>`). A random
+    // port of our choosing could be some other test's ephemeral port: s_server then exited at once and
+    // this test waited for nothing.
+    const s = openssl(['s_server', '-accept', '127.0.0.1:0', '-cert', `${pki.dir}/server.crt`, '-key', `${pki.dir}/server.key`, '-tls1_2', '-rev']);
     try {
-      let t: Transport | undefined;
       const rec = new Recorder();
-      await waitFor(() => s.out().length > 0 || false, 200).catch(() => {});
-      // openssl can take seconds to start listening on a loaded machine: retry for up to 20 s.
-      for (let i = 0; i < 400 && t === undefined; i++) {
-        try {
-          [t] = await createConnection(() => rec, 'localhost', port, { ssl: { ca: pki.caCert } });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw e;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-      expect(t!.getExtraInfo('cipher')[1]).toBe('TLSv1.2');
-      t!.write(Buffer.from('hello\n'));
+      await waitFor(() => /ACCEPT [\d.]+:\d+/.test(s.out()), 20_000, 's_server to listen');
+      const port = Number(/ACCEPT [\d.]+:(\d+)/.exec(s.out())![1]);
+      const [t] = await createConnection(() => rec, 'localhost', port, { ssl: { ca: pki.caCert } });
+      expect(t.getExtraInfo('cipher')[1]).toBe('TLSv1.2');
+      t.write(Buffer.from('hello\n'));
       await waitFor(() => rec.received.toString().includes('olleh'));
-      t!.close();
+      t.close();
       await rec.lost;
     } finally {
       s.child.kill();
