@@ -58,6 +58,17 @@ export class Recorder extends Protocol {
   }
 }
 
+/** Writes back whatever it receives. */
+export class Echo extends Protocol {
+  transport!: Transport;
+  override connectionMade(t: Transport): void {
+    this.transport = t;
+  }
+  override dataReceived(data: Buffer): void {
+    this.transport.write(data);
+  }
+}
+
 export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {

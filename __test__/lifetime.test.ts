@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { createConnection, createServer, Protocol, type Transport } from 'protoloop';
-import { Recorder, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, sleep, waitFor } from './helpers';
+import { createConnection, createServer, Protocol } from 'protoloop';
+import { Echo, Recorder, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, sleep, waitFor } from './helpers';
 
 const native = createRequire(import.meta.url)('../bindings/node/index.js') as { openHandles(): number };
 const entry = new URL('../dist/esm/index.mjs', import.meta.url).pathname;
@@ -29,15 +29,6 @@ function runScript(code: string, timeoutMs = 15_000): Promise<{ status: number |
   );
 }
 
-class Echo extends Protocol {
-  t!: Transport;
-  override connectionMade(t: Transport) {
-    this.t = t;
-  }
-  override dataReceived(d: Buffer) {
-    this.t.write(d);
-  }
-}
 
 async function settle(): Promise<void> {
   await waitFor(() => native.openHandles() === 0, 20_000, 'engine handles to close');

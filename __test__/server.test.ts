@@ -1,18 +1,9 @@
 // asyncio's Server on TCP: listening, the serving switch, closing, clients, options.
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { constants, createConnection, createServer, getRunningLoop, Protocol, Server, type Transport } from 'protoloop';
-import { Recorder, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
+import { constants, createConnection, createServer, getRunningLoop, Server } from 'protoloop';
+import { Echo, Recorder, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
 
-class Echo extends Protocol {
-  t!: Transport;
-  override connectionMade(t: Transport) {
-    this.t = t;
-  }
-  override dataReceived(d: Buffer) {
-    this.t.write(d);
-  }
-}
 
 /** Sends `msg` on a Node socket and waits for the same bytes back. */
 async function roundTrip(s: net.Socket, msg: string): Promise<string> {
@@ -43,12 +34,8 @@ function connectFails(port: number, host = '127.0.0.1'): Promise<string> {
 
 describe('createServer', () => {
   it('listens on an ephemeral port and makes one protocol per connection', async () => {
-    const recs: Recorder[] = [];
-    const server = await createServer(() => {
-      const r = new Recorder();
-      recs.push(r);
-      return r;
-    }, '127.0.0.1', 0);
+    const [recording, recs] = recorders();
+    const server = await createServer(recording, '127.0.0.1', 0);
     expect(server).toBeInstanceOf(Server);
     expect(server.isServing()).toBe(true);
     expect(server.sockets).toHaveLength(1);
@@ -133,12 +120,8 @@ describe('createServer', () => {
   });
 
   it('startServing: false accepts nothing until startServing()', async () => {
-    const recs: Recorder[] = [];
-    const server = await createServer(() => {
-      const r = new Recorder();
-      recs.push(r);
-      return r;
-    }, '127.0.0.1', 0, { startServing: false });
+    const [recording, recs] = recorders();
+    const server = await createServer(recording, '127.0.0.1', 0, { startServing: false });
     expect(server.isServing()).toBe(false);
     // The socket listens (the kernel completes the handshake), but no protocol is made.
     const s = await nodeConnect(portOf(server));
@@ -171,12 +154,8 @@ describe('createServer', () => {
   });
 
   it('closeClients flushes and closes every accepted connection; abortClients aborts', async () => {
-    const recs: Recorder[] = [];
-    const server = await createServer(() => {
-      const r = new Recorder();
-      recs.push(r);
-      return r;
-    }, '127.0.0.1', 0);
+    const [recording, recs] = recorders();
+    const server = await createServer(recording, '127.0.0.1', 0);
     const port = portOf(server);
     const a = await nodeConnect(port);
     const b = await nodeConnect(port);
@@ -365,4 +344,14 @@ async function withExceptions(fn: (seen: unknown[]) => Promise<void>): Promise<v
   } finally {
     loop.setExceptionHandler(null);
   }
+}
+
+/** A protocol factory making Recorders, and the list of every one it made. */
+function recorders(): [() => Recorder, Recorder[]] {
+  const made: Recorder[] = [];
+  return [() => {
+    const r = new Recorder();
+    made.push(r);
+    return r;
+  }, made];
 }

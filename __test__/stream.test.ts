@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { constants, createConnection, createServer, Protocol, Transport, TransportSocket } from 'protoloop';
-import { Recorder, freePort, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
+import { Echo, Recorder, freePort, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
 
 const MiB = 1 << 20;
 
@@ -138,15 +138,6 @@ describe('TCP against Node net', () => {
   });
 
   it('a Node net client talks to a protoloop echo server', async () => {
-    class Echo extends Protocol {
-      t!: Transport;
-      override connectionMade(t: Transport) {
-        this.t = t;
-      }
-      override dataReceived(d: Buffer) {
-        this.t.write(d);
-      }
-    }
     const server = await createServer(() => new Echo(), '127.0.0.1', 0);
     const s = net.connect(portOf(server), '127.0.0.1');
     const all = readAll(s);

@@ -19,7 +19,7 @@ import {
   type ExceptionContext,
   type Transport,
 } from 'protoloop';
-import { Recorder, expectNoNewFds, fdSnapshot, portOf, waitFor } from './helpers';
+import { Echo, Recorder, expectNoNewFds, fdSnapshot, portOf, waitFor } from './helpers';
 import { makePki, type Pki } from './tls-certs';
 
 let pki: Pki;
@@ -38,15 +38,6 @@ function echoServerOptions() {
   return { cert: pki.serverCert, key: pki.serverKey };
 }
 
-class Echo extends Protocol {
-  transport!: Transport;
-  override connectionMade(t: Transport): void {
-    this.transport = t;
-  }
-  override dataReceived(d: Buffer): void {
-    this.transport.write(d);
-  }
-}
 
 /** Runs `openssl args...`, collecting its output. */
 function openssl(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {

@@ -15,9 +15,8 @@ import {
   createUnixConnection,
   createUnixServer,
   socketpair,
-  type Transport,
 } from 'protoloop';
-import { Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
+import { Echo, Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 import { makePki } from './tls-certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-unix-'));
@@ -27,15 +26,6 @@ const sockPath = () => join(dir, `s${n++}.sock`);
 const abstractName = () => `\0protoloop-test-${process.pid}-${n++}`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-class Echo extends Protocol {
-  transport!: Transport;
-  override connectionMade(t: Transport): void {
-    this.transport = t;
-  }
-  override dataReceived(data: Buffer): void {
-    this.transport.write(data);
-  }
-}
 
 /** Sends `data` through a Node net client to `path` and collects the echo until `data.length` bytes. */
 function nodeEcho(path: string, data: Buffer): Promise<Buffer> {
