@@ -190,33 +190,6 @@ pub async fn tls_echo(a: &Args) -> Res<String> {
 /// One TLS connection sends N bytes in `chunk` writes, then close_notify; the server closes once it
 /// has read everything. Timed from connect (handshake included) to the server's close.
 pub async fn tls_bulk_up(a: &Args) -> Res<String> {
-    let addr = a.addr()?;
     let tls = connector(a)?;
-    let total: u64 = a.get("total", None)?;
-    let chunk: usize = a.get("chunk", Some(64 * 1024))?;
-    let server_pid: Option<i32> = a.get("server-pid", Some(0)).ok().filter(|p| *p > 0);
-    let buf = vec![b'x'; chunk];
-    let cpu0 = Cpu::now(server_pid);
-    let t0 = Instant::now();
-    let mut s = tls_connect(&tls, addr).await?;
-    let mut left = total;
-    while left > 0 {
-        let n = left.min(chunk as u64) as usize;
-        s.write_all(&buf[..n]).await.map_err(|e| format!("write: {e}"))?;
-        left -= n as u64;
-    }
-    s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-    let mut sink = [0u8; 1024];
-    loop {
-        match s.read(&mut sink).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            // A peer that closes without its own close_notify ends the stream just as well here.
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) => break,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu1 = Cpu::now(server_pid);
-    Ok(format!("{{\"bytes\":{total},\"seconds\":{secs:.6},\"bytes_per_s\":{:.1},{}}}", total as f64 / secs, cpu0.json_until(&cpu1)))
+    super::bulk_up_over(a, |addr| tls_connect(&tls, addr)).await
 }

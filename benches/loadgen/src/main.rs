@@ -321,6 +321,18 @@ impl Epoll {
 }
 
 async fn bulk_up(a: &Args) -> Res<String> {
+    bulk_up_over(a, connect).await
+}
+
+/// One connection opened by `open` (timed from there, so a TLS handshake counts) sends N bytes in
+/// `chunk` writes, then half-closes; the server closes once it has read everything: that is when the
+/// bytes have arrived.
+pub(crate) async fn bulk_up_over<S, F, Fut>(a: &Args, open: F) -> Res<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: FnOnce(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Res<S>>,
+{
     let addr = a.addr()?;
     let total: u64 = a.get("total", None)?;
     let chunk: usize = a.get("chunk", Some(64 * 1024))?;
@@ -328,7 +340,7 @@ async fn bulk_up(a: &Args) -> Res<String> {
     let buf = vec![b'x'; chunk];
     let cpu0 = Cpu::now(server_pid);
     let t0 = Instant::now();
-    let mut s = connect(addr).await?;
+    let mut s = open(addr).await?;
     let mut left = total;
     while left > 0 {
         let n = left.min(chunk as u64) as usize;
@@ -336,13 +348,13 @@ async fn bulk_up(a: &Args) -> Res<String> {
         left -= n as u64;
     }
     s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-    // The server closes once it has read everything: that is when the bytes have arrived.
     let mut sink = [0u8; 1024];
     loop {
         match s.read(&mut sink).await {
             Ok(0) => break,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            // A TLS peer that closes without its own close_notify ends the stream just as well here.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) => break,
             Err(e) => return Err(format!("read: {e}")),
         }
     }
