@@ -3,27 +3,10 @@
 const path = require('node:path');
 const { BufferedProtocol, Protocol, allocBuffer, createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
 const { CHUNK, parseArgs, listening, control } = require('./common.cjs');
+const { Echo, Sink } = require('./protocols.cjs');
 
 const { port, mode, total } = parseArgs();
 const chunk = Buffer.alloc(CHUNK, 'x');
-
-class Echo extends Protocol {
-  connectionMade(transport) {
-    this.transport = transport;
-  }
-  dataReceived(data) {
-    this.transport.write(data);
-  }
-}
-
-class Sink extends Protocol {
-  received = 0;
-  dataReceived(data) {
-    this.received += data.length;
-  }
-  // Returning nothing closes the transport at the peer's EOF, which tells the client we are done.
-  eofReceived() {}
-}
 
 // Zero-copy receive: the engine reads straight into memory it allocated (allocBuffer).
 class BufferedSink extends BufferedProtocol {

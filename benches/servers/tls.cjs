@@ -13,22 +13,8 @@ const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
 const key = fs.readFileSync(path.join(dir, 'key.pem'));
 
 if (impl === 'protoloop') {
-  const { Protocol, createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
-  class Echo extends Protocol {
-    connectionMade(transport) {
-      this.transport = transport;
-    }
-    dataReceived(data) {
-      this.transport.write(data);
-    }
-  }
-  class Sink extends Protocol {
-    received = 0;
-    dataReceived(data) {
-      this.received += data.length;
-    }
-    // close_notify ends the connection (TLS cannot stay half-open): that tells the client we are done.
-  }
+  const { createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
+  const { Echo, Sink } = require('./protocols.cjs');
   const factory = { 'tls-echo': () => new Echo(), 'tls-sink': () => new Sink() }[mode];
   if (!factory) throw new Error(`unknown mode ${mode}`);
   createServer(factory, '127.0.0.1', port, { backlog: 1024, ssl: { cert, key } }).then((server) => {
