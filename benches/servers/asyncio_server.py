@@ -96,7 +96,14 @@ async def main(args):
         'source': lambda: Source(args.total),
     }[args.mode]
     server = await loop.create_server(factory, '127.0.0.1', args.port, backlog=1024)
-    print('LISTENING', server.sockets[0].getsockname()[1], flush=True)
+    announce(server.sockets[0].getsockname()[1])
+    await server.serve_forever()
+
+
+def announce(port):
+    """The start-up line the harness waits for; the process exits when stdin closes, so that no server
+    outlives the harness."""
+    print('LISTENING', port, flush=True)
 
     def watch_stdin():
         while sys.stdin.buffer.read1(64):
@@ -104,13 +111,13 @@ async def main(args):
         os._exit(0)
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    await server.serve_forever()
 
 
-if __name__ == '__main__':
+def run(main, default_mode):
+    """The command line every benchmark server takes; --uvloop runs it on uvloop's loop."""
     p = argparse.ArgumentParser()
     p.add_argument('--port', type=int, default=0)
-    p.add_argument('--mode', default='echo')
+    p.add_argument('--mode', default=default_mode)
     p.add_argument('--total', type=int, default=0)
     p.add_argument('--uvloop', action='store_true')
     args = p.parse_args()
@@ -118,3 +125,7 @@ if __name__ == '__main__':
         import uvloop
         uvloop.install()
     asyncio.run(main(args))
+
+
+if __name__ == '__main__':
+    run(main, 'echo')
