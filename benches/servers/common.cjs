@@ -18,7 +18,8 @@ function listening(port) {
   process.stdout.write(`LISTENING ${port}\n`);
 }
 
-function control() {
+/** Calls `onLine` with each non-empty line read from stdin; the end of stdin ends the process. */
+function stdinLines(onLine) {
   let pending = '';
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (s) => {
@@ -27,15 +28,21 @@ function control() {
     while ((nl = pending.indexOf('\n')) >= 0) {
       const line = pending.slice(0, nl).trim();
       pending = pending.slice(nl + 1);
-      if (line === 'mem') {
-        if (typeof global.gc === 'function') global.gc();
-        const m = process.memoryUsage();
-        process.stdout.write(`MEM ${JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
-      }
+      if (line) onLine(line);
     }
   });
   process.stdin.on('end', () => process.exit(0));
+}
+
+function control() {
+  stdinLines((line) => {
+    if (line === 'mem') {
+      if (typeof global.gc === 'function') global.gc();
+      const m = process.memoryUsage();
+      process.stdout.write(`MEM ${JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+    }
+  });
   process.on('SIGTERM', () => process.exit(0));
 }
 
-module.exports = { CHUNK, parseArgs, listening, control };
+module.exports = { CHUNK, parseArgs, listening, control, stdinLines };

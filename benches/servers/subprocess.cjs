@@ -7,7 +7,7 @@
 // Prints `LISTENING 0` (no port) so the harness starts it like any server; exits when stdin closes.
 'use strict';
 const path = require('node:path');
-const { CHUNK, listening } = require('./common.cjs');
+const { CHUNK, listening, stdinLines } = require('./common.cjs');
 
 const impl = process.argv[process.argv.indexOf('--impl') + 1];
 const chunk = Buffer.alloc(CHUNK, 'x');
@@ -138,23 +138,13 @@ async function command(line) {
   return { ...result, seconds, cpu: { user: cpu.user / 1e6, sys: cpu.system / 1e6 } };
 }
 
-let pending = '';
 let queue = Promise.resolve();
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (s) => {
-  pending += s;
-  let nl;
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const line = pending.slice(0, nl).trim();
-    pending = pending.slice(nl + 1);
-    if (!line) continue;
-    queue = queue.then(() =>
-      command(line).then(
-        (r) => process.stdout.write(`RESULT ${JSON.stringify(r)}\n`),
-        (e) => process.stdout.write(`RESULT ${JSON.stringify({ error: e.message })}\n`),
-      ),
-    );
-  }
+stdinLines((line) => {
+  queue = queue.then(() =>
+    command(line).then(
+      (r) => process.stdout.write(`RESULT ${JSON.stringify(r)}\n`),
+      (e) => process.stdout.write(`RESULT ${JSON.stringify({ error: e.message })}\n`),
+    ),
+  );
 });
-process.stdin.on('end', () => process.exit(0));
 listening(0);
