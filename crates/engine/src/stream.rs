@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 use tokio::io::Interest;
 use tokio::sync::Notify;
 
@@ -604,40 +604,50 @@ impl Stream {
                 (filled, r)
             });
             if let Some(r) = read {
-                return match r {
-                    Ok(Ok(0)) => self.on_eof(&mut rs),
-                    Ok(Ok(n)) => {
-                        if self.drained_by(n, READ_CHUNK) {
-                            guard.clear_ready();
-                        }
-                        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
-                        ReadOutcome::Copied
-                    }
-                    Ok(Err(e)) => ReadOutcome::from_error(e),
-                    Err(_would_block) => ReadOutcome::Again,
-                };
+                return self.after_read(guard, &mut rs, r, READ_CHUNK, |n| self.copied(n));
             }
         }
         // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
         // is then locked only for the copy into the batch, not for the read.
-        READ_BUF.with_borrow_mut(|own| match guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len())) {
-            Ok(Ok(0)) => self.on_eof(&mut rs),
-            Ok(Ok(n)) => {
-                if self.drained_by(n, own.len()) {
-                    guard.clear_ready();
-                }
-                self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        READ_BUF.with_borrow_mut(|own| {
+            let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len()));
+            self.after_read(guard, &mut rs, r, own.len(), |n| {
                 if forwarding {
                     return self.forward_bytes(&own[..n]);
                 }
-                self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
                 self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &own[..n]);
-                ReadOutcome::Copied
+                self.copied(n)
+            })
+        })
+    }
+
+    /// What a read of up to `asked` bytes came to; `got` takes the `n > 0` bytes read on from there.
+    fn after_read(
+        &self,
+        guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+        rs: &mut ReadState,
+        r: Result<io::Result<usize>, TryIoError>,
+        asked: usize,
+        got: impl FnOnce(usize) -> ReadOutcome,
+    ) -> ReadOutcome {
+        match r {
+            Ok(Ok(0)) => self.on_eof(rs),
+            Ok(Ok(n)) => {
+                if self.drained_by(n, asked) {
+                    guard.clear_ready();
+                }
+                self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                got(n)
             }
             Ok(Err(e)) => ReadOutcome::from_error(e),
             Err(_would_block) => ReadOutcome::Again,
-        })
+        }
+    }
+
+    /// `n` bytes went to the host in a `Data` event.
+    fn copied(&self, n: usize) -> ReadOutcome {
+        self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
+        ReadOutcome::Copied
     }
 
     /// Whether a read of `n` bytes into `asked` emptied the socket, so the next read would only say
