@@ -8,6 +8,7 @@
 mod buffer;
 mod datagram;
 mod pipe;
+mod reactor;
 mod server;
 mod socket;
 mod stream;
@@ -41,7 +42,7 @@ const POOL_KEPT: usize = 32;
 /// One batch as two Buffers: the records, copied (`[count: u32][count × 5 u32]`, small), and the
 /// payload, handed over without a copy as an external Buffer whose memory returns to the pool when
 /// JavaScript has dropped every view of it. The queue then fills a pooled buffer next.
-fn batch_buffers(env: &Env) -> Result<FnArgs<(RawValue, RawValue)>> {
+fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
     engine()?.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
         let mut data = std::ptr::null_mut();
@@ -80,7 +81,7 @@ fn batch_buffers(env: &Env) -> Result<FnArgs<(RawValue, RawValue)>> {
                 napi::sys::napi_adjust_external_memory(env.raw(), len as i64, &mut _total);
             }
         }
-        Ok(FnArgs::from((RawValue(head), RawValue(payload))))
+        Ok((head, payload))
     })
 }
 
@@ -111,11 +112,14 @@ pub(crate) fn engine() -> Result<&'static Engine> {
 }
 
 /// The engine's settings, from the environment so that benchmarks can compare them:
-/// `PROTOLOOP_IO_THREADS` (default 1: on a small machine one I/O thread beside the JavaScript thread
-/// leaves a core to the rest of the process) and `PROTOLOOP_WRITE_PATH` (`direct`, the default: writes
-/// try the socket on the JavaScript thread first; `engine`: every write goes to the I/O thread).
+/// `PROTOLOOP_REACTOR` (`host`, the default: the engine runs on the JavaScript thread, turned by
+/// Node's event loop; `threads`: on I/O threads of its own), `PROTOLOOP_IO_THREADS` (with `threads`;
+/// default 1: on a small machine one I/O thread beside the JavaScript thread leaves a core to the rest
+/// of the process) and `PROTOLOOP_WRITE_PATH` (`direct`, the default: writes try the socket on the
+/// JavaScript thread first; `engine`: every write goes to the engine's writer task).
 fn engine_options() -> EngineOptions {
     let mut o = EngineOptions::default();
+    o.host_reactor = std::env::var("PROTOLOOP_REACTOR").map_or(true, |r| r != "threads");
     if let Some(n) = std::env::var("PROTOLOOP_IO_THREADS").ok().and_then(|v| v.parse().ok()) {
         o.io_threads = n;
     }
@@ -128,7 +132,7 @@ fn engine_options() -> EngineOptions {
 /// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
 /// `batch_buffer` for the layout).
 #[napi]
-pub fn init(on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
+pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
     if ENGINE.get().is_some() {
         return Ok(());
     }
@@ -136,18 +140,28 @@ pub fn init(on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| batch_buffers(&ctx.env))?;
+        .build_callback(|ctx| batch_buffers(&ctx.env).map(|(head, payload)| FnArgs::from((RawValue(head), RawValue(payload)))))?;
     *WAKER.lock().unwrap() = Some(waker);
-    let engine = Engine::with_options(
+    let wake = || -> Box<dyn Fn() + Send + Sync> {
         Box::new(|| {
+            if reactor::in_turn() {
+                return;
+            }
             if let Some(w) = WAKER.lock().unwrap().as_ref() {
                 w.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }
-        }),
-        engine_options(),
-    )
-    .map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")))?;
+        })
+    };
+    let options = engine_options();
+    // A host reactor needs /proc and a build with tokio's metrics; without them, I/O threads.
+    let engine = Engine::with_options(wake(), options.clone())
+        .or_else(|e| if options.host_reactor { Engine::with_options(wake(), EngineOptions { host_reactor: false, ..options }) } else { Err(e) })
+        .map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")))?;
+    let fd = engine.reactor_fd();
     let _ = ENGINE.set(engine);
+    if let Some(fd) = fd {
+        reactor::watch(&env, fd, on_events.value().value)?;
+    }
     Ok(())
 }
 

@@ -185,7 +185,7 @@ pub async fn connect_any(
                 Some(Err(_panicked)) => {}
                 None => break,
             },
-            _ = tokio::time::sleep(delay), if !running.is_empty() => {
+            _ = crate::reactor::sleep(delay), if !running.is_empty() => {
                 start_next(&mut running);
             }
         }

@@ -369,7 +369,7 @@ impl Datagram {
                         Ok(mut g) => self.flush_round(Some(&mut g)),
                         Err(e) => return self.finish(Some(e), Syscall::Sendto),
                     },
-                    _ = tokio::time::sleep(Duration::from_millis(5)) => self.flush_round(None),
+                    _ = crate::reactor::sleep(Duration::from_millis(5)) => self.flush_round(None),
                 }
             } else {
                 tokio::select! {

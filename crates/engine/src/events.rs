@@ -212,6 +212,11 @@ impl EventQueue {
         }
     }
 
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.batch.lock().unwrap().records.is_empty()
+    }
+
     /// Takes everything queued so far. The next push wakes the host again.
     pub fn drain(&self) -> Batch {
         let batch = std::mem::take(&mut *self.batch.lock().unwrap());

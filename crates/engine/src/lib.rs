@@ -15,6 +15,7 @@ pub mod connect;
 pub mod datagram;
 pub mod events;
 pub mod pipe;
+pub mod reactor;
 pub mod server;
 pub mod stream;
 pub mod subprocess;
@@ -27,13 +28,14 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 
 pub use connect::ConnectOptions;
 pub use datagram::{Datagram, DatagramOptions};
 use events::EventQueue;
 pub use server::{ListenOptions, Server};
 pub use pipe::PipeEnd;
+pub use reactor::Reactor;
 pub use stream::{FdKind, Stream};
 pub use subprocess::{Process, SpawnOptions, Spawned};
 pub use tls::{TlsConn, TlsContext, TlsOptions};
@@ -41,7 +43,10 @@ pub use tls::{TlsConn, TlsContext, TlsOptions};
 /// How the engine runs; the defaults are what measurement chose (see the README's benchmarks).
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Worker threads of the tokio runtime.
+    /// Run on the host's thread ([`Reactor::host`]): the host turns the engine when [`Engine::reactor_fd`]
+    /// is readable. Otherwise on `io_threads` threads of its own ([`Reactor::threads`]).
+    pub host_reactor: bool,
+    /// Worker threads of the tokio runtime when it has threads of its own.
     pub io_threads: usize,
     /// `write()` tries the socket on the calling (host) thread when nothing is queued; otherwise every
     /// write is handed to the engine's writer task.
@@ -50,7 +55,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { io_threads: 1, direct_writes: true }
+        EngineOptions { host_reactor: false, io_threads: 1, direct_writes: true }
     }
 }
 
@@ -79,7 +84,7 @@ impl Core {
 pub struct Engine {
     core: Arc<Core>,
     // Kept last so that it drops after `core`'s users.
-    _runtime: Runtime,
+    reactor: Reactor,
 }
 
 impl Engine {
@@ -89,14 +94,10 @@ impl Engine {
     }
 
     pub fn with_options(wake: Box<dyn Fn() + Send + Sync>, options: EngineOptions) -> io::Result<Engine> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(options.io_threads.max(1))
-            .thread_name("protoloop-io")
-            .enable_all()
-            .build()?;
+        let reactor = if options.host_reactor { Reactor::host()? } else { Reactor::threads(options.io_threads)? };
         let core = Arc::new(Core {
             queue: EventQueue::new(wake),
-            handle: runtime.handle().clone(),
+            handle: reactor.handle().clone(),
             direct_writes: options.direct_writes,
             streams: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
@@ -106,7 +107,17 @@ impl Engine {
             processes: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
         });
-        Ok(Engine { core, _runtime: runtime })
+        Ok(Engine { core, reactor })
+    }
+
+    /// With a host reactor: the descriptor that turns readable when [`Engine::turn`] has work.
+    pub fn reactor_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.reactor.fd()
+    }
+
+    /// With a host reactor: does what is ready (see [`Reactor::turn`]).
+    pub fn turn(&self) {
+        self.reactor.turn()
     }
 
     pub fn queue(&self) -> &EventQueue {

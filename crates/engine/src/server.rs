@@ -203,7 +203,7 @@ impl Server {
                     Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM) => {
                         tokio::select! {
                             _ = self.stopped() => return,
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = crate::reactor::sleep(Duration::from_secs(1)) => {}
                         }
                     }
                     // The peer gave up before we accepted (ECONNABORTED and friends): keep going.

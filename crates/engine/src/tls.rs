@@ -713,13 +713,13 @@ impl TlsConn {
         let timeout = self.shutdown_timeout;
         tokio::select! {
             _ = self.stopped() => return,
-            _ = tokio::time::timeout(timeout, async {
+            _ = crate::reactor::timeout(timeout, async {
                 let _ = std::future::poll_fn(|cx| self.poll_wr(|w| w.poll_shutdown(cx))).await;
                 loop {
                     if self.write.lock().unwrap().read_done {
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    crate::reactor::sleep(Duration::from_millis(5)).await;
                 }
             }) => {}
         }
@@ -744,7 +744,7 @@ async fn handshake(ctx: &TlsContext, io: FdIo) -> Result<(Tls, Option<String>), 
             }
         }
     };
-    match tokio::time::timeout(ctx.handshake_timeout, fut).await {
+    match crate::reactor::timeout(ctx.handshake_timeout, fut).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(HandshakeError::from_io(&e)),
         Err(_elapsed) => Err(HandshakeError {

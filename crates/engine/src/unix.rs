@@ -39,7 +39,7 @@ async fn connect(addr: &SockAddr) -> io::Result<Socket> {
         match sock.connect(addr) {
             Ok(()) => return Ok(sock),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                tokio::time::sleep(pause).await;
+                crate::reactor::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {

@@ -1,0 +1,211 @@
+//! Where the engine's tasks run: on I/O threads of their own, or on the host's thread.
+//!
+//! With [`Reactor::threads`] a multi-thread tokio runtime reads and writes while the host's thread
+//! runs JavaScript; every event crosses between the two threads, and a request/response exchange
+//! pays that hop in latency each way. With [`Reactor::host`] a current-thread runtime lives on the
+//! host's thread: the host watches [`Reactor::fd`] (the runtime's epoll instance, readable whenever a
+//! socket it waits on is ready or a task was woken from elsewhere) in its own event loop and calls
+//! [`Reactor::turn`] when it is readable, which reads, accepts and writes without blocking and
+//! returns. Events are then delivered on the same thread, in the same loop iteration, as Node's own
+//! sockets are.
+//!
+//! ```
+//! use protoloop_engine::reactor::Reactor;
+//!
+//! let reactor = Reactor::host().unwrap();
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! reactor.handle().spawn(async move { tx.send(42).unwrap() });
+//! reactor.turn(); // runs the task, waits for nothing
+//! assert_eq!(rx.try_recv(), Ok(42));
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+
+pub struct Reactor {
+    runtime: Runtime,
+    /// Host mode only: the runtime's epoll descriptor.
+    fd: Option<RawFd>,
+}
+
+impl Reactor {
+    /// A multi-thread runtime on `threads` I/O threads of its own.
+    pub fn threads(threads: usize) -> io::Result<Reactor> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("protoloop-io")
+            .enable_io()
+            .build()?;
+        Ok(Reactor { runtime, fd: None })
+    }
+
+    /// A current-thread runtime that the host turns (see the module's documentation).
+    ///
+    /// Needs the build flag `--cfg tokio_unstable` (set in `.cargo/config.toml`): a turn ends when the
+    /// runtime's local run queue is empty, and only tokio's unstable metrics tell its depth.
+    pub fn host() -> io::Result<Reactor> {
+        if !cfg!(tokio_unstable) {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "built without --cfg tokio_unstable"));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let fd = find_epoll_fd(runtime.handle())?;
+        Ok(Reactor { runtime, fd: Some(fd) })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        self.runtime.handle()
+    }
+
+    /// Host mode: the descriptor to watch for readability. `None` for I/O threads.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
+    /// Host mode: runs every task that is ready, collects the readiness of the runtime's descriptors
+    /// without waiting, runs the tasks that woke, and so on until a collection wakes nothing. Call it
+    /// when [`Reactor::fd`] is readable, on the thread that made the reactor, never from inside a task.
+    /// Does nothing for I/O threads.
+    pub fn turn(&self) {
+        if self.fd.is_none() {
+            return;
+        }
+        self.runtime.block_on(async {
+            loop {
+                // A yield is woken after the scheduler has run ready tasks (all of them, or its
+                // quota of 61) and polled the driver with a zero timeout. What that poll woke waits
+                // in the local queue, and tasks spawned from other threads (or beyond the quota) in
+                // the global one; the wake-ups that put them there are spent, so if the turn ended
+                // now they would wait until the descriptor turns readable again, maybe never.
+                tokio::task::yield_now().await;
+                if queued_tasks() == 0 {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(tokio_unstable)]
+fn queued_tasks() -> usize {
+    let metrics = Handle::current().metrics();
+    metrics.worker_local_queue_depth(0) + metrics.global_queue_depth()
+}
+
+#[cfg(not(tokio_unstable))]
+fn queued_tasks() -> usize {
+    unreachable!("the host reactor needs --cfg tokio_unstable")
+}
+
+/// tokio keeps its epoll descriptor to itself. A probe socket registered with the runtime finds it:
+/// the one epoll instance of the process whose `/proc/self/fdinfo` lists the probe.
+fn find_epoll_fd(handle: &Handle) -> io::Result<RawFd> {
+    let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    a.set_nonblocking(true)?;
+    let probe_fd = a.as_raw_fd().to_string();
+    let _rt = handle.enter();
+    let _probe = tokio::net::UnixStream::from_std(a)?;
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
+        if std::fs::read_link(entry.path()).ok().and_then(|t| t.to_str().map(|s| s == "anon_inode:[eventpoll]")) != Some(true) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else { continue };
+        let lists_probe = info.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some("tfd:") && words.next() == Some(probe_fd.as_str())
+        });
+        if lists_probe {
+            return Ok(fd);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::NotFound, "the runtime's epoll descriptor is not in /proc/self/fd"))
+}
+
+/// Every engine's timers run on one small runtime of their own: a host reactor's descriptor does not
+/// turn readable when a deadline passes (tokio does not say when its next one is), while a timer on
+/// another thread wakes its task as any other thread would, through the runtime's descriptor.
+fn timers() -> &'static Handle {
+    static TIMERS: OnceLock<Runtime> = OnceLock::new();
+    TIMERS
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("protoloop-timer")
+                .enable_time()
+                .build()
+                .expect("protoloop: cannot start the timer thread")
+        })
+        .handle()
+}
+
+pub(crate) fn sleep(d: Duration) -> tokio::time::Sleep {
+    let _timers = timers().enter();
+    tokio::time::sleep(d)
+}
+
+pub(crate) fn timeout<F: Future>(d: Duration, f: F) -> tokio::time::Timeout<F> {
+    let _timers = timers().enter();
+    tokio::time::timeout(d, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_runs_what_io_woke_and_returns_when_idle() {
+        let reactor = Reactor::host().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _rt = reactor.handle().enter();
+        let a = tokio::net::UnixStream::from_std(a).unwrap();
+        reactor.handle().spawn(async move {
+            a.readable().await.unwrap();
+            tx.send(()).unwrap();
+        });
+        reactor.turn(); // the task runs and waits for readiness
+        assert!(rx.try_recv().is_err());
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        // The epoll descriptor is readable now, and one turn is enough to run the woken task.
+        let mut pfd = libc::pollfd { fd: reactor.fd().unwrap(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, waited on for at most a second.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1);
+        reactor.turn();
+        assert_eq!(rx.try_recv(), Ok(()));
+    }
+
+    #[test]
+    fn one_turn_runs_more_tasks_than_the_schedulers_quota() {
+        let reactor = Reactor::host().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..500 {
+            let tx = tx.clone();
+            reactor.handle().spawn(async move { tx.send(i).unwrap() });
+        }
+        reactor.turn();
+        assert_eq!(rx.try_iter().count(), 500);
+    }
+
+    #[test]
+    fn timers_wake_a_host_reactor_through_its_descriptor() {
+        let reactor = Reactor::host().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        reactor.handle().spawn(async move {
+            sleep(Duration::from_millis(20)).await;
+            tx.send(()).unwrap();
+        });
+        reactor.turn();
+        let mut pfd = libc::pollfd { fd: reactor.fd().unwrap(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, waited on for at most a second.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1);
+        reactor.turn();
+        assert_eq!(rx.try_recv(), Ok(()));
+    }
+}
