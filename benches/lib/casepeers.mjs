@@ -13,9 +13,11 @@ export const SERVERS = join(BENCH, 'servers');
 export function casePeers(selected, table) {
   const out = [];
   for (const p of selected) {
-    const t = table[p.name] ?? (p.name.startsWith('protoloop-') ? table.protoloop : undefined);
+    const own = table[p.name];
+    const t = own ?? (p.name.startsWith('protoloop-') ? table.protoloop : undefined);
     if (!t) continue;
-    out.push({ ...p, ...t, env: { ...(p.env ?? {}), ...(t.env ?? {}) } });
+    // A variant borrows protoloop's command line but keeps its own label.
+    out.push({ ...p, ...t, label: own ? (t.label ?? p.label) : p.label, env: { ...(p.env ?? {}), ...(t.env ?? {}) } });
   }
   return out;
 }

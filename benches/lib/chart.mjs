@@ -4,6 +4,7 @@
 
 const COLORS = {
   protoloop: '#e4572e',
+  'protoloop-threads': '#7b2cbf',
   'protoloop-io2': '#f2a541',
   'protoloop-enginewrite': '#c9184a',
   'node-net': '#8c8c8c',
