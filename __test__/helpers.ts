@@ -1,4 +1,5 @@
 // Shared test helpers: a recording protocol, Node peers, waiting for conditions, descriptor counting.
+import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { Protocol, type Transport } from 'protoloop';
@@ -168,4 +169,34 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** The built package's ES module entry, for scripts run in a fresh Node. */
+export const entry = new URL('../dist/esm/index.mjs', import.meta.url).pathname;
+
+/**
+ * Runs an ES module snippet (with the package imported as `pl`) in a fresh Node, with `env` added to
+ * this process's environment; resolves with its exit code, output and wall time.
+ */
+export function runScript(
+  code: string,
+  timeoutMs = 15_000,
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; signal: string | null; out: string; err: string; ms: number }> {
+  const start = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import * as pl from ${JSON.stringify(entry)};\n${code}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    child.on('exit', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, out, err, ms: Date.now() - start });
+    }),
+  );
 }

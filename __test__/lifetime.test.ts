@@ -5,30 +5,9 @@ import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createConnection, createServer, Protocol } from 'protoloop';
-import { Echo, Recorder, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, sleep, waitFor } from './helpers';
+import { Echo, Recorder, entry, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, runScript, sleep, waitFor } from './helpers';
 
 const native = createRequire(import.meta.url)('../bindings/node/index.js') as { openHandles(): number };
-const entry = new URL('../dist/esm/index.mjs', import.meta.url).pathname;
-
-/** Runs an ES module snippet in a fresh Node; resolves with its exit code, output and wall time. */
-function runScript(code: string, timeoutMs = 15_000): Promise<{ status: number | null; signal: string | null; out: string; err: string; ms: number }> {
-  const start = Date.now();
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `import * as pl from ${JSON.stringify(entry)};\n${code}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    child.on('exit', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, out, err, ms: Date.now() - start });
-    }),
-  );
-}
-
 
 async function settle(): Promise<void> {
   await waitFor(() => native.openHandles() === 0, 20_000, 'engine handles to close');

@@ -1,0 +1,49 @@
+// Where the engine runs: on the JavaScript thread, turned by Node's event loop (the default host
+// reactor), or on an I/O thread of its own (PROTOLOOP_REACTOR=threads). Both serve the same protocols.
+import { describe, expect, it } from 'vitest';
+import { runScript } from './helpers';
+
+// 300 Node clients connect at once (more tasks than tokio runs in one pass of its scheduler) and each
+// sends a line and half-closes; the script reports whether every echo came back intact and the names
+// of the process's threads.
+const echo300 = `
+import * as net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+class Echo extends pl.Protocol {
+  connectionMade(t) { this.t = t; }
+  dataReceived(d) { this.t.write(d); }
+}
+const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+const port = server.sockets[0].getsockname()[1];
+const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => new Promise((resolve, reject) => {
+  const c = net.connect(port, '127.0.0.1', () => c.end('ping ' + i));
+  let got = '';
+  c.on('data', (d) => (got += d));
+  c.on('end', () => resolve(got));
+  c.on('error', reject);
+})));
+server.close();
+await server.waitClosed();
+const threads = readdirSync('/proc/self/task').map((t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim());
+console.log(JSON.stringify({ intact: replies.filter((r, i) => r === 'ping ' + i).length, threads }));
+`;
+
+describe('reactor', () => {
+  it('by default runs the engine on the JavaScript thread: no I/O thread, every connection served', async () => {
+    const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: 'host' });
+    expect(r.err).toBe('');
+    expect(r.status).toBe(0);
+    const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
+    expect(intact).toBe(300);
+    expect(threads).not.toContain('protoloop-io');
+  });
+
+  it('PROTOLOOP_REACTOR=threads runs it on an I/O thread of its own, serving the same', async () => {
+    const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: 'threads' });
+    expect(r.err).toBe('');
+    expect(r.status).toBe(0);
+    const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
+    expect(intact).toBe(300);
+    expect(threads).toContain('protoloop-io');
+  });
+});
