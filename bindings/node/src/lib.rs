@@ -1,8 +1,9 @@
 //! napi-rs glue: engine handles become numbers, engine event batches become one JavaScript call.
 //!
-//! Nothing here knows about protocols. The TypeScript layer registers one callback with [`init`]; the
-//! engine wakes it through a weak threadsafe function once per batch, and the callback receives the
-//! whole batch as two flat buffers (see `protoloop_engine::events`). Errors of system calls come back as
+//! Nothing here knows about protocols. The TypeScript layer registers one callback with [`init`], which
+//! receives each batch of events as two flat buffers (see `protoloop_engine::events`): right after each
+//! turn of the engine on the JavaScript thread (`reactor`), and otherwise through a weak threadsafe
+//! function, once per batch. Errors of system calls come back as
 //! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
 
 mod buffer;
