@@ -29,21 +29,15 @@ console.log(JSON.stringify({ intact: replies.filter((r, i) => r === 'ping ' + i)
 `;
 
 describe('reactor', () => {
-  it('by default runs the engine on the JavaScript thread: no I/O thread, every connection served', async () => {
-    const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: 'host' });
+  it.each([
+    ['by default runs the engine on the JavaScript thread: no I/O thread, every connection served', 'host', false],
+    ['PROTOLOOP_REACTOR=threads runs it on an I/O thread of its own, serving the same', 'threads', true],
+  ])('%s', async (_title, reactor, ioThread) => {
+    const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: reactor });
     expect(r.err).toBe('');
     expect(r.status).toBe(0);
     const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
     expect(intact).toBe(300);
-    expect(threads).not.toContain('protoloop-io');
-  });
-
-  it('PROTOLOOP_REACTOR=threads runs it on an I/O thread of its own, serving the same', async () => {
-    const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: 'threads' });
-    expect(r.err).toBe('');
-    expect(r.status).toBe(0);
-    const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
-    expect(intact).toBe(300);
-    expect(threads).toContain('protoloop-io');
+    expect(threads.includes('protoloop-io')).toBe(ioThread);
   });
 });

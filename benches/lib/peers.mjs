@@ -15,6 +15,11 @@ function has(cmd, args) {
   }
 }
 
+/** A protoloop server with its own environment, run only when named in --peers. */
+function variant(name, label, env, extra = {}) {
+  return { name, label, cmd: node, args: ['--expose-gc', join(servers, 'protoloop.cjs')], env, jsHeap: true, optional: true, ...extra };
+}
+
 /**
  * Every peer the harness knows. `baseline` is the peer ratios are taken against; `optional` peers run
  * only when named in --peers (for experiments such as the engine's thread count).
@@ -30,44 +35,14 @@ export function allPeers() {
       args: ['--expose-gc', join(servers, 'protoloop.cjs')],
       jsHeap: true,
     },
-    {
-      name: 'protoloop-threads',
-      label: 'protoloop (I/O thread)',
-      cmd: node,
-      args: ['--expose-gc', join(servers, 'protoloop.cjs')],
-      env: { PROTOLOOP_REACTOR: 'threads' },
-      jsHeap: true,
-      optional: true,
-    },
-    {
-      name: 'protoloop-io2',
-      label: 'protoloop (2 I/O threads)',
-      cmd: node,
-      args: ['--expose-gc', join(servers, 'protoloop.cjs')],
-      env: { PROTOLOOP_REACTOR: 'threads', PROTOLOOP_IO_THREADS: '2' },
-      jsHeap: true,
-      optional: true,
-    },
-    {
-      // Two builds side by side: build the other one, copy its .node somewhere, and point this at it.
-      name: 'protoloop-alt',
-      label: 'protoloop (alt build)',
-      cmd: node,
-      args: ['--expose-gc', join(servers, 'protoloop.cjs')],
-      env: { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.PROTOLOOP_ALT_ADDON ?? '' },
+    // Variants of protoloop, run only when named: the same server with other engine settings.
+    variant('protoloop-threads', 'protoloop (I/O thread)', { PROTOLOOP_REACTOR: 'threads' }),
+    variant('protoloop-io2', 'protoloop (2 I/O threads)', { PROTOLOOP_REACTOR: 'threads', PROTOLOOP_IO_THREADS: '2' }),
+    // Two builds side by side: build the other one, copy its .node somewhere, and point this at it.
+    variant('protoloop-alt', 'protoloop (alt build)', { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.PROTOLOOP_ALT_ADDON ?? '' }, {
       missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON to the .node file of the other build',
-      jsHeap: true,
-      optional: true,
-    },
-    {
-      name: 'protoloop-enginewrite',
-      label: 'protoloop (writes on the I/O thread)',
-      cmd: node,
-      args: ['--expose-gc', join(servers, 'protoloop.cjs')],
-      env: { PROTOLOOP_WRITE_PATH: 'engine' },
-      jsHeap: true,
-      optional: true,
-    },
+    }),
+    variant('protoloop-enginewrite', 'protoloop (writes by the engine)', { PROTOLOOP_WRITE_PATH: 'engine' }),
     { name: 'node-net', label: 'Node net', cmd: node, args: ['--expose-gc', join(servers, 'node-net.cjs')], jsHeap: true, baseline: true },
     { name: 'tokio', label: 'raw tokio', cmd: join(BIN, 'release', 'tokio-server'), args: [] },
     { name: 'c-epoll', label: 'C epoll', cmd: join(BIN, 'c-epoll'), args: [] },
