@@ -517,11 +517,7 @@ describe('write flow control', () => {
 describe('read flow control', () => {
   it('pauseReading holds back bytes already in flight and the EOF until resumeReading', async () => {
     const payload = randomBytes(4 * MiB);
-    let peerDone!: Promise<void>;
-    const srv = await nodeServer((s) => {
-      peerDone = new Promise((r) => s.on('finish', () => r()));
-      s.end(payload);
-    });
+    const srv = await nodeServer((s) => s.end(payload));
     class Pauser extends Recorder {
       override dataReceived(d: Buffer) {
         super.dataReceived(d);
@@ -536,8 +532,9 @@ describe('read flow control', () => {
     expect(t.isReading()).toBe(true);
     await waitFor(() => rec.chunks.length === 1);
     expect(t.isReading()).toBe(false);
-    await peerDone;
-    await sleep(200);
+    // Not waiting for the peer to finish writing: how much of 4 MiB the kernel takes while nobody reads
+    // depends on how far its buffers had grown (a flake beside a CPU hog), and it changes nothing here.
+    await sleep(300);
     expect(rec.calls).toEqual(['connectionMade', 'dataReceived']);
     t.resumeReading();
     // Nothing is delivered inside resumeReading() itself.

@@ -154,15 +154,20 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         })
     };
     let options = engine_options();
-    // A host reactor needs /proc and a build with tokio's metrics; without them, I/O threads.
-    let engine = Engine::with_options(wake(), options.clone())
-        .or_else(|e| if options.host_reactor { Engine::with_options(wake(), EngineOptions { host_reactor: false, ..options }) } else { Err(e) })
-        .map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")))?;
-    let fd = engine.reactor_fd();
+    let host = options.host_reactor;
+    let threads = EngineOptions { host_reactor: false, ..options.clone() };
+    let started = |o: EngineOptions| Engine::with_options(wake(), o).map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")));
+    // A host reactor needs /proc, a build with tokio's metrics and libuv's poll handle; without them,
+    // an I/O thread.
+    let engine = match started(options) {
+        Ok(engine) => match engine.reactor_fd() {
+            Some(fd) if reactor::watch(&env, fd, on_events.value().value).is_err() => started(threads)?,
+            _ => engine,
+        },
+        Err(_) if host => started(threads)?,
+        Err(e) => return Err(e),
+    };
     let _ = ENGINE.set(engine);
-    if let Some(fd) = fd {
-        reactor::watch(&env, fd, on_events.value().value)?;
-    }
     Ok(())
 }
 
