@@ -2,7 +2,7 @@
 //! `create_datagram_endpoint`).
 //!
 //! One reader task per endpoint takes every datagram the kernel holds with one `recvmmsg` (Linux) and
-//! queues them under one lock, so a flood costs one thread hop per batch. Each datagram is one
+//! queues them under one lock, so a flood costs one hand-over to the host per batch. Each datagram is one
 //! [`Kind::DatagramReceived`] record whose payload is the sender's address followed by the data (see
 //! [`encode_sender`]). Sends come from the host thread first, as the stream transport's writes do
 //! (unless [`crate::EngineOptions::direct_writes`] is off); only what the kernel refuses with `EAGAIN`
