@@ -3,8 +3,8 @@
 //! One reader task per stream reads and queues [`Kind::Data`] events. Writes come from the host thread:
 //! when nothing is queued they go straight to the kernel there (with I/O threads, without a hop to
 //! them), and only the unsent rest is queued for a writer task that waits for writability and reports
-//! what it sent as [`Kind::Drained`]. All writes of a stream happen under its write lock, so bytes keep their order
-//! whichever thread sends them.
+//! what it sent as [`Kind::Drained`]. All writes of a stream happen under its write lock, so bytes keep
+//! their order whichever thread sends them.
 
 use std::collections::VecDeque;
 use std::io;

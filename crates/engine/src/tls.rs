@@ -619,9 +619,14 @@ impl TlsConn {
 
     /// The reader saw the end; returns whether a close is under way (then the connection is done).
     fn read_ended(&self) -> bool {
-        let mut st = self.write.lock().unwrap();
-        st.read_done = true;
-        st.closing
+        let closing = {
+            let mut st = self.write.lock().unwrap();
+            st.read_done = true;
+            st.closing
+        };
+        // The writer may be waiting for it after its close_notify.
+        self.write_wake.notify_waiters();
+        closing
     }
 
     async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
@@ -715,12 +720,7 @@ impl TlsConn {
             _ = self.stopped() => return,
             _ = crate::reactor::timeout(timeout, async {
                 let _ = std::future::poll_fn(|cx| self.poll_wr(|w| w.poll_shutdown(cx))).await;
-                loop {
-                    if self.write.lock().unwrap().read_done {
-                        return;
-                    }
-                    crate::reactor::sleep(Duration::from_millis(5)).await;
-                }
+                crate::wait_until(&self.write_wake, || self.write.lock().unwrap().read_done).await;
             }) => {}
         }
         self.finish(None, Syscall::None);
