@@ -79,14 +79,12 @@ pub fn alloc_buffer(env: &Env, size: u32) -> Result<Uint8ArraySlice<'_>> {
     let slab = Arc::new(Slab::new(size as usize)?);
     let (ptr, len) = (slab.ptr, slab.len);
     SLABS.lock().unwrap().insert(ptr as usize, Arc::downgrade(&slab));
-    // V8 does not see external memory by itself; without this, many dropped slabs would not press the
-    // garbage collector into freeing them.
-    env.adjust_external_memory(len as i64)?;
+    // V8 counts the slab itself (an external ArrayBuffer is a backing store it accounts for), so it is
+    // not reported again with `adjust_external_memory`, which would count it twice (see `batch_buffers`).
     // SAFETY: the slab's memory is valid for `len` bytes while the `Arc` lives; the finalizer holds one.
     unsafe {
-        Uint8ArraySlice::from_external(env, ptr, len, slab, |env, slab: Arc<Slab>| {
+        Uint8ArraySlice::from_external(env, ptr, len, slab, |_env, slab: Arc<Slab>| {
             SLABS.lock().unwrap().remove(&(slab.ptr as usize));
-            let _ = env.adjust_external_memory(-(slab.len as i64));
             drop(slab);
         })
     }

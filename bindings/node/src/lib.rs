@@ -73,13 +73,10 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
                     drop(Box::from_raw(hint));
                     check_status!(status)?;
                 }
-                // V8 does not see external memory by itself: without this it would not collect
-                // batches often enough to keep the pool supplied. It is told the bytes JavaScript can
-                // see, as for Node's own Buffers; telling it the capacity (up to 1 MiB per batch)
-                // forced a major GC every few dozen batches: bulk receive 815 -> 619 us CPU/MiB,
-                // peak RSS 116 -> 139 MiB (`protoloop-alt` A/B in benches/results/gc-ab.md).
-                let mut _total = 0;
-                napi::sys::napi_adjust_external_memory(env.raw(), len as i64, &mut _total);
+                // No `napi_adjust_external_memory`: Node makes an external Buffer a V8 backing store,
+                // which V8 counts itself, and a young one dies in a scavenge. Reporting the bytes
+                // again counted them twice and against the limit that starts a full mark-compact:
+                // one every ~32 MiB received (30 per GiB through the callback proxy, 0 without).
             }
         }
         Ok((head, payload))
@@ -87,12 +84,9 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
 }
 
 /// Finalizer of a payload Buffer: its memory goes back to the pool.
-unsafe extern "C" fn return_payload(env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+unsafe extern "C" fn return_payload(_env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
     // SAFETY: `hint` is the boxed Vec made in `batch_buffers`, finalized exactly once.
     let mut vec = unsafe { Box::from_raw(hint as *mut Vec<u8>) };
-    let mut _total = 0;
-    // SAFETY: called on the JavaScript thread with its env, as finalizers are.
-    unsafe { napi::sys::napi_adjust_external_memory(env, -(vec.len() as i64), &mut _total) };
     vec.clear();
     let mut pool = PAYLOAD_POOL.lock().unwrap();
     if pool.len() < POOL_KEPT {
