@@ -1,5 +1,6 @@
 // Bad input: TypeError for wrong types, RangeError for out-of-range values, each naming the argument;
 // never a crash, a leaked descriptor or a half-made protocol.
+import { createRequire } from 'node:module';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { constants, createConnection, createServer, getRunningLoop, Protocol, type Transport } from 'protoloop';
@@ -164,5 +165,18 @@ describe('loop', () => {
     const f = loop.createFuture();
     expect(() => f.addDoneCallback(null as any)).toThrow(TypeError);
     expect(() => f.setException(undefined)).toThrow(TypeError);
+  });
+});
+
+describe('the addon', () => {
+  // The stream write is a bare Node-API function (no napi-rs argument checks): it must check its own.
+  const write = (createRequire(import.meta.url)('../bindings/node/index.js') as { writeFunction(): (...a: unknown[]) => number }).writeFunction();
+
+  it('its stream write rejects what is not (id, Uint8Array) with a TypeError naming the argument', () => {
+    expect(() => write('x', Buffer.from('a'))).toThrow(/"id" argument/);
+    expect(() => write()).toThrow(TypeError);
+    expect(() => write(1, 'text')).toThrow(/"data" argument must be a Uint8Array/);
+    expect(() => write(1, new Uint16Array(2))).toThrow(TypeError);
+    expect(write(0x7fffffff, Buffer.from('to nobody'))).toBe(0);
   });
 });

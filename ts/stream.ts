@@ -39,7 +39,7 @@ export interface StreamOps {
 
 /** @internal */
 export const STREAM_OPS: StreamOps = {
-  write: native.write,
+  write: native.writeFunction(),
   writev: native.writev,
   writeEof: native.writeEof,
   close: native.close,

@@ -27,7 +27,7 @@ use protoloop_engine::{Engine, EngineOptions};
 type Waker = ThreadsafeFunction<(), (), FnArgs<(RawValue, RawValue)>, Status, false, true>;
 
 /// A value made with raw Node-API calls, handed back to JavaScript as it is.
-struct RawValue(napi::sys::napi_value);
+pub(crate) struct RawValue(pub(crate) napi::sys::napi_value);
 
 impl ToNapiValue for RawValue {
     unsafe fn to_napi_value(_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
@@ -61,7 +61,9 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
             // SAFETY: an empty Buffer; nothing to fill.
             unsafe { check_status!(napi::sys::napi_create_buffer(env.raw(), 0, &mut data, &mut payload))? };
         } else {
-            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
+            // The queue reads into `next` until the host drains again: it gets a full batch's capacity
+            // at once rather than growing (and copying) read by read.
+            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(protoloop_engine::events::BATCH_CAPACITY));
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
             let (ptr, len) = (vec.as_ptr(), vec.len());
             // SAFETY: the Buffer borrows the Vec's heap memory, which the boxed Vec (the finalize hint)

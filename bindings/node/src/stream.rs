@@ -50,10 +50,49 @@ pub fn adopt(fd: i32, pipe: bool, readable: bool) -> Result<i64> {
     })
 }
 
-/// Sends `data`; returns how many bytes the kernel took at once (the rest is queued).
-#[napi]
-pub fn write(id: u32, data: &[u8]) -> u32 {
-    stream(id).map_or(0, |s| s.write(&[data]) as u32)
+/// Returns `write(id, data)`, which sends `data` and returns how many bytes the kernel took at once
+/// (the rest is queued). It is a bare Node-API function because it is the hot path: a `#[napi]`
+/// function with a `&[u8]` argument opens and closes napi-rs's borrow bookkeeping (a global lock and
+/// map) on every call, and a write needs none of it: the bytes are only read before it returns, and no
+/// JavaScript runs meanwhile.
+#[napi(ts_return_type = "(id: number, data: Uint8Array) => number")]
+pub fn write_function(env: Env) -> Result<crate::RawValue> {
+    let mut f = std::ptr::null_mut();
+    // SAFETY: a plain function with a static name and callback; no data pointer.
+    check_status!(unsafe { sys::napi_create_function(env.raw(), c"write".as_ptr(), 5, Some(write_raw), std::ptr::null_mut(), &mut f) })?;
+    Ok(crate::RawValue(f))
+}
+
+unsafe extern "C" fn write_raw(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    const OK: sys::napi_status = sys::Status::napi_ok;
+    let mut argc = 2;
+    let mut argv = [std::ptr::null_mut(); 2];
+    let (mut id, mut ty, mut len, mut data) = (0u32, 0, 0usize, std::ptr::null_mut());
+    // SAFETY: Node-API calls on the JavaScript thread with this callback's env and info, writing only
+    // into the locals given; the typed array's memory is valid and unchanged until we return.
+    unsafe {
+        if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) != OK
+            || argc < 2
+            || sys::napi_get_value_uint32(env, argv[0], &mut id) != OK
+        {
+            sys::napi_throw_type_error(env, std::ptr::null(), c"write: the \"id\" argument must be a number".as_ptr());
+            return std::ptr::null_mut();
+        }
+        if sys::napi_get_typedarray_info(env, argv[1], &mut ty, &mut len, &mut data, std::ptr::null_mut(), std::ptr::null_mut()) != OK
+            || ty != sys::TypedarrayType::uint8_array
+        {
+            sys::napi_throw_type_error(env, std::ptr::null(), c"write: the \"data\" argument must be a Uint8Array".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data as *const u8, len) };
+        let sent = std::panic::catch_unwind(|| stream(id).map_or(0, |s| s.write(&[bytes]) as u32));
+        let mut out = std::ptr::null_mut();
+        match sent {
+            Ok(n) => sys::napi_create_uint32(env, n, &mut out),
+            Err(_) => sys::napi_throw_error(env, std::ptr::null(), c"protoloop: internal error in write".as_ptr()),
+        };
+        out
+    }
 }
 
 /// Sends several buffers with one vectored write where possible.
