@@ -247,14 +247,13 @@ describe('memory', () => {
         for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
       }).observe({ entryTypes: ['gc'] });
       let received = 0;
-      const done = new Promise((resolve) => {
-        class Sink extends pl.Protocol {
-          dataReceived(d) { received += d.length; }
-          eofReceived() { resolve(); }
-        }
-        globalThis.server = pl.createServer(() => new Sink(), '127.0.0.1', 0);
-      });
-      const server = await globalThis.server;
+      let finished;
+      const done = new Promise((resolve) => (finished = resolve));
+      class Sink extends pl.Protocol {
+        dataReceived(d) { received += d.length; }
+        eofReceived() { finished(); }
+      }
+      const server = await pl.createServer(() => new Sink(), '127.0.0.1', 0);
       const chunk = Buffer.alloc(1 << 20, 7);
       const c = net.connect(server.sockets[0].getsockname()[1], '127.0.0.1', async () => {
         for (let i = 0; i < 256; i++) if (!c.write(chunk)) await new Promise((r) => c.once('drain', r));

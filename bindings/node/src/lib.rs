@@ -61,9 +61,7 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
             // SAFETY: an empty Buffer; nothing to fill.
             unsafe { check_status!(napi::sys::napi_create_buffer(env.raw(), 0, &mut data, &mut payload))? };
         } else {
-            // The queue reads into `next` until the host drains again: it gets a full batch's capacity
-            // at once rather than growing (and copying) read by read.
-            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(protoloop_engine::events::BATCH_CAPACITY));
+            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
             let (ptr, len) = (vec.as_ptr(), vec.len());
             // SAFETY: the Buffer borrows the Vec's heap memory, which the boxed Vec (the finalize hint)

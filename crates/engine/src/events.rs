@@ -126,11 +126,11 @@ impl Batch {
 /// turns (echo 100 KiB x 256 -44%).
 const PAYLOAD_HIGH_WATER: usize = 256 << 10;
 
-/// Payload capacity of a full batch (the high-water mark plus one read): what a drained batch keeps
-/// for reuse, and what the host should give a fresh payload vector ([`EventQueue::drain_with`]). A
-/// vector that starts smaller grows by reallocating, which copies the bytes read so far: in a profile
-/// of 1 KiB echo that copy was the largest item of user time.
-pub const BATCH_CAPACITY: usize = PAYLOAD_HIGH_WATER + (64 << 10);
+/// Payload capacity of a full batch (the high-water mark plus one read), which every drained batch is
+/// given for the reads to come, whatever the host left in its place: a vector that starts smaller grows
+/// by reallocating, which copies the bytes read so far (in a profile of 1 KiB echo, the largest item
+/// of user time).
+const BATCH_CAPACITY: usize = PAYLOAD_HIGH_WATER + (64 << 10);
 
 /// The queue shared by all tasks of one engine.
 pub struct EventQueue {
@@ -233,7 +233,8 @@ impl EventQueue {
     }
 
     /// Hands everything queued so far to `f`, which copies what it needs or takes vectors away
-    /// (leaving others in their place), and keeps the memory left for the batches to come. The next
+    /// (leaving others in their place), and keeps the memory left for the batches to come, with at
+    /// least a full batch's payload capacity. The next
     /// push wakes the host again.
     pub fn drain_with<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> R {
         // Only the host drains, so this lock never waits; it just makes the swap safe.
@@ -245,8 +246,10 @@ impl EventQueue {
         let result = f(&mut spare);
         spare.records.clear();
         spare.payload.clear();
-        // A burst may have grown the payload a lot; do not keep that much forever.
+        // A burst may have grown the payload a lot; do not keep that much forever. And `f` may have
+        // taken the payload away, leaving a smaller vector: give it a full batch's room at once.
         spare.payload.shrink_to(BATCH_CAPACITY);
+        spare.payload.reserve(BATCH_CAPACITY);
         result
     }
 

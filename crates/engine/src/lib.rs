@@ -68,16 +68,18 @@ type IdMap<V> = Mutex<HashMap<u32, V, BuildHasherDefault<IdHasher>>>;
 #[derive(Default)]
 struct IdHasher(u64);
 
+/// 2^64 / φ: multiplying by it spreads sequential ids over the high bits (Fibonacci hashing), which
+/// hashbrown's control bytes use.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(FIBONACCI);
         }
     }
     fn write_u32(&mut self, id: u32) {
-        // Fibonacci hashing: spreads sequential ids over the high bits, which hashbrown's control
-        // bytes use.
-        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = (id as u64).wrapping_mul(FIBONACCI);
     }
     fn finish(&self) -> u64 {
         self.0
