@@ -1,7 +1,10 @@
 // Where the engine runs: on the JavaScript thread, turned by Node's event loop (the default host
 // reactor), or on an I/O thread of its own (PROTOLOOP_REACTOR=threads). Both serve the same protocols.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { runScript } from './helpers';
+import { Protocol, createServer } from 'protoloop';
+import { portOf, runScript } from './helpers';
 
 // 300 Node clients connect at once (more tasks than tokio runs in one pass of its scheduler) and each
 // sends a line and half-closes; the script reports whether every echo came back intact and the names
@@ -41,5 +44,42 @@ describe('reactor', () => {
     const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
     expect(intact).toBe(300);
     expect(threads.includes('protoloop-io')).toBe(ioThread);
+  });
+});
+
+describe('fairness', () => {
+  // The engine takes its turns inside Node's loop: a stream that never lets up must not keep the loop
+  // from its timers. The sender is another process, so that a starved loop here cannot slow it down,
+  // and the receiver spends a while on each chunk, so that bytes are always waiting.
+  it('a timer due while bytes keep arriving fires long before they stop', async () => {
+    const total = 128 << 20;
+    let received = 0;
+    let atTimer = -1;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    class Sink extends Protocol {
+      override dataReceived(d: Buffer): void {
+        if (received === 0) setTimeout(() => (atTimer = received), 1);
+        received += d.length;
+        for (const until = performance.now() + 0.05; performance.now() < until; );
+      }
+      override connectionLost(): void {
+        done();
+      }
+    }
+    const server = await createServer(() => new Sink(), '127.0.0.1', 0);
+    const sender = spawn(process.execPath, ['-e', `
+      const s = require('node:net').connect(${portOf(server)}, '127.0.0.1', () => {
+        const chunk = Buffer.alloc(1 << 20);
+        let left = ${total / (1 << 20)};
+        const more = () => { while (left > 0) { left--; if (!s.write(chunk)) return s.once('drain', more); } s.end(); };
+        more();
+      });`], { stdio: 'inherit' });
+    await finished;
+    server.close();
+    await once(sender, 'exit');
+    expect(received).toBe(total);
+    expect(atTimer).toBeGreaterThan(0);
+    expect(atTimer).toBeLessThan(total / 4);
   });
 });

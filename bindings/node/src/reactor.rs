@@ -27,8 +27,9 @@ struct Host {
 
 thread_local! {
     static HOST: Cell<Option<&'static Host>> = const { Cell::new(None) };
-    /// Set while the engine takes a turn: the events it queues are delivered right after the turn,
-    /// so the queue's wake-up (a threadsafe-function call) is not needed for them.
+    /// Set while the engine takes a turn: the events queued meanwhile (by tasks, or by JavaScript
+    /// running inside the turn) are delivered before the turn ends or right after it, so the queue's
+    /// wake-up (a threadsafe-function call) is not needed for them.
     static IN_TURN: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -76,15 +77,25 @@ unsafe extern "C" fn on_readable(_handle: *mut c_void, status: c_int, _events: c
         return;
     }
     let Ok(engine) = crate::engine() else { return };
+    let Some(host) = HOST.with(|h| h.get()) else { return };
+    // SAFETY (both calls): libuv calls this on the JavaScript thread, where `host` was made.
+    // JavaScript runs inside the turn: what its calls wake runs in this turn too (see
+    // `Reactor::turn_with`).
     IN_TURN.with(|t| t.set(true));
-    engine.turn();
+    engine.turn(|| {
+        let queued = !engine.queue().is_empty();
+        if queued {
+            // SAFETY: libuv calls this on the JavaScript thread, where `host` was made.
+            unsafe { deliver(host) };
+        }
+        queued
+    });
     IN_TURN.with(|t| t.set(false));
-    if engine.queue().is_empty() {
-        return;
-    }
-    if let Some(host) = HOST.with(|h| h.get()) {
-        // SAFETY: libuv calls this on the JavaScript thread, where `host` was made.
-        unsafe { deliver(host) };
+    // Events left when the turn stopped at its bound go to JavaScript in the next turn, after the
+    // rest of Node's loop has had its go (delivered here, what JavaScript woke would each cost a
+    // wake-up of the runtime).
+    if !engine.queue().is_empty() {
+        engine.wake();
     }
 }
 

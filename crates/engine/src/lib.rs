@@ -142,9 +142,15 @@ impl Engine {
         self.reactor.fd()
     }
 
-    /// With a host reactor: does what is ready (see [`Reactor::turn`]).
-    pub fn turn(&self) {
-        self.reactor.turn()
+    /// With a host reactor: does what is ready, calling `deliver` whenever the tasks are idle (see
+    /// [`Reactor::turn_with`]).
+    pub fn turn(&self, deliver: impl FnMut() -> bool) {
+        self.reactor.turn_with(deliver)
+    }
+
+    /// With a host reactor: asks for another turn (see [`Reactor::wake`]).
+    pub fn wake(&self) {
+        self.reactor.wake()
     }
 
     pub fn queue(&self) -> &EventQueue {
