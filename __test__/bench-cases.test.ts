@@ -136,7 +136,7 @@ describe.each(['protoloop', 'node'])('subprocess case runner %s', (impl) => {
 });
 
 describe('proxy case proxies', () => {
-  it.each(['callbacks', 'forward', 'node'])('%s passes an echo through and a half-close on to the sink', async (impl) => {
+  it.each(['callbacks', 'buffered', 'forward', 'node'])('%s passes an echo through and a half-close on to the sink', async (impl) => {
     const c = [join(servers, 'node-net.cjs')];
     const [echo, sink] = await Promise.all([listening(node, c, 'echo'), listening(node, c, 'sink')]);
     const up = ['--upstream-echo', String(echo.port), '--upstream-sink', String(sink.port)];

@@ -1,4 +1,5 @@
-// The proxy paths: examples/tcp-proxy.ts in its callbacks and forwardTo variants, and forwardTo itself.
+// The proxy paths: examples/tcp-proxy.ts in its callbacks, BufferedProtocol and forwardTo variants,
+// and forwardTo itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -75,7 +76,7 @@ async function roundTrip(port: number, mib: number): Promise<boolean> {
   return received === mib << 20 && got.digest('hex') === want.digest('hex');
 }
 
-for (const mode of ['callbacks', 'forward']) {
+for (const mode of ['callbacks', 'buffered', 'forward']) {
   describe(`examples/tcp-proxy ${mode}`, () => {
     it('carries 1 GiB each way byte-exact', async () => {
       const echo = await listen((s) => s.pipe(s));

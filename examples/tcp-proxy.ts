@@ -1,17 +1,21 @@
-// A TCP proxy in two variants:
+// A TCP proxy in three variants:
 //   callbacks  every byte passes through JavaScript: dataReceived → write, with the textbook
 //              back-pressure loop (pauseWriting/resumeWriting of one side drive pauseReading/
 //              resumeReading of the other);
+//   buffered   the same loop as a BufferedProtocol: each side receives into one allocBuffer it reuses
+//              (bufferUpdated → write), so bytes land in memory that is still in cache, as in a native
+//              proxy's read/write loop; write() copies whatever the kernel does not take at once;
 //   forward    transport.forwardTo(): the engine copies bytes between the sockets; JavaScript only
 //              sets the pair up and sees EOF and connectionLost.
-// Both pass half-closes through and close the other side when one side is lost.
-// Run: npm run example -- tcp-proxy [callbacks|forward] [listenPort] [targetHost] [targetPort]
+// All pass half-closes through and close the other side when one side is lost.
+// Run: npm run example -- tcp-proxy [callbacks|buffered|forward] [listenPort] [targetHost] [targetPort]
 //      (defaults: callbacks 8889 127.0.0.1 8888)
-import { Protocol, createConnection, createServer, type Transport } from 'protoloop';
+import { Protocol, allocBuffer, createConnection, createServer, type Transport } from 'protoloop';
 
+const MODES = ['callbacks', 'buffered', 'forward'];
 const [mode = 'callbacks', listenPort = '8889', targetHost = '127.0.0.1', targetPort = '8888'] = process.argv.slice(2);
-if (mode !== 'callbacks' && mode !== 'forward') {
-  console.error('usage: tcp-proxy [callbacks|forward] [listenPort] [targetHost] [targetPort]');
+if (!MODES.includes(mode)) {
+  console.error(`usage: tcp-proxy [${MODES.join('|')}] [listenPort] [targetHost] [targetPort]`);
   process.exit(2);
 }
 
@@ -25,7 +29,8 @@ class ProxySide extends Protocol {
     this.transport = transport;
   }
 
-  // Used by the callbacks variant only: with forwardTo, bytes never reach JavaScript.
+  // Used by the callbacks variant only: with forwardTo bytes never reach JavaScript, and a buffered
+  // side gets bufferUpdated instead.
   override dataReceived(data: Buffer): void {
     this.peer?.transport.write(data);
   }
@@ -38,8 +43,8 @@ class ProxySide extends Protocol {
 
   override eofReceived(): boolean {
     this.gotEof = true;
-    // The callbacks variant passes the half-close on itself; forwardTo already did.
-    if (mode === 'callbacks') this.peer?.transport.writeEof();
+    // The callbacks variants pass the half-close on themselves; forwardTo already did.
+    if (mode !== 'forward') this.peer?.transport.writeEof();
     // Stay half-open until both directions are done.
     if (this.peer?.gotEof) {
       this.peer.transport.close();
@@ -56,12 +61,29 @@ class ProxySide extends Protocol {
   }
 }
 
+/**
+ * A side that receives into its own buffer (a BufferedProtocol: the transport asks `getBuffer`, fills
+ * it, reports `bufferUpdated`). The buffer can be reused at once because `write()` copies what it cannot
+ * send on the spot.
+ */
+class BufferedSide extends ProxySide {
+  readonly buf = allocBuffer(64 * 1024);
+  getBuffer(): Uint8Array {
+    return this.buf;
+  }
+  bufferUpdated(nbytes: number): void {
+    this.peer?.transport.write(this.buf.subarray(0, nbytes));
+  }
+}
+
+const Side = mode === 'buffered' ? BufferedSide : ProxySide;
+
 /** The client-facing side: connects upstream, then links the two. */
-class Downstream extends ProxySide {
+class Downstream extends Side {
   override connectionMade(transport: Transport): void {
     super.connectionMade(transport);
     transport.pauseReading(); // nothing to send bytes to until upstream is connected
-    createConnection(() => new ProxySide(), targetHost, Number(targetPort)).then(
+    createConnection(() => new Side(), targetHost, Number(targetPort)).then(
       ([upstream, up]) => {
         if (transport.isClosing()) {
           upstream.close();

@@ -1,8 +1,9 @@
 // The proxy case (issue 9): load generator → proxy → upstream, the proxy being the process under test.
 // The upstream is the C epoll server (one echo, one sink, shared by every proxy, started by the case)
 // so that as much of the machine as possible is left to the proxy. Proxies: examples/tcp-proxy.ts as
-// shipped, `callbacks` (every byte through JavaScript, the protoloop column) and `forward`
-// (transport.forwardTo, its own column); Node net with socket.pipe() both ways (the Node column);
+// shipped, `callbacks` (every byte through JavaScript, the protoloop column), `buffered` (the same
+// through a BufferedProtocol's reused buffer, its own column) and `forward` (transport.forwardTo, its
+// own column); Node net with socket.pipe() both ways (the Node column);
 // raw tokio with copy_bidirectional (loadgen/src/bin/tokio-proxy.rs).
 import { join } from 'node:path';
 import { BIN, LOADGEN } from '../lib/build.mjs';
@@ -41,11 +42,17 @@ export default {
       'node-net': { args: [...proxy, '--impl', 'node', ...up] },
       tokio: { cmd: join(BIN, 'release', 'tokio-proxy'), args: up },
     });
-    // Each protoloop peer (the default, and variants such as protoloop-io2) also runs as a forwardTo proxy.
+    // Each protoloop peer (the default, and variants such as protoloop-io2) also runs as the example's
+    // other two proxies: a BufferedProtocol one and a forwardTo one.
     for (const mine of out.filter((p) => p.name.startsWith('protoloop'))) {
-      const name = mine.name === 'protoloop' ? 'protoloop-forward' : `${mine.name}-forward`;
-      const label = mine.name === 'protoloop' ? 'protoloop forwardTo' : `protoloop forwardTo (${mine.name.replace(/^protoloop-/, '')})`;
-      out.splice(out.indexOf(mine) + 1, 0, { ...mine, name, label, args: [...proxy, '--impl', 'forward', ...up], baseline: false });
+      const more = [['buffered', 'BufferedProtocol'], ['forward', 'forwardTo']].map(([impl, what]) => ({
+        ...mine,
+        name: `${mine.name}-${impl}`,
+        label: mine.name === 'protoloop' ? `protoloop ${what}` : `protoloop ${what} (${mine.name.replace(/^protoloop-/, '')})`,
+        args: [...proxy, '--impl', impl, ...up],
+        baseline: false,
+      }));
+      out.splice(out.indexOf(mine) + 1, 0, ...more);
     }
     return out;
   },

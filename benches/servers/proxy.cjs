@@ -1,10 +1,11 @@
 // The proxy case's proxies, each in front of the upstream at `--target HOST:PORT`, or as the harness
 // starts them, 127.0.0.1 at `--upstream-echo PORT` for `--mode proxy-echo` (`--upstream-sink` for
 // `proxy-sink`):
-//   --impl callbacks|forward   examples/tcp-proxy.ts as shipped (dist/examples/tcp-proxy.js), run in
-//                              this process with its own argv; its `listening on 127.0.0.1:<port>`
-//                              line becomes the harness's `LISTENING <port>`;
-//   --impl node                Node's net, the idiom: a fresh upstream socket and `pipe()` both ways.
+//   --impl callbacks|buffered|forward   examples/tcp-proxy.ts as shipped (dist/examples/tcp-proxy.js),
+//                                       run in this process with its own argv; its `listening on
+//                                       127.0.0.1:<port>` line becomes the harness's `LISTENING <port>`;
+//   --impl node                         Node's net, the idiom: a fresh upstream socket and `pipe()` both
+//                                       ways.
 'use strict';
 const path = require('node:path');
 const { parseArgs, listening, control } = require('./common.cjs');
@@ -16,7 +17,7 @@ const [targetHost, targetPort] = process.argv.includes('--target')
   ? arg('--target').split(':')
   : ['127.0.0.1', arg(`--upstream-${mode.replace(/^proxy-/, '')}`)];
 
-if (impl === 'callbacks' || impl === 'forward') {
+if (impl === 'callbacks' || impl === 'buffered' || impl === 'forward') {
   const log = console.log;
   console.log = (...a) => {
     const m = /listening on 127\.0\.0\.1:(\d+)/.exec(String(a[0]));
