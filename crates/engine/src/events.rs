@@ -172,11 +172,13 @@ impl EventQueue {
         }
     }
 
-    /// Reads straight into the batch, saving the copy out of a read buffer: `read` gets `room` bytes of
-    /// free space at the payload's end and returns how many of them it filled (those become one record
-    /// `[kind, id, n, 0, n]` when n > 0) along with whatever the caller needs back. `None`, without
-    /// calling `read`, when the host is draining just now: the caller then reads into its own buffer
-    /// rather than make the host wait on a system call.
+    /// Reads straight into the batch, saving the copy out of a read buffer: `read` gets at least `room`
+    /// bytes of free space at the payload's end and returns how many of them it filled (those become one record
+    /// `[kind, id, n, 0, n]` when n > 0, or lengthen the last record when it is the same kind of bytes
+    /// from the same id: the host then hands them on as one piece, a proxy writes them with one call)
+    /// along with whatever the caller needs back. `None`, without calling `read`, when the host is
+    /// draining just now: the caller then reads into its own buffer rather than make the host wait on a
+    /// system call.
     pub fn read_into<R>(&self, kind: Kind, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
         let (first, r) = {
             let mut batch = match self.batch.try_lock() {
@@ -185,6 +187,9 @@ impl EventQueue {
                 Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             };
             let start = batch.payload.len();
+            // More room when the batch has it below its high-water mark: fewer, larger reads for a
+            // busy stream, the rest of the capacity kept for one more reader.
+            let room = room.max(PAYLOAD_HIGH_WATER.saturating_sub(start));
             batch.payload.reserve(room);
             // SAFETY: `reserve` made `room` bytes of capacity past `start`; `read` writes at most that.
             let (n, r) = read(unsafe { batch.payload.as_mut_ptr().add(start) }, room);
@@ -195,7 +200,14 @@ impl EventQueue {
             // SAFETY: `read` initialized the first `n` bytes past `start`, within the capacity.
             unsafe { batch.payload.set_len(start + n) };
             let first = batch.records.is_empty();
-            batch.records.extend_from_slice(&[kind as u32, id, n as u32, 0, n as u32]);
+            match batch.records.last_chunk_mut::<5>() {
+                // The last record's bytes end where these begin.
+                Some([k, i, a, _, len]) if *k == kind as u32 && *i == id => {
+                    *a += n as u32;
+                    *len += n as u32;
+                }
+                _ => batch.records.extend_from_slice(&[kind as u32, id, n as u32, 0, n as u32]),
+            }
             (first, r)
         };
         if first {
@@ -304,5 +316,31 @@ mod tests {
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 2, 0, 2, 1, 2, 3, 0, 3]);
         assert_eq!(b.payload, b"abcde");
+    }
+
+    #[test]
+    fn read_into_offers_room_up_to_the_mark_and_lengthens_the_last_record_when_it_holds_the_same_ids_bytes() {
+        let q = EventQueue::new(Box::new(|| {}));
+        let fill = |bytes: &'static [u8]| {
+            move |ptr: *mut u8, _room: usize| {
+                // SAFETY: every call here gives room for these few bytes.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+                (bytes.len(), ())
+            }
+        };
+        // An empty batch offers a busy stream room up to its high-water mark, not just what it asked for.
+        q.read_into(Kind::Data, 1, 16, |_, room| {
+            assert_eq!(room, PAYLOAD_HIGH_WATER);
+            (0, ())
+        });
+        q.read_into(Kind::Data, 1, 16, fill(b"ab"));
+        q.read_into(Kind::Data, 1, 16, fill(b"cd")); // one piece with the last
+        q.read_into(Kind::Data, 2, 16, fill(b"e"));
+        q.read_into(Kind::Data, 1, 16, fill(b"f")); // another id came between
+        q.push(Kind::Eof, 1, 0, 0);
+        q.read_into(Kind::Data, 1, 16, fill(b"g")); // an event came between
+        let b = q.drain();
+        assert_eq!(b.records, vec![1, 1, 4, 0, 4, 1, 2, 1, 0, 1, 1, 1, 1, 0, 1, 2, 1, 0, 0, 0, 1, 1, 1, 0, 1]);
+        assert_eq!(b.payload, b"abcdefg");
     }
 }

@@ -595,16 +595,16 @@ impl Stream {
         // Bytes for the host are read straight into the event batch when the host is not draining it
         // at that moment (no buffer per connection, and one copy fewer).
         if !forwarding {
-            let read = self.core.queue.read_into(Kind::Data, self.id, READ_CHUNK, |ptr, len| {
-                let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, len));
+            let read = self.core.queue.read_into(Kind::Data, self.id, READ_CHUNK, |ptr, room| {
+                let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, room));
                 let filled = match &r {
                     Ok(Ok(n)) => *n,
                     _ => 0,
                 };
-                (filled, r)
+                (filled, (r, room))
             });
-            if let Some(r) = read {
-                return self.after_read(guard, &mut rs, r, READ_CHUNK, |n| self.copied(n));
+            if let Some((r, room)) = read {
+                return self.after_read(guard, &mut rs, r, room, |n| self.copied(n));
             }
         }
         // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
