@@ -78,7 +78,6 @@ unsafe extern "C" fn on_readable(_handle: *mut c_void, status: c_int, _events: c
     }
     let Ok(engine) = crate::engine() else { return };
     let Some(host) = HOST.with(|h| h.get()) else { return };
-    // SAFETY (both calls): libuv calls this on the JavaScript thread, where `host` was made.
     // JavaScript runs inside the turn: what its calls wake runs in this turn too (see
     // `Reactor::turn_with`).
     IN_TURN.with(|t| t.set(true));

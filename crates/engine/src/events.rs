@@ -173,10 +173,10 @@ impl EventQueue {
     }
 
     /// Reads straight into the batch, saving the copy out of a read buffer: `read` gets at least `room`
-    /// bytes of free space at the payload's end and returns how many of them it filled (those become one record
-    /// `[kind, id, n, 0, n]` when n > 0, or lengthen the last record when it is the same kind of bytes
-    /// from the same id: the host then hands them on as one piece, a proxy writes them with one call)
-    /// along with whatever the caller needs back. `None`, without calling `read`, when the host is
+    /// bytes of free space at the payload's end and returns how many of them it filled (those become
+    /// one record `[kind, id, n, 0, n]` when n > 0, or lengthen the last record when it is the same
+    /// kind of bytes from the same id: the host then hands them on as one piece, a proxy writes them
+    /// with one call) along with whatever the caller needs back. `None`, without calling `read`, when the host is
     /// draining just now: the caller then reads into its own buffer rather than make the host wait on a
     /// system call.
     pub fn read_into<R>(&self, kind: Kind, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {

@@ -104,9 +104,7 @@ impl Reactor {
             }
         });
     }
-}
 
-impl Reactor {
     /// Host mode: makes [`Reactor::fd`] readable, so that the host takes another turn soon (after the
     /// rest of its loop). For a host that stopped a turn with work left over.
     pub fn wake(&self) {
