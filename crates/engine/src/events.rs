@@ -108,6 +108,19 @@ impl Batch {
         self.records.is_empty()
     }
 
+    /// Records that the last `n` bytes of the payload are stream `id`'s: a [`Kind::Data`] record, or
+    /// more bytes for the last record when that is already `id`'s (its bytes end where these begin).
+    /// JavaScript then gets a run of reads as one piece, and a proxy writes it on with one call.
+    fn note_data(&mut self, id: u32, n: usize) {
+        match self.records.last_chunk_mut::<5>() {
+            Some([k, i, a, _, len]) if *k == Kind::Data as u32 && *i == id => {
+                *a += n as u32;
+                *len += n as u32;
+            }
+            _ => self.records.extend_from_slice(&[Kind::Data as u32, id, n as u32, 0, n as u32]),
+        }
+    }
+
     /// Appends one record whose payload is `parts`, concatenated.
     pub fn push(&mut self, kind: Kind, id: u32, a: u32, b: u32, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -159,27 +172,27 @@ impl EventQueue {
 
     /// Appends one record and its payload; wakes the host if this starts a batch.
     pub fn push_with(&self, kind: Kind, id: u32, a: u32, b: u32, payload: &[u8]) {
-        let first = {
-            let mut batch = self.batch.lock().unwrap();
-            let first = batch.records.is_empty();
+        self.push_all(|batch| {
             batch.records.extend_from_slice(&[kind as u32, id, a, b, payload.len() as u32]);
             batch.payload.extend_from_slice(payload);
-            first
-        };
-        // The lock is released before waking: the host may drain synchronously from inside `wake`.
-        if first {
-            (self.wake)();
-        }
+        });
     }
 
-    /// Reads straight into the batch, saving the copy out of a read buffer: `read` gets at least `room`
-    /// bytes of free space at the payload's end and returns how many of them it filled (those become
-    /// one record `[kind, id, n, 0, n]` when n > 0, or lengthen the last record when it is the same
-    /// kind of bytes from the same id: the host then hands them on as one piece, a proxy writes them
-    /// with one call) along with whatever the caller needs back. `None`, without calling `read`, when the host is
+    /// Appends bytes read from stream `id` (see [`Batch::note_data`]); wakes the host if this starts a
+    /// batch.
+    pub fn push_data(&self, id: u32, bytes: &[u8]) {
+        self.push_all(|batch| {
+            batch.payload.extend_from_slice(bytes);
+            batch.note_data(id, bytes.len());
+        });
+    }
+
+    /// Reads stream `id`'s bytes straight into the batch, saving the copy out of a read buffer: `read`
+    /// gets at least `room` bytes of free space at the payload's end and returns how many of them it
+    /// filled (recorded as by [`EventQueue::push_data`]) along with whatever the caller needs back. `None`, without calling `read`, when the host is
     /// draining just now: the caller then reads into its own buffer rather than make the host wait on a
     /// system call.
-    pub fn read_into<R>(&self, kind: Kind, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
+    pub fn read_into<R>(&self, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
         let (first, r) = {
             let mut batch = match self.batch.try_lock() {
                 Ok(b) => b,
@@ -200,14 +213,7 @@ impl EventQueue {
             // SAFETY: `read` initialized the first `n` bytes past `start`, within the capacity.
             unsafe { batch.payload.set_len(start + n) };
             let first = batch.records.is_empty();
-            match batch.records.last_chunk_mut::<5>() {
-                // The last record's bytes end where these begin.
-                Some([k, i, a, _, len]) if *k == kind as u32 && *i == id => {
-                    *a += n as u32;
-                    *len += n as u32;
-                }
-                _ => batch.records.extend_from_slice(&[kind as u32, id, n as u32, 0, n as u32]),
-            }
+            batch.note_data(id, n);
             (first, r)
         };
         if first {
@@ -307,11 +313,11 @@ mod tests {
                 (bytes.len(), bytes.len())
             }
         };
-        assert_eq!(q.read_into(Kind::Data, 2, 16, fill(b"cde")), Some(3));
-        assert_eq!(q.read_into(Kind::Data, 3, 16, fill(b"")), Some(0)); // nothing read, no record
+        assert_eq!(q.read_into(2, 16, fill(b"cde")), Some(3));
+        assert_eq!(q.read_into(3, 16, fill(b"")), Some(0)); // nothing read, no record
         {
             let _draining = q.batch.lock().unwrap();
-            assert_eq!(q.read_into(Kind::Data, 4, 16, |_, _| -> (usize, ()) { unreachable!() }), None);
+            assert_eq!(q.read_into(4, 16, |_, _| -> (usize, ()) { unreachable!() }), None);
         }
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 2, 0, 2, 1, 2, 3, 0, 3]);
@@ -319,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn read_into_offers_room_up_to_the_mark_and_lengthens_the_last_record_when_it_holds_the_same_ids_bytes() {
+    fn stream_bytes_get_room_up_to_the_mark_and_lengthen_the_last_record_when_it_holds_the_same_ids() {
         let q = EventQueue::new(Box::new(|| {}));
         let fill = |bytes: &'static [u8]| {
             move |ptr: *mut u8, _room: usize| {
@@ -329,16 +335,16 @@ mod tests {
             }
         };
         // An empty batch offers a busy stream room up to its high-water mark, not just what it asked for.
-        q.read_into(Kind::Data, 1, 16, |_, room| {
+        q.read_into(1, 16, |_, room| {
             assert_eq!(room, PAYLOAD_HIGH_WATER);
             (0, ())
         });
-        q.read_into(Kind::Data, 1, 16, fill(b"ab"));
-        q.read_into(Kind::Data, 1, 16, fill(b"cd")); // one piece with the last
-        q.read_into(Kind::Data, 2, 16, fill(b"e"));
-        q.read_into(Kind::Data, 1, 16, fill(b"f")); // another id came between
+        q.read_into(1, 16, fill(b"ab"));
+        q.push_data(1, b"cd"); // one piece with the last, copied or read in place
+        q.read_into(2, 16, fill(b"e"));
+        q.read_into(1, 16, fill(b"f")); // another id came between
         q.push(Kind::Eof, 1, 0, 0);
-        q.read_into(Kind::Data, 1, 16, fill(b"g")); // an event came between
+        q.read_into(1, 16, fill(b"g")); // an event came between
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 4, 0, 4, 1, 2, 1, 0, 1, 1, 1, 1, 0, 1, 2, 1, 0, 0, 0, 1, 1, 1, 0, 1]);
         assert_eq!(b.payload, b"abcdefg");

@@ -595,7 +595,7 @@ impl Stream {
         // Bytes for the host are read straight into the event batch when the host is not draining it
         // at that moment (no buffer per connection, and one copy fewer).
         if !forwarding {
-            let read = self.core.queue.read_into(Kind::Data, self.id, READ_CHUNK, |ptr, room| {
+            let read = self.core.queue.read_into(self.id, READ_CHUNK, |ptr, room| {
                 let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, room));
                 let filled = match &r {
                     Ok(Ok(n)) => *n,
@@ -615,7 +615,7 @@ impl Stream {
                 if forwarding {
                     return self.forward_bytes(&own[..n]);
                 }
-                self.core.queue.push_with(Kind::Data, self.id, n as u32, 0, &own[..n]);
+                self.core.queue.push_data(self.id, &own[..n]);
                 self.copied(n)
             })
         })
