@@ -40,9 +40,16 @@ impl ToNapiValue for RawValue {
 static PAYLOAD_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 const POOL_KEPT: usize = 32;
 
+/// Payloads up to this size are copied into a Buffer of their own rather than handed over: copying a
+/// few KiB costs less than an external Buffer with its finalizer, and handing over would tie up a
+/// whole batch's vector (320 KiB) until a scavenge for a 1 KiB message; the queue keeps its vector,
+/// still in cache, for the next batch.
+const COPY_UP_TO: usize = 16 << 10;
+
 /// One batch as two Buffers: the records, copied (`[count: u32][count × 5 u32]`, small), and the
-/// payload, handed over without a copy as an external Buffer whose memory returns to the pool when
-/// JavaScript has dropped every view of it. The queue then fills a pooled buffer next.
+/// payload: copied when small (`COPY_UP_TO`), otherwise handed over without a copy as an external
+/// Buffer whose memory returns to the pool when JavaScript has dropped every view of it (the queue then
+/// fills a pooled buffer next).
 fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
     engine()?.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
@@ -57,9 +64,17 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
             std::ptr::copy_nonoverlapping(((batch.records.len() / 5) as u32).to_le_bytes().as_ptr(), out, 4);
             std::ptr::copy_nonoverlapping(records.as_ptr(), out.add(4), records.len());
         }
-        if batch.payload.is_empty() {
-            // SAFETY: an empty Buffer; nothing to fill.
-            unsafe { check_status!(napi::sys::napi_create_buffer(env.raw(), 0, &mut data, &mut payload))? };
+        if batch.payload.len() <= COPY_UP_TO {
+            // SAFETY: Node copies `len` bytes from the payload, which outlives the call.
+            unsafe {
+                check_status!(napi::sys::napi_create_buffer_copy(
+                    env.raw(),
+                    batch.payload.len(),
+                    batch.payload.as_ptr() as *const _,
+                    &mut data,
+                    &mut payload
+                ))?
+            };
         } else {
             let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
