@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Protocol, createServer } from 'protoloop';
-import { portOf, runScript } from './helpers';
+import { entry, portOf, runScript } from './helpers';
 
 // 300 Node clients connect at once (more tasks than tokio runs in one pass of its scheduler) and each
 // sends a line and half-closes; the script reports whether every echo came back intact and the names
@@ -81,5 +81,41 @@ describe('fairness', () => {
     expect(received).toBe(total);
     expect(atTimer).toBeGreaterThan(0);
     expect(atTimer).toBeLessThan(total / 4);
+  });
+});
+
+describe('threads', () => {
+  // The engine hands its events to the JavaScript thread that started it; a worker importing protoloop
+  // beside the main thread would otherwise wait forever for connections that never report.
+  it('a second JavaScript thread gets a clear error at import, and the first goes on working', async () => {
+    const cjs = entry.replace(/esm\/index\.mjs$/, 'cjs/index.js');
+    const r = await runScript(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        try {
+          require(${JSON.stringify(cjs)});
+          parentPort.postMessage('imported');
+        } catch (e) {
+          parentPort.postMessage(e.message);
+        }
+      \`, { eval: true, execArgv: [] }); // CommonJS: the parent runs with --input-type=module
+      const [message] = await new Promise((r) => w.once('message', (m) => r([m])));
+      await w.terminate();
+      class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); this.t.close(); } }
+      class Ask extends pl.Protocol {
+        connectionMade(t) { t.write(Buffer.from('still here')); }
+        dataReceived(d) { this.got = String(d); }
+      }
+      const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+      const [t, p] = await pl.createConnection(() => new Ask(), '127.0.0.1', server.sockets[0].getsockname()[1]);
+      await new Promise((r) => setTimeout(r, 200));
+      server.close();
+      console.log(JSON.stringify({ message, echoed: p.got }));
+    `);
+    expect(r.err).toBe('');
+    const { message, echoed } = JSON.parse(r.out) as { message: string; echoed: string };
+    expect(message).toMatch(/protoloop: already in use by another JavaScript thread/);
+    expect(echoed).toBe('still here');
   });
 });

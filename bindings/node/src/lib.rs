@@ -115,6 +115,8 @@ fn u32s_as_bytes(words: &[u32]) -> &[u8] {
 }
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
+/// The JavaScript thread the engine's events go to.
+static OWNER: OnceLock<std::thread::ThreadId> = OnceLock::new();
 static WAKER: Mutex<Option<Waker>> = Mutex::new(None);
 
 pub(crate) fn engine() -> Result<&'static Engine> {
@@ -143,7 +145,16 @@ fn engine_options() -> EngineOptions {
 /// `batch_buffer` for the layout).
 #[napi]
 pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
+    // One engine per process, and it hands its events to the JavaScript thread that started it: from
+    // any other (a worker, or the main thread after a worker), transports would never hear of them.
+    let thread = std::thread::current().id();
     if ENGINE.get().is_some() {
+        if OWNER.get() != Some(&thread) {
+            return Err(Error::from_reason(
+                "protoloop: already in use by another JavaScript thread of this process (the main thread or a worker); \
+                 its engine delivers events to that thread only, so use protoloop from one thread",
+            ));
+        }
         return Ok(());
     }
     let waker: Waker = on_events
@@ -176,6 +187,7 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         Err(_) if host => started(threads)?,
         Err(e) => return Err(e),
     };
+    let _ = OWNER.set(thread);
     let _ = ENGINE.set(engine);
     Ok(())
 }
