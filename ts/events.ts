@@ -41,18 +41,15 @@ export function unregister(id: number): void {
 }
 
 /**
- * One engine batch: `head` is `[count: u32][count records of 5 u32: kind, id, a, b, len]`, `payload`
- * the records' payloads back to back (engine memory handed over without a copy; a `data` Buffer given
- * to a protocol is a view of it).
+ * One engine batch: `head` is an ArrayBuffer `[count: u32][count records of 5 u32: kind, id, a, b,
+ * len]`, `payload` the records' payloads back to back (a `data` Buffer given to a protocol is a view of
+ * it; large payloads are engine memory handed over without a copy).
  */
-function onEvents(head: Buffer, payload: Buffer): void {
-  const count = head.readUInt32LE(0);
-  // The engine copies the records into a fresh Buffer of their own, which starts aligned; the copy
-  // below only guards against a Node that pools such buffers.
-  const records =
-    head.byteOffset % 4 === 0
-      ? new Uint32Array(head.buffer, head.byteOffset + 4, count * 5)
-      : new Uint32Array(Uint8Array.prototype.slice.call(head, 4, 4 + count * 20).buffer);
+function onEvents(head: Buffer | ArrayBuffer, payload: Buffer): void {
+  // The addon's declaration says Buffer (napi-rs declares an ArrayBuffer argument only as a borrow).
+  const ab = head as ArrayBuffer;
+  const count = new Uint32Array(ab, 0, 1)[0];
+  const records = new Uint32Array(ab, 4, count * 5);
   dispatching = true;
   try {
     dispatch(records, payload);
