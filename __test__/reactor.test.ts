@@ -90,6 +90,7 @@ describe('threads', () => {
   it('a second JavaScript thread gets a clear error at import, and the first goes on working', async () => {
     const cjs = entry.replace(/esm\/index\.mjs$/, 'cjs/index.js');
     const r = await runScript(`
+      import { once } from 'node:events';
       import { Worker } from 'node:worker_threads';
       const w = new Worker(\`
         const { parentPort } = require('node:worker_threads');
@@ -100,18 +101,19 @@ describe('threads', () => {
           parentPort.postMessage(e.message);
         }
       \`, { eval: true, execArgv: [] }); // CommonJS: the parent runs with --input-type=module
-      const [message] = await new Promise((r) => w.once('message', (m) => r([m])));
+      const [message] = await once(w, 'message');
       await w.terminate();
       class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); this.t.close(); } }
+      let answer;
+      const answered = new Promise((r) => (answer = r));
       class Ask extends pl.Protocol {
         connectionMade(t) { t.write(Buffer.from('still here')); }
-        dataReceived(d) { this.got = String(d); }
+        dataReceived(d) { answer(String(d)); }
       }
       const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
-      const [t, p] = await pl.createConnection(() => new Ask(), '127.0.0.1', server.sockets[0].getsockname()[1]);
-      await new Promise((r) => setTimeout(r, 200));
+      await pl.createConnection(() => new Ask(), '127.0.0.1', server.sockets[0].getsockname()[1]);
+      console.log(JSON.stringify({ message, echoed: await answered }));
       server.close();
-      console.log(JSON.stringify({ message, echoed: p.got }));
     `);
     expect(r.err).toBe('');
     const { message, echoed } = JSON.parse(r.out) as { message: string; echoed: string };

@@ -41,15 +41,13 @@ export function unregister(id: number): void {
 }
 
 /**
- * One engine batch: `head` is an ArrayBuffer `[count: u32][count records of 5 u32: kind, id, a, b,
- * len]`, `payload` the records' payloads back to back (a `data` Buffer given to a protocol is a view of
- * it; large payloads are engine memory handed over without a copy).
+ * One engine batch: `head` is an ArrayBuffer of records, 5 u32 each (kind, id, a, b, len), `payload`
+ * the records' payloads back to back (a `data` Buffer given to a protocol is a view of it; large
+ * payloads are engine memory handed over without a copy).
  */
 function onEvents(head: Buffer | ArrayBuffer, payload: Buffer): void {
   // The addon's declaration says Buffer (napi-rs declares an ArrayBuffer argument only as a borrow).
-  const ab = head as ArrayBuffer;
-  const count = new Uint32Array(ab, 0, 1)[0];
-  const records = new Uint32Array(ab, 4, count * 5);
+  const records = new Uint32Array(head as ArrayBuffer);
   dispatching = true;
   try {
     dispatch(records, payload);

@@ -46,10 +46,10 @@ const POOL_KEPT: usize = 32;
 /// still in cache, for the next batch.
 const COPY_UP_TO: usize = 16 << 10;
 
-/// One batch as two Buffers: the records, copied (`[count: u32][count × 5 u32]`, small), and the
-/// payload: copied when small (`COPY_UP_TO`), otherwise handed over without a copy as an external
-/// Buffer whose memory returns to the pool when JavaScript has dropped every view of it (the queue then
-/// fills a pooled buffer next).
+/// One batch as two values: the records, copied into an ArrayBuffer (5 u32 each, small), and the
+/// payload Buffer: copied when small (`COPY_UP_TO`), otherwise handed over without a copy as an
+/// external Buffer whose memory returns to the pool when JavaScript has dropped every view of it (the
+/// queue then fills a pooled buffer next).
 fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
     engine()?.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
@@ -57,14 +57,14 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
         let mut head = std::ptr::null_mut();
         let mut payload = std::ptr::null_mut();
         // A plain ArrayBuffer: a Buffer's prototype change cost more than the copy (4% of the samples
-        // of one-connection echo).
-        // SAFETY: napi_create_arraybuffer allocates `4 + records.len()` bytes and tells us where; we fill
-        // exactly those.
+        // of one-connection echo). Its length gives the number of records.
+        // SAFETY: napi_create_arraybuffer allocates `records.len()` bytes and tells us where; we fill
+        // exactly those (nothing when there are none, and `data` may then be null).
         unsafe {
-            check_status!(napi::sys::napi_create_arraybuffer(env.raw(), 4 + records.len(), &mut data, &mut head))?;
-            let out = data as *mut u8;
-            std::ptr::copy_nonoverlapping(((batch.records.len() / 5) as u32).to_le_bytes().as_ptr(), out, 4);
-            std::ptr::copy_nonoverlapping(records.as_ptr(), out.add(4), records.len());
+            check_status!(napi::sys::napi_create_arraybuffer(env.raw(), records.len(), &mut data, &mut head))?;
+            if !records.is_empty() {
+                std::ptr::copy_nonoverlapping(records.as_ptr(), data as *mut u8, records.len());
+            }
         }
         if batch.payload.len() <= COPY_UP_TO {
             // SAFETY: Node copies `len` bytes from the payload, which outlives the call.
@@ -144,7 +144,7 @@ fn engine_options() -> EngineOptions {
 }
 
 /// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
-/// `batch_buffer` for the layout).
+/// `batch_buffers` for the layout).
 #[napi]
 pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
     // One engine per process, and it hands its events to the JavaScript thread that started it: from

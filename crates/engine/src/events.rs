@@ -172,10 +172,7 @@ impl EventQueue {
 
     /// Appends one record and its payload; wakes the host if this starts a batch.
     pub fn push_with(&self, kind: Kind, id: u32, a: u32, b: u32, payload: &[u8]) {
-        self.push_all(|batch| {
-            batch.records.extend_from_slice(&[kind as u32, id, a, b, payload.len() as u32]);
-            batch.payload.extend_from_slice(payload);
-        });
+        self.push_all(|batch| batch.push(kind, id, a, b, &[payload]));
     }
 
     /// Appends bytes read from stream `id` (see [`Batch::note_data`]); wakes the host if this starts a
@@ -189,9 +186,9 @@ impl EventQueue {
 
     /// Reads stream `id`'s bytes straight into the batch, saving the copy out of a read buffer: `read`
     /// gets at least `room` bytes of free space at the payload's end and returns how many of them it
-    /// filled (recorded as by [`EventQueue::push_data`]) along with whatever the caller needs back. `None`, without calling `read`, when the host is
-    /// draining just now: the caller then reads into its own buffer rather than make the host wait on a
-    /// system call.
+    /// filled (recorded as by [`EventQueue::push_data`]) along with whatever the caller needs back.
+    /// `None`, without calling `read`, when the host is draining just now: the caller then reads into
+    /// its own buffer rather than make the host wait on a system call.
     pub fn read_into<R>(&self, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
         let (first, r) = {
             let mut batch = match self.batch.try_lock() {
@@ -252,8 +249,7 @@ impl EventQueue {
 
     /// Hands everything queued so far to `f`, which copies what it needs or takes vectors away
     /// (leaving others in their place), and keeps the memory left for the batches to come, with at
-    /// least a full batch's payload capacity. The next
-    /// push wakes the host again.
+    /// least a full batch's payload capacity. The next push wakes the host again.
     pub fn drain_with<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> R {
         // Only the host drains, so this lock never waits; it just makes the swap safe.
         let mut spare = self.spare.lock().unwrap();
