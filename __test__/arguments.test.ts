@@ -53,6 +53,9 @@ describe('transport methods', () => {
     expect(() => t.setWriteBufferLimits(1.5)).toThrow(RangeError);
     expect(() => t.setWriteBufferLimits('1' as any)).toThrow(TypeError);
     expect(() => t.setWriteBufferLimits(Number.NaN)).toThrow(/"high"/);
+    // NaN is a number out of range, not a wrong type ("must be a number. Received number" before).
+    expect(() => t.setWriteBufferLimits(Number.NaN)).toThrow(RangeError);
+    expect(() => t.setWriteBufferLimits(Number.NaN)).toThrow(/Received NaN/);
     // A failed call changes nothing.
     t.setWriteBufferLimits(1000, 10);
     expect(() => t.setWriteBufferLimits(10, 20)).toThrow(RangeError);

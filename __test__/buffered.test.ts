@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BufferedProtocol, Protocol, allocBuffer, createConnection, getRunningLoop, type Transport } from 'protoloop';
-import { waitFor } from './helpers';
+import { BufferedProtocol, Protocol, allocBuffer, createConnection, getRunningLoop, type ExceptionContext, type Transport } from 'protoloop';
+import { runScript, waitFor } from './helpers';
 
 const servers: net.Server[] = [];
 afterEach(() => {
@@ -216,6 +216,92 @@ describe('BufferedProtocol receive', () => {
     t.resumeReading();
     await p.lost;
     expect(p.received.toString()).toBe('a'.repeat(10) + 'b'.repeat(10));
+  });
+
+  for (const kind of ['alloc', 'plain'] as Kind[]) {
+    it(`pauseReading() inside bufferUpdated stops the rest of the chunk until resumeReading() (${kind} buffer)`, async () => {
+      // 10,000 bytes arrive at once; a 100-byte plain buffer is filled from one copied chunk, so the
+      // pause has to stop the copy loop in its middle (reproducer 09).
+      const data = pattern(10_000, 9);
+      const port = await sender(data);
+      let whilePaused = 0;
+      let paused = false;
+      class Pauser extends Collector {
+        override bufferUpdated(n: number): void {
+          if (paused) whilePaused++;
+          super.bufferUpdated(n);
+          paused = true;
+          this.transport.pauseReading();
+        }
+      }
+      const p = new Pauser(makeBuffer(kind, 100));
+      const [t] = await createConnection(() => p, '127.0.0.1', port);
+      await waitFor(() => p.parts.length === 1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(whilePaused).toBe(0);
+      expect(p.parts).toHaveLength(1);
+      expect(t.isReading()).toBe(false);
+      // One buffer per resume, then all of it in order.
+      while (!p.calls.includes('connectionLost')) {
+        paused = false;
+        t.resumeReading();
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect(whilePaused).toBe(0);
+      expect(p.received.equals(data)).toBe(true);
+      expect(p.calls.filter((c) => c === 'eofReceived')).toHaveLength(1);
+    });
+  }
+
+  it('a getBuffer() view detached before bytes arrive fails the transport with an Error instead of dropping the bytes', async () => {
+    const port = await sender(pattern(100_000));
+    const contexts: ExceptionContext[] = [];
+    getRunningLoop().setExceptionHandler((c) => contexts.push(c));
+    try {
+      class Detacher extends Collector {
+        first = true;
+        override getBuffer(hint: number): Uint8Array {
+          super.getBuffer(hint);
+          const b = new Uint8Array(4096);
+          if (this.first) {
+            this.first = false;
+            // The view's memory is transferred away after it was handed to the library (reproducer 13).
+            queueMicrotask(() => structuredClone(b.buffer, { transfer: [b.buffer] }));
+          }
+          return b;
+        }
+      }
+      const p = new Detacher(new Uint8Array(1));
+      await createConnection(() => p, '127.0.0.1', port);
+      const exc = await p.lost;
+      expect(exc).toBeInstanceOf(Error);
+      expect((exc as Error).message).toMatch(/detached/);
+      expect(contexts.map((c) => c.message)).toEqual(['Invalid buffer from BufferedProtocol.getBuffer()']);
+    } finally {
+      getRunningLoop().setExceptionHandler(null);
+    }
+  });
+
+  it('a getBuffer() that returns a Proxy of a Uint8Array fails the transport with a TypeError; nothing leaks and the process exits', async () => {
+    // In a fresh Node: before the fix the socket leaked and the process never exited (reproducer 07).
+    const r = await runScript(`
+      import net from 'node:net';
+      const srv = net.createServer((s) => { s.on('error', () => {}); s.end('data'); }).listen(0, '127.0.0.1');
+      await new Promise((r) => srv.on('listening', r));
+      let lost;
+      const done = new Promise((r) => (lost = r));
+      class B extends pl.BufferedProtocol {
+        getBuffer() { return new Proxy(new Uint8Array(100), {}); }
+        bufferUpdated() {}
+        connectionLost(e) { lost(e); }
+      }
+      await pl.createConnection(() => new B(), '127.0.0.1', srv.address().port);
+      const e = await done;
+      srv.close();
+      console.log(e.constructor.name + ': ' + e.message);
+    `);
+    expect(r.status, r.err).toBe(0);
+    expect(r.out.trim()).toBe('TypeError: getBuffer() must return a non-empty Uint8Array; it returned a Proxy');
   });
 
   it('switches between Protocol and BufferedProtocol mid-stream both ways without losing or reordering a byte', async () => {

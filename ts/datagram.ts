@@ -155,10 +155,9 @@ export class DatagramSocketTransport extends DatagramTransport {
 
   #deliver(data: Buffer, addr: Address | null): void {
     const p = this._protocol;
-    const fn = p?.datagramReceived;
-    if (typeof fn !== 'function') return;
     try {
-      fn.call(p, data, addr);
+      const fn = p?.datagramReceived;
+      if (typeof fn === 'function') fn.call(p, data, addr);
     } catch (exc) {
       this._fatalError(exc, 'Exception in protocol callback datagramReceived()');
     }

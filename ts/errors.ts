@@ -71,6 +71,39 @@ export class CancelledError extends Error {
   override name = 'CancelledError';
 }
 
+/**
+ * `String(v)` for a value from user code, which may refuse conversion (`Object.create(null)`, an object
+ * whose `toString` throws, a revoked Proxy): reporting a problem must never become a new one.
+ */
+export function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    try {
+      return Object.prototype.toString.call(v);
+    } catch {
+      return `[unprintable ${typeof v}]`;
+    }
+  }
+}
+
+/** `v instanceof Error`, false where asking throws (a revoked Proxy). */
+export function isError(v: unknown): v is Error {
+  try {
+    return v instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The `Error` that stands for a thrown value: the value itself when it is one, otherwise an `Error`
+ * describing it with the value as its `cause` (a protocol may throw anything).
+ */
+export function asError(v: unknown): Error {
+  return isError(v) ? v : new Error(safeString(v), { cause: v });
+}
+
 function typeError(name: string, expected: string, value: unknown): TypeError {
   const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
   return new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`);
@@ -104,7 +137,7 @@ export function checkBoolean(name: string, value: unknown): void {
 
 /** An integer in `[min, max]`; `TypeError` for a non-number, `RangeError` outside the range. */
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'a number', value);
+  if (typeof value !== 'number') throw typeError(name, 'a number', value);
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`The value of "${name}" is out of range. It must be an integer >= ${min} and <= ${max}. Received ${value}`);
   }
@@ -113,8 +146,8 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
 
 /** A duration in milliseconds: a finite number >= 0. */
 export function checkDuration(name: string, value: unknown): number {
-  if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'a number', value);
-  if (!Number.isFinite(value) || value < 0) {
+  if (typeof value !== 'number') throw typeError(name, 'a number', value);
+  if (!(Number.isFinite(value) && value >= 0)) {
     throw new RangeError(`The value of "${name}" is out of range. It must be a finite number >= 0. Received ${value}`);
   }
   return value;

@@ -13,6 +13,8 @@ export interface EventSink {
    * would waste a slice per record.
    */
   _onRaw?(kind: EventKind, a: number, b: number, payload: Buffer, offset: number, len: number): void;
+  /** Optional: the sink's handler threw (a bug of ours); a transport fails rather than lose bytes quietly. */
+  _internalError?(exc: unknown): void;
 }
 
 const sinks = new Map<number, EventSink>();
@@ -91,8 +93,10 @@ function dispatch(records: Uint32Array, payload: Buffer): void {
       else sink._onEvent(kind, a, records[i + 3], len > 0 ? payload.subarray(start, offset) : null);
     } catch (exc) {
       // Sinks route protocol errors themselves; anything reaching here is a bug of ours, and it must
-      // not take the rest of the batch (or the process) down with it.
-      getRunningLoop().callExceptionHandler({ message: 'protoloop: internal error while dispatching an event', exception: exc });
+      // not take the rest of the batch (or the process) down with it. A transport whose event was lost
+      // fails with the error, so no byte goes missing without somebody hearing of it.
+      if (sink._internalError !== undefined) sink._internalError(exc);
+      else getRunningLoop().callExceptionHandler({ message: 'protoloop: internal error while dispatching an event', exception: exc });
     }
   }
 }

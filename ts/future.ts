@@ -1,5 +1,6 @@
 // asyncio's Future: a result that arrives later, awaitable like a Promise.
 import { CancelledError, InvalidStateError, checkFunction } from './errors';
+import { callbackName, getRunningLoop } from './loop';
 
 type State = 'pending' | 'finished' | 'cancelled';
 
@@ -63,7 +64,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   addDoneCallback(fn: (future: Future<T>) => void): void {
     checkFunction('fn', fn);
     if (this.#state === 'pending') this.#callbacks.push(fn);
-    else queueMicrotask(() => fn(this));
+    else this.#schedule(fn);
   }
 
   /** Removes every registration of `fn`; returns how many were removed. */
@@ -104,6 +105,17 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this.#settlePromise();
     const callbacks = this.#callbacks;
     this.#callbacks = [];
-    for (const fn of callbacks) queueMicrotask(() => fn(this));
+    for (const fn of callbacks) this.#schedule(fn);
+  }
+
+  /** Runs a done callback soon; what it throws goes to the loop's exception handler, as asyncio's `call_soon`. */
+  #schedule(fn: (f: Future<T>) => void): void {
+    queueMicrotask(() => {
+      try {
+        fn(this);
+      } catch (exc) {
+        getRunningLoop().callExceptionHandler({ message: `Exception in callback ${callbackName(fn)}`, exception: exc, future: this });
+      }
+    });
   }
 }

@@ -1,7 +1,7 @@
 // The one event loop of the process (Node's), seen through asyncio's loop methods: futures,
 // callSoon, the exception handler, and the reference count that keeps the process alive while
 // transports and servers are open.
-import { checkFunction } from './errors';
+import { checkFunction, isError, safeString } from './errors';
 import { Future } from './future';
 import { native } from './native';
 
@@ -60,7 +60,7 @@ export class EventLoop {
         try {
           fn(...args);
         } catch (exc) {
-          this.callExceptionHandler({ message: `Exception in callback ${fn.name || 'anonymous'}`, exception: exc });
+          this.callExceptionHandler({ message: `Exception in callback ${callbackName(fn)}`, exception: exc });
         }
       }),
     );
@@ -80,18 +80,30 @@ export class EventLoop {
     return this.#handler;
   }
 
-  /** Prints the context to stderr, naming the transport and protocol. */
+  /**
+   * Prints the context to stderr, naming the transport and protocol. It never throws, whatever the
+   * exception is (a protocol may throw `Object.create(null)` or a revoked Proxy): callers report
+   * through it on their way to closing a transport.
+   */
   defaultExceptionHandler(context: ExceptionContext): void {
-    const lines = [context.message || 'Unhandled exception in event loop'];
-    for (const [k, v] of Object.entries(context)) {
-      if (k === 'message' || k === 'exception') continue;
-      lines.push(`${k}: ${describe(v)}`);
+    let text: string;
+    try {
+      const lines = [safeString(context.message || 'Unhandled exception in event loop')];
+      for (const [k, v] of Object.entries(context)) {
+        if (k === 'message' || k === 'exception') continue;
+        lines.push(`${k}: ${describe(v)}`);
+      }
+      const exc = context.exception;
+      if (exc !== undefined) lines.push(stackOf(exc) ?? safeString(exc));
+      text = lines.join('\n');
+    } catch {
+      // The context itself refuses to be read (a Proxy passed to callExceptionHandler).
+      text = `Unhandled exception in event loop (the context cannot be described: ${safeString(context)})`;
     }
-    const exc = context.exception;
-    if (exc !== undefined) lines.push(exc instanceof Error && exc.stack ? exc.stack : String(exc));
-    process.stderr.write(lines.join('\n') + '\n');
+    process.stderr.write(text + '\n');
   }
 
+  /** Hands `context` to the handler set with `setExceptionHandler`, or the default one. Never throws. */
   callExceptionHandler(context: ExceptionContext): void {
     if (this.#handler === null) {
       this.defaultExceptionHandler(context);
@@ -107,11 +119,33 @@ export class EventLoop {
   }
 }
 
+/** A value of the context in one line: `<Class id=N>` for objects, which may be anything a user made. */
 function describe(v: unknown): string {
-  if (v === null || typeof v !== 'object') return String(v);
-  const name = (v as object).constructor?.name ?? 'Object';
-  const id = (v as { _id?: number })._id;
-  return id === undefined ? `<${name}>` : `<${name} id=${id}>`;
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return safeString(v);
+  try {
+    const name = (v as object).constructor?.name ?? 'Object';
+    const id = (v as { _id?: number })._id;
+    return id === undefined ? `<${name}>` : `<${name} id=${id}>`;
+  } catch {
+    return `<${typeof v}>`;
+  }
+}
+
+/** A callback's name for a message (a Proxy function may refuse to tell it). */
+export function callbackName(fn: Function): string {
+  try {
+    return typeof fn.name === 'string' && fn.name !== '' ? fn.name : 'anonymous';
+  } catch {
+    return 'anonymous';
+  }
+}
+
+function stackOf(exc: unknown): string | null {
+  try {
+    return isError(exc) && typeof exc.stack === 'string' && exc.stack !== '' ? exc.stack : null;
+  } catch {
+    return null;
+  }
 }
 
 const theLoop = new EventLoop();

@@ -7,13 +7,17 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { STREAM_OPS, StreamReader, StreamWriter } from './stream';
-import { ReadTransport, WriteTransport } from './transports';
+import { ReadTransport, WriteTransport, newProtocol } from './transports';
 
-/** What pipe transports share: the engine id, registration, and the once-only close. */
-function pipeClosed(t: ReadPipeTransport | WritePipeTransport, errno: number, syscall: number): Error | null {
+/** Who learns that a pipe closed, whatever its protocol is now (a subprocess counting its pipes). @internal */
+export type PipeOwner = (t: ReadPipeTransport | WritePipeTransport) => void;
+
+/** What pipe transports share when the engine closed the pipe: unregistering, `connectionLost`, the owner. */
+function pipeClosed(t: ReadPipeTransport | WritePipeTransport, errno: number, syscall: number): void {
   unregister(t._id);
   release();
-  return errno === 0 ? null : systemError(errno, syscall);
+  t._connectionLost(errno === 0 ? null : systemError(errno, syscall));
+  t._owner?.(t);
 }
 
 /**
@@ -22,6 +26,7 @@ function pipeClosed(t: ReadPipeTransport | WritePipeTransport, errno: number, sy
  */
 export class ReadPipeTransport extends ReadTransport {
   /** @internal */ readonly _id: number;
+  /** @internal */ _owner: PipeOwner | null = null;
   #reader: StreamReader;
 
   /** @internal */
@@ -42,7 +47,7 @@ export class ReadPipeTransport extends ReadTransport {
         return;
       case EventKind.Closed:
         this.#reader.clear();
-        this._connectionLost(pipeClosed(this, a, b));
+        pipeClosed(this, a, b);
         return;
     }
   }
@@ -84,15 +89,6 @@ export class ReadPipeTransport extends ReadTransport {
     native.abort(this._id);
   }
 
-  /** @internal */
-  static _start(id: number, protocol: unknown, extra: Record<string, unknown>): ReadPipeTransport {
-    const t = new ReadPipeTransport(id, protocol, extra);
-    t._callProtocol('connectionMade', t);
-    // Reading starts after connectionMade, as asyncio adds its reader then.
-    if (!t._closing) native.startReading(id, false);
-    return t;
-  }
-
   override toString(): string {
     return `<ReadPipeTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
   }
@@ -105,6 +101,7 @@ export class ReadPipeTransport extends ReadTransport {
  */
 export class WritePipeTransport extends WriteTransport {
   /** @internal */ readonly _id: number;
+  /** @internal */ _owner: PipeOwner | null = null;
   #writer: StreamWriter;
 
   /** @internal */
@@ -124,7 +121,7 @@ export class WritePipeTransport extends WriteTransport {
         this._maybeResumeProtocol();
         return;
       case EventKind.Closed:
-        this._connectionLost(pipeClosed(this, a, b));
+        pipeClosed(this, a, b);
         return;
     }
   }
@@ -166,13 +163,6 @@ export class WritePipeTransport extends WriteTransport {
     native.abort(this._id);
   }
 
-  /** @internal */
-  static _start(id: number, protocol: unknown, extra: Record<string, unknown>): WritePipeTransport {
-    const t = new WritePipeTransport(id, protocol, extra);
-    t._callProtocol('connectionMade', t);
-    return t;
-  }
-
   override toString(): string {
     return `<WritePipeTransport id=${this._id}${this._closing ? ' closing' : ''}>`;
   }
@@ -197,15 +187,20 @@ function checkPipeFd(fd: unknown): number {
 }
 
 /** @internal Makes a pipe transport of stream `id` for `protocol` and calls `connectionMade`. */
-export function startPipe(id: number, write: boolean, protocol: unknown, fd: number): ReadPipeTransport | WritePipeTransport {
+export function startPipe(id: number, write: boolean, protocol: unknown, fd: number, owner: PipeOwner | null = null): ReadPipeTransport | WritePipeTransport {
   const extra = { pipe: fd };
-  return write ? WritePipeTransport._start(id, protocol, extra) : ReadPipeTransport._start(id, protocol, extra);
+  const t = write ? new WritePipeTransport(id, protocol, extra) : new ReadPipeTransport(id, protocol, extra);
+  t._owner = owner;
+  t._callProtocol('connectionMade', t);
+  // Reading starts after connectionMade, as asyncio adds its reader then.
+  if (!write && !t.isClosing()) native.startReading(id, false);
+  return t;
 }
 
 async function connectPipe<P>(protocolFactory: () => P, fd: number, write: boolean): Promise<[ReadPipeTransport | WritePipeTransport, P]> {
   checkFunction('protocolFactory', protocolFactory);
   checkPipeFd(fd);
-  const protocol = protocolFactory();
+  const protocol = newProtocol(protocolFactory);
   const id = native.openPipe(fd, write);
   if (id < 0) throw systemError(id, 'open');
   return [startPipe(id, write, protocol, fd), protocol];

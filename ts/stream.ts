@@ -14,6 +14,7 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { checkFamily, constants, socketExtra } from './socket';
+import { types } from 'node:util';
 import { Transport, makeProtocol } from './transports';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
@@ -60,6 +61,8 @@ export interface ReaderOwner {
   isClosing(): boolean;
   /** Hands a read-side event to the protocol. */
   _deliverRead(kind: EventKind, a: number, data: Buffer | null): void;
+  /** Delivering failed inside the library: the transport fails with `exc`. */
+  _internalError(exc: unknown): void;
 }
 type WriterOps = Pick<StreamOps, 'write' | 'writev' | 'writeEof'>;
 
@@ -108,6 +111,14 @@ export class StreamReader {
     if (this.#held !== null) this.#scheduleFlush();
   }
 
+  /**
+   * Puts the undelivered rest of an event back first in line: the protocol paused in the middle of it
+   * (a BufferedProtocol's `bufferUpdated` between two of the buffers one chunk fills).
+   */
+  holdFirst(kind: EventKind, a: number, data: Buffer | null): void {
+    (this.#held ??= []).unshift([kind, a, data]);
+  }
+
   /** Forgets held events (the transport is closing). */
   clear(): void {
     this.#held = null;
@@ -125,10 +136,15 @@ export class StreamReader {
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
-      while (!this.#paused && !this.owner.isClosing() && this.#held !== null) {
-        const [kind, a, data] = this.#held.shift() as Held;
-        if (this.#held.length === 0) this.#held = null;
-        this.owner._deliverRead(kind, a, data);
+      // Outside the batch dispatch's guard: a failure here fails the transport, not the process.
+      try {
+        while (!this.#paused && !this.owner.isClosing() && this.#held !== null) {
+          const [kind, a, data] = this.#held.shift() as Held;
+          if (this.#held.length === 0) this.#held = null;
+          this.owner._deliverRead(kind, a, data);
+        }
+      } catch (exc) {
+        this.owner._internalError(exc);
       }
     });
   }
@@ -411,22 +427,37 @@ export class StreamTransport extends Transport {
       const view = this.#pendingView ?? this.#getBuffer(bytes.length - offset);
       this.#pendingView = null;
       if (view === null) return;
+      if (view.length === 0) {
+        // Its ArrayBuffer was detached (transferred) after getBuffer() returned it: the bytes have
+        // nowhere to go, and dropping them quietly would lose them.
+        this.#badBuffer(new Error('The buffer getBuffer() returned was detached or emptied before bytes arrived'));
+        return;
+      }
       const n = Math.min(view.length, bytes.length - offset);
       view.set(bytes.subarray(offset, offset + n));
       offset += n;
       this._callProtocol('bufferUpdated', n);
+      if (offset < bytes.length && !this.#reader.isReading() && !this._closing) {
+        // Paused inside bufferUpdated: the rest waits for resumeReading(). Its `a` is 0: these bytes
+        // were counted when the chunk arrived.
+        this.#reader.holdFirst(EventKind.Data, 0, bytes.subarray(offset));
+        return;
+      }
     }
+  }
+
+  #badBuffer(exc: Error): void {
+    this._fatalError(exc, 'Invalid buffer from BufferedProtocol.getBuffer()');
   }
 
   /** `protocol.getBuffer(hint)`, checked; null (and the transport failing) when it is unusable. */
   #getBuffer(hint: number): Uint8Array | null {
     const view = this._callProtocol('getBuffer', hint);
     if (this._closing) return null;
-    if (!(view instanceof Uint8Array) || view.length === 0) {
-      this._fatalError(
-        new TypeError(`getBuffer() must return a non-empty Uint8Array; it returned ${describeBuffer(view)}`),
-        'Invalid buffer from BufferedProtocol.getBuffer()',
-      );
+    // util.types, not instanceof: a Proxy of a Uint8Array passes instanceof, then refuses every
+    // typed-array operation.
+    if (!types.isUint8Array(view) || view.length === 0) {
+      this.#badBuffer(new TypeError(`getBuffer() must return a non-empty Uint8Array; it returned ${describeBuffer(view)}`));
       return null;
     }
     return view;
@@ -596,9 +627,15 @@ export class StreamTransport extends Transport {
 }
 
 function describeBuffer(v: unknown): string {
-  if (v instanceof Uint8Array) return 'an empty Uint8Array';
+  if (types.isProxy(v)) return 'a Proxy';
+  if (types.isUint8Array(v)) return 'an empty Uint8Array';
   if (v === null || v === undefined) return String(v);
-  return typeof v === 'object' ? `a ${(v as object).constructor?.name ?? 'object'}` : `a ${typeof v}`;
+  if (typeof v !== 'object') return `a ${typeof v}`;
+  try {
+    return `a ${(v as object).constructor?.name ?? 'object'}`;
+  } catch {
+    return 'an object';
+  }
 }
 
 /** Options of `createConnection`, asyncio's keyword arguments in camelCase. */

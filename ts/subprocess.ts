@@ -5,7 +5,7 @@ import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { ReadPipeTransport, WritePipeTransport, startPipe } from './pipe';
-import { SubprocessTransport, type ReadTransport, type WriteTransport } from './transports';
+import { SubprocessTransport, newProtocol, type ReadTransport, type WriteTransport } from './transports';
 
 /** A new pipe to the child (Python's `subprocess.PIPE`). */
 export const PIPE = -1;
@@ -42,9 +42,9 @@ let signals: Record<string, number> | undefined;
 function signalNumber(sig: unknown): number {
   if (typeof sig === 'string') {
     signals ??= native.signalConstants();
-    const n = signals[sig];
-    if (n === undefined) throw new TypeError(`Unknown signal: ${sig}`);
-    return n;
+    // Own names only: 'toString' is no signal.
+    if (!Object.hasOwn(signals, sig)) throw Object.assign(new TypeError(`Unknown signal: ${sig}`), { code: 'ERR_UNKNOWN_SIGNAL' });
+    return signals[sig] as number;
   }
   return checkInteger('signal', sig, 0, 64);
 }
@@ -54,7 +54,6 @@ function signalNumber(sig: unknown): number {
  * forwarding to the subprocess transport with the pipe's fd number.
  */
 class PipeProtocol {
-  disconnected = false;
   constructor(
     private readonly proc: UnixSubprocessTransport,
     private readonly fd: number,
@@ -63,7 +62,6 @@ class PipeProtocol {
     this.proc._pipeDataReceived(this.fd, data);
   }
   connectionLost(exc: Error | null): void {
-    this.disconnected = true;
     this.proc._pipeConnectionLost(this.fd, exc);
   }
   pauseWriting(): void {
@@ -82,7 +80,8 @@ class UnixSubprocessTransport extends SubprocessTransport {
   /** @internal */ readonly _id: number;
   #pid: number;
   #returncode: number | null = null;
-  #pipes = new Map<number, { proto: PipeProtocol; transport: ReadPipeTransport | WritePipeTransport }>();
+  /** The piped stdio by fd; `closed` once its pipe closed, whatever protocol the pipe has by then. */
+  #pipes = new Map<number, { transport: ReadPipeTransport | WritePipeTransport; closed: boolean }>();
   #finished = false;
 
   /** @internal */
@@ -98,9 +97,14 @@ class UnixSubprocessTransport extends SubprocessTransport {
   _connect(stdio: [number, number, number]): void {
     stdio.forEach((streamId, fd) => {
       if (streamId < 0) return;
-      const proto = new PipeProtocol(this, fd);
-      const transport = startPipe(streamId, fd === 0, proto, native.streamFd(streamId));
-      this.#pipes.set(fd, { proto, transport });
+      const pipe = { transport: null as unknown as ReadPipeTransport | WritePipeTransport, closed: false };
+      this.#pipes.set(fd, pipe);
+      // Finishing counts closed pipes through the owner hook, not through PipeProtocol: a user may
+      // give a pipe a protocol of their own (setProtocol), and the child must still finish.
+      pipe.transport = startPipe(streamId, fd === 0, new PipeProtocol(this, fd), native.streamFd(streamId), () => {
+        pipe.closed = true;
+        this.#tryFinish();
+      });
     });
     this._callProtocol('connectionMade', this);
   }
@@ -122,7 +126,6 @@ class UnixSubprocessTransport extends SubprocessTransport {
   /** @internal */
   _pipeConnectionLost(fd: number, exc: Error | null): void {
     this._callProtocol('pipeConnectionLost', fd, exc);
-    this.#tryFinish();
   }
 
   /** @internal stdin's flow control reaches the subprocess protocol. */
@@ -132,7 +135,7 @@ class UnixSubprocessTransport extends SubprocessTransport {
 
   #tryFinish(): void {
     if (this.#finished || this.#returncode === null) return;
-    for (const { proto } of this.#pipes.values()) if (!proto.disconnected) return;
+    for (const { closed } of this.#pipes.values()) if (!closed) return;
     this.#finished = true;
     release();
     this._connectionLost(null);
@@ -227,7 +230,7 @@ async function spawn<P>(protocolFactory: () => P, program: string, args: string[
   const processGroup = options.processGroup == null ? null : checkInteger('options.processGroup', options.processGroup, 0, 0x7fffffff);
   const uid = options.uid == null ? null : checkInteger('options.uid', options.uid, 0, 0xffffffff);
   const gid = options.gid == null ? null : checkInteger('options.gid', options.gid, 0, 0xffffffff);
-  const protocol = protocolFactory();
+  const protocol = newProtocol(protocolFactory);
   const r = native.spawn({
     program,
     args,

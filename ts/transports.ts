@@ -5,7 +5,7 @@
 // the protocol and extra info, the once-only connection lifecycle, write flow control marks, and
 // routing of protocol exceptions to the loop's exception handler. A transport kind supplies a few
 // hooks (`getWriteBufferSize`, `abort`) and calls `_callProtocol` / `_connectionLost`.
-import { checkInteger } from './errors';
+import { asError, checkInteger, safeString } from './errors';
 import { getRunningLoop } from './loop';
 import type { Address } from './protocols';
 import { TransportSocket } from './socket';
@@ -39,7 +39,8 @@ export abstract class BaseTransport {
 
   /** Information about the transport (`'peername'`, `'sockname'`, `'socket'`, ...), or `defaultValue`. */
   getExtraInfo<T = any>(name: string, defaultValue?: T): T | any {
-    const v = this._extra[name] ?? this._liveExtra(name);
+    // Own keys only: 'constructor' or '__proto__' are not extra info (asyncio's dict.get).
+    const v = (Object.hasOwn(this._extra, name) ? this._extra[name] : undefined) ?? this._liveExtra(name);
     return v === undefined ? (defaultValue ?? null) : typeof v === 'function' ? v() : v;
   }
 
@@ -137,32 +138,41 @@ export abstract class BaseTransport {
   /**
    * Calls `protocol[method](...args)` if the protocol has it. An exception goes to the loop's exception
    * handler and aborts this transport with it; `undefined` is returned then.
+   * @internal
    */
-  protected _callProtocol(method: string, ...args: unknown[]): unknown {
+  _callProtocol(method: string, ...args: unknown[]): unknown {
     const p = this._protocol;
-    const fn = p?.[method];
-    if (typeof fn !== 'function') return undefined;
     try {
-      return fn.apply(p, args);
+      // Looked up inside the guard too: a protocol may be a Proxy whose property reads throw.
+      const fn = p?.[method];
+      return typeof fn === 'function' ? fn.apply(p, args) : undefined;
     } catch (exc) {
       this._fatalError(exc, `Exception in protocol callback ${method}()`);
       return undefined;
     }
   }
 
-  /** @internal Reports `exc` and aborts the transport; `connectionLost(exc)` follows. */
-  protected _fatalError(exc: unknown, message: string): void {
+  /**
+   * @internal Reports `exc` and aborts the transport; `connectionLost(exc)` follows. Survives any
+   * thrown value: the exception handler never throws and the value becomes an `Error` safely.
+   */
+  _fatalError(exc: unknown, message: string): void {
     getRunningLoop().callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
     if (this._lost) return;
-    this._pendingExc ??= exc instanceof Error ? exc : new Error(String(exc));
+    this._pendingExc ??= asError(exc);
     this._abort();
+  }
+
+  /** @internal An event handler of ours failed: the transport cannot be trusted to deliver, so it fails. */
+  _internalError(exc: unknown): void {
+    this._fatalError(exc, `protoloop: internal error while handling an event of ${safeString(this)}`);
   }
 
   /** @internal The kind's way of dropping everything and closing now. */
   protected abstract _abort(): void;
 
   /** @internal Delivers `connectionLost` exactly once; later events are ignored. */
-  protected _connectionLost(exc: Error | null): boolean {
+  _connectionLost(exc: Error | null): boolean {
     if (this._lost) return false;
     this._lost = true;
     this._closing = true;
@@ -171,7 +181,8 @@ export abstract class BaseTransport {
     for (const w of waiters) w.reject(exc ?? new Error('The transport was closed'));
     const p = this._protocol;
     try {
-      p?.connectionLost?.(this._pendingExc ?? exc);
+      const fn = p?.connectionLost;
+      if (typeof fn === 'function') fn.call(p, this._pendingExc ?? exc);
     } catch (e) {
       getRunningLoop().callExceptionHandler({ message: 'Exception in protocol callback connectionLost()', exception: e, transport: this, protocol: p });
     }
@@ -198,6 +209,11 @@ export function makeProtocol<P>(protocolFactory: () => P, abort: () => void): P 
     throw new TypeError(`The "protocolFactory" argument must return a protocol object; it returned ${protocol === null ? 'null' : typeof protocol}`);
   }
   return protocol;
+}
+
+/** A protocol from `protocolFactory` before anything is opened for it (pipes, subprocesses): checked as `makeProtocol` does. @internal */
+export function newProtocol<P>(protocolFactory: () => P): P {
+  return makeProtocol(protocolFactory, () => {});
 }
 
 /** Mixes the read/write interfaces of asyncio's `Transport(ReadTransport, WriteTransport)`. */
