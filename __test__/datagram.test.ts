@@ -15,7 +15,7 @@ import {
   type Address,
   type ExceptionContext,
 } from 'protoloop';
-import { expectNoNewFds, fdSnapshot, waitFor } from './helpers';
+import { expectNoNewFds, fdSnapshot, fdTarget, waitFor } from './helpers';
 
 /** Records every callback of a datagram protocol in order. */
 class DgramRecorder extends DatagramProtocol {
@@ -395,6 +395,25 @@ describe('datagram errors', () => {
     u.close();
     await Promise.all([connected.lost, unconnected.lost]);
     await closeNode(peer);
+  });
+
+  it('sock: refuses a socket another endpoint owns with EEXIST, and leaves it to that endpoint', async () => {
+    const rec = new DgramRecorder();
+    const [t] = await createDatagramEndpoint(() => rec, { localAddr: ['127.0.0.1', 0] });
+    const fd = (t.getExtraInfo('socket') as TransportSocket).fd;
+    const file = fdTarget(fd);
+    const err = await createDatagramEndpoint(() => new DgramRecorder(), { sock: fd }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'EEXIST', errno: -17 });
+    expect(fdTarget(fd)).toBe(file); // refused, not closed
+    // The first endpoint still receives on it.
+    const port = (t.getExtraInfo('sockname') as [string, number])[1];
+    const peer = dgram.createSocket('udp4');
+    peer.send('still mine', port, '127.0.0.1');
+    await waitFor(() => rec.datagrams.length === 1);
+    expect(rec.datagrams[0][0].toString()).toBe('still mine');
+    peer.close();
+    t.close();
+    await rec.lost;
   });
 
   it('createDatagramEndpoint refuses bad options, naming them', async () => {

@@ -97,6 +97,15 @@ export function fdSnapshot(): Set<string> {
   return out;
 }
 
+/** What descriptor `fd` is open on ("socket:[inode]", a path), or null when it is closed. */
+export function fdTarget(fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The descriptors open now that were not open at `before`. Counting alone misleads both ways: a descriptor
  * something else closes meanwhile (a worker, an earlier test's straggler) hides a leak or fails a clean run.

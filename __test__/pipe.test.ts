@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectReadPipe, connectWritePipe, Protocol, ReadTransport, Transport, WriteTransport } from 'protoloop';
-import { Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
+import { Recorder, expectNoNewFds, fdSnapshot, fdTarget, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-pipe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -113,6 +113,35 @@ describe('connectReadPipe', () => {
     await expect(connectReadPipe(() => new Protocol(), '3' as any)).rejects.toThrow(TypeError);
     await expect(connectReadPipe('nope' as any, 0)).rejects.toThrow(/protocolFactory/);
     await expect(connectReadPipe(() => new Protocol(), 99999)).rejects.toMatchObject({ code: 'EBADF' });
+  });
+
+  it('refuses a descriptor a live pipe transport owns with EEXIST, and leaves it to that transport', async () => {
+    const path = fifo();
+    const rfd = openRead(path);
+    const rec = new Recorder();
+    const [rt] = await connectReadPipe(() => rec, rfd);
+    const file = fdTarget(rfd);
+    for (const connect of [connectReadPipe, connectWritePipe]) {
+      const err = await connect(() => new Protocol(), rfd).catch((e) => e);
+      expect(err).toMatchObject({ code: 'EEXIST', syscall: 'epoll_ctl' });
+      expect(err.message).toContain(`descriptor ${rfd} already belongs`);
+      expect(fdTarget(rfd)).toBe(file); // not closed
+    }
+    // The owner still reads it, and closes it itself.
+    const wfd = await openWrite(path);
+    writeFileSync(wfd, 'still mine');
+    closeSync(wfd);
+    await rec.lost;
+    expect(rec.received.toString()).toBe('still mine');
+    expect(rt.isClosing()).toBe(true);
+  });
+
+  it('refuses /dev/null (no poller can watch it) naming the call that said so, and leaves the descriptor open', async () => {
+    const fd = openSync('/dev/null', 'r');
+    const file = fdTarget(fd);
+    await expect(connectReadPipe(() => new Protocol(), fd)).rejects.toMatchObject({ code: 'EPERM', syscall: 'epoll_ctl' });
+    expect(fdTarget(fd)).toBe(file);
+    closeSync(fd); // still ours
   });
 });
 

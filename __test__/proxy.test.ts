@@ -210,4 +210,50 @@ describe('forwardTo', () => {
     expect(() => t.forwardTo(u)).toThrow(/closing/);
     t.close();
   });
+
+  /** Two protoloop clients of one Node server, each half-open after EOF; `peers` are the server's ends. */
+  async function pair(): Promise<{ a: Transport; b: Transport; ra: Recorder; peers: net.Socket[] }> {
+    const peers: net.Socket[] = [];
+    const port = await listen((s) => peers.push(s));
+    const ra = new Recorder();
+    ra.eofResult = true;
+    const rb = new Recorder();
+    rb.eofResult = true;
+    const [a] = await createConnection(() => ra, '127.0.0.1', port);
+    await waitFor(() => peers.length === 1);
+    const [b] = await createConnection(() => rb, '127.0.0.1', port);
+    await waitFor(() => peers.length === 2);
+    cleanup.push(() => (a.close(), b.close()));
+    return { a, b, ra, peers };
+  }
+
+  it('is refused at once on a transport that already received EOF (it would wait for an EOF already read)', async () => {
+    const { a, b, ra, peers } = await pair();
+    peers[0].end();
+    await ra.eof;
+    expect(() => a.forwardTo(b)).toThrow(/already received EOF/);
+    // Nothing was started: the other side still takes bytes from its own protocol.
+    b.write(Buffer.from('ok'));
+    await new Promise<void>((r) => peers[1].once('data', () => r()));
+  });
+
+  it('is refused into a transport after its writeEof(), whose bytes would all be dropped', async () => {
+    const { a, b } = await pair();
+    b.writeEof();
+    expect(() => a.forwardTo(b)).toThrow(/after its writeEof\(\)/);
+  });
+
+  it('rejects with EPIPE and the count forwarded when the other side stops taking bytes midway', async () => {
+    const { a, b, peers } = await pair();
+    const forwarded = a.forwardTo(b);
+    let sunk = 0;
+    peers[1].on('data', (d) => (sunk += d.length));
+    peers[0].write(Buffer.alloc(1000, 1));
+    await waitFor(() => sunk === 1000);
+    b.writeEof();
+    peers[0].write(Buffer.alloc(500, 2)); // read by a, refused by b: lost, so the forward must say so
+    const err = await forwarded.catch((e) => e);
+    expect(err).toMatchObject({ code: 'EPIPE', syscall: 'write', bytesForwarded: 1000 });
+    expect(err.message).toMatch(/refused bytes/);
+  }, 10_000);
 });

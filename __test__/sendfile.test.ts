@@ -4,9 +4,11 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } fro
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Protocol, createServer, getRunningLoop, sendfile, type Transport } from 'protoloop';
-import { portOf } from './helpers';
+import { Protocol, createConnection, createServer, getRunningLoop, sendfile, startTls, type Transport } from 'protoloop';
+import { Recorder, portOf, waitFor } from './helpers';
+import { makePki } from './tls-certs';
 
 const SIZE = 100 << 20;
 let dir: string;
@@ -136,4 +138,41 @@ describe('sendfile', () => {
     });
     closeSync(fd);
   });
+
+  it('a sendfile queued before startTls settles with its count: the file goes out plain, then the handshake', async () => {
+    const pki = makePki();
+    const N = 100_000;
+    // The peer reads N plain bytes, then is a TLS server on the same socket and echoes.
+    let plain = Buffer.alloc(0);
+    const server = net.createServer((s) => {
+      const onData = (d: Buffer) => {
+        plain = Buffer.concat([plain, d]);
+        if (plain.length < N) return;
+        s.off('data', onData);
+        s.pause();
+        if (plain.length > N) s.unshift(plain.subarray(N));
+        const secure = new tls.TLSSocket(s, { isServer: true, cert: pki.serverCert, key: pki.serverKey });
+        secure.on('error', () => {});
+        secure.pipe(secure);
+      };
+      s.on('data', onData);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const rec = new Recorder();
+    const [t] = await createConnection(() => rec, '127.0.0.1', (server.address() as net.AddressInfo).port);
+    const fd = openSync(path, 'r');
+    const sent = sendfile(t, fd, 0, N);
+    const secure = await startTls(t, rec, { ca: pki.caCert }, { serverHostname: 'localhost' });
+    // Its completion once went to the retired plain transport, and this promise never settled.
+    expect(await sent).toBe(N);
+    expect(plain.subarray(0, N).equals(content.subarray(0, N))).toBe(true);
+    secure.write(Buffer.from('over TLS'));
+    await waitFor(() => rec.received.toString() === 'over TLS');
+    secure.close();
+    await rec.lost;
+    closeSync(fd);
+    server.close();
+    pki.cleanup();
+  }, 10_000);
 });

@@ -2,7 +2,7 @@
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { constants, createConnection, createServer, getRunningLoop, Server } from 'protoloop';
-import { Echo, Recorder, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
+import { Echo, Recorder, fdTarget, nodeConnect, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
 
 
 /** Sends `msg` on a Node socket and waits for the same bytes back. */
@@ -290,6 +290,21 @@ describe('createServer', () => {
       b.destroy();
       await server[Symbol.asyncDispose]();
     });
+  });
+
+  it('sock: refuses a listening socket another server owns with EEXIST, and leaves it to that server', async () => {
+    const server = await createServer(() => new Echo(), '127.0.0.1', 0);
+    const fd = server.sockets[0].fd;
+    const file = fdTarget(fd);
+    const err = await createServer(() => new Echo(), null, null, { sock: fd }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'EEXIST', errno: -17 });
+    expect(fdTarget(fd)).toBe(file); // refused, not closed
+    // The first server still serves on it.
+    const s = await nodeConnect(portOf(server));
+    const back = readAll(s);
+    s.end('still serving');
+    expect((await back).toString()).toBe('still serving');
+    await server[Symbol.asyncDispose]();
   });
 
   it('sock: serves on a listening socket made by python3 in a child process', async () => {

@@ -7,8 +7,8 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { constants, createConnection, createServer, Protocol, Transport, TransportSocket } from 'protoloop';
-import { Echo, Recorder, freePort, nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
+import { connectAcceptedSocket, constants, createConnection, createServer, Protocol, Transport, TransportSocket } from 'protoloop';
+import { Echo, Recorder, fdTarget, freePort, nodeServer, portOf, readAll, runScript, sleep, waitFor } from './helpers';
 
 const MiB = 1 << 20;
 
@@ -712,7 +712,49 @@ describe('errors', () => {
   });
 });
 
+describe('adopting a descriptor a transport already owns', () => {
+  it('createConnection({ sock }) and connectAcceptedSocket refuse it with EEXIST and leave it open to its owner', async () => {
+    const srv = await nodeServer((s) => s.pipe(s));
+    const rec = new Recorder();
+    const [t] = await createConnection(() => rec, '127.0.0.1', srv.port);
+    const fd = (t.getExtraInfo('socket') as TransportSocket).fd;
+    const file = fdTarget(fd);
+    let made = 0;
+    for (const adopt of [
+      () => createConnection(() => (made++, new Protocol()), null, null, { sock: fd }),
+      () => connectAcceptedSocket(() => (made++, new Protocol()), fd),
+    ]) {
+      const err = await adopt().catch((e) => e);
+      expect(err).toMatchObject({ code: 'EEXIST', errno: -17 });
+      expect(err.message).toContain(`descriptor ${fd} already belongs to a transport`);
+      // Refused, not closed: the number is still the owner's socket (a closed one could be reused).
+      expect(fdTarget(fd)).toBe(file);
+    }
+    expect(made).toBe(0);
+    t.write(Buffer.from('still mine'));
+    await waitFor(() => rec.received.toString() === 'still mine');
+    t.close();
+    expect(await rec.lost).toBe(null);
+    await srv.close();
+  });
+});
+
 describe('addresses and connect options', () => {
+  it('a happyEyeballsDelayMs too large for a duration is a RangeError, and the process lives on', async () => {
+    // 1e308 is finite, but no duration holds it: it once reached the engine and aborted the process.
+    const r = await runScript(`
+      for (const v of [1e308, 2 ** 53, Number.MAX_VALUE]) {
+        await pl.createConnection(() => new pl.Protocol(), '127.0.0.1', 1, { happyEyeballsDelayMs: v })
+          .then(() => console.log('connected?'), (e) => console.log(e.constructor.name, e.message));
+      }
+    `);
+    expect(r.signal).toBe(null);
+    expect(r.status).toBe(0);
+    expect(r.out.trim().split('\n')).toEqual(
+      Array(3).fill(expect.stringMatching(/^RangeError The value of "options.happyEyeballsDelayMs" is out of range/)),
+    );
+  });
+
   it('IPv6: a protoloop client and a protoloop server on ::1', async () => {
     const srvRec = new Recorder();
     const server = await createServer(() => srvRec, '::1', 0);

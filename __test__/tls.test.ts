@@ -19,7 +19,7 @@ import {
   type ExceptionContext,
   type Transport,
 } from 'protoloop';
-import { Echo, Recorder, expectNoNewFds, fdSnapshot, portOf, waitFor } from './helpers';
+import { Echo, Recorder, expectNoNewFds, fdSnapshot, portOf, runScript, waitFor } from './helpers';
 import { makePki, type Pki } from './tls-certs';
 
 let pki: Pki;
@@ -608,6 +608,23 @@ describe('TLS argument checks', () => {
     await expect(createConnection(pf, 'localhost', 1, { ssl: { minVersion: 'TLSv1.1' as never } })).rejects.toThrow(RangeError);
     await expect(createServer(pf, '127.0.0.1', 0, { ssl: {} })).rejects.toThrow(/cert and key/);
     await expect(createServer(pf, '127.0.0.1', 0, { ssl: { cert: pki.serverCert, key: pki.clientKey } })).rejects.toThrow(TypeError);
+  });
+
+  it('a timeout too large for a duration is a RangeError naming it, and the process lives on', async () => {
+    // Finite but beyond any duration: these once reached the engine's option check and aborted the process.
+    const r = await runScript(`
+      for (const o of [{ sslHandshakeTimeoutMs: 1e23 }, { sslShutdownTimeoutMs: 1e308 }, { sslHandshakeTimeoutMs: 2 ** 53 }]) {
+        await pl.createConnection(() => new pl.Protocol(), 'localhost', 1, { ssl: true, ...o })
+          .then(() => console.log('connected?'), (e) => console.log(e.constructor.name, e.message));
+      }
+    `);
+    expect(r.signal).toBe(null);
+    expect(r.status).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^RangeError The value of "options.sslHandshakeTimeoutMs" is out of range/);
+    expect(lines[1]).toMatch(/^RangeError The value of "options.sslShutdownTimeoutMs" is out of range/);
+    expect(lines[2]).toMatch(/^RangeError The value of "options.sslHandshakeTimeoutMs" is out of range/);
   });
 });
 

@@ -92,8 +92,9 @@ class Downstream extends Side {
         this.peer = up;
         up.peer = this;
         if (mode === 'forward') {
-          void transport.forwardTo(upstream);
-          void upstream.forwardTo(transport);
+          // A forward fails when one side refuses bytes the other read (it is gone): the pair goes too.
+          transport.forwardTo(upstream).catch(() => transport.abort());
+          upstream.forwardTo(transport).catch(() => upstream.abort());
         }
         transport.resumeReading();
       },

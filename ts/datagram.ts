@@ -1,5 +1,5 @@
 // Datagram transports (UDP over IPv4 and IPv6, Unix datagram sockets) and `createDatagramEndpoint`.
-import { checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError, toBytes } from './errors';
+import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError, toBytes } from './errors';
 import { afterBatch, inBatch, register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -479,7 +479,7 @@ export async function createDatagramEndpoint<P extends object>(
       throw new TypeError(`A datagram socket was expected for "options.sock", got a socket of type ${kind[1]}`);
     }
     const id = native.datagramAdopt(sock);
-    if (id < 0) throw systemError(id, 'adopt');
+    if (id < 0) throw adoptionError(id, sock);
     return DatagramSocketTransport._start(id, protocolFactory, null);
   }
 

@@ -18,6 +18,12 @@ const SYSCALLS: Record<number, string> = {
   13: 'socket',
   14: 'setsockopt',
   15: 'connect',
+  16: 'fstat',
+  17: 'fcntl',
+  // Registering the descriptor with the engine's poller.
+  18: process.platform === 'linux' ? 'epoll_ctl' : 'kevent',
+  19: 'getsockname',
+  20: 'getsockopt',
   30: 'handshake',
 };
 
@@ -58,6 +64,19 @@ export function systemError(errno: number, syscall: string | number, address?: s
   err.syscall = call;
   if (address !== undefined) err.address = address;
   if (port !== undefined) err.port = port;
+  return err;
+}
+
+/**
+ * The error of an adoption the engine refused (`-(errno + syscall * 2^32)` from the bindings). The
+ * descriptor is left open: it is still the caller's. One that a transport or server of protoloop already
+ * owns gets `EEXIST` with a message that says so.
+ */
+export function adoptionError(refusal: number, fd: number): SystemError {
+  const v = -refusal;
+  const errno = v % 2 ** 32;
+  const err = systemError(errno, Math.floor(v / 2 ** 32));
+  if (err.code === 'EEXIST') err.message = `${err.syscall} EEXIST: descriptor ${fd} already belongs to a transport or server`;
   return err;
 }
 
@@ -144,11 +163,20 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value;
 }
 
-/** A duration in milliseconds: a finite number >= 0. */
-export function checkDuration(name: string, value: unknown): number {
+/**
+ * The longest duration an option takes, in milliseconds (some 285,000 years): every duration becomes a
+ * Rust `Duration` in the engine, which a number such as 1e308 does not fit.
+ */
+export const MAX_DURATION_MS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A duration in milliseconds: a number >= 0 (> 0 with `positive`) and at most `MAX_DURATION_MS`. The one
+ * check of every duration option, so that no number the engine cannot hold gets past it.
+ */
+export function checkDuration(name: string, value: unknown, positive = false): number {
   if (typeof value !== 'number') throw typeError(name, 'a number', value);
-  if (!(Number.isFinite(value) && value >= 0)) {
-    throw new RangeError(`The value of "${name}" is out of range. It must be a finite number >= 0. Received ${value}`);
+  if (!(positive ? value > 0 : value >= 0) || !(value <= MAX_DURATION_MS)) {
+    throw new RangeError(`The value of "${name}" is out of range. It must be ${positive ? '> 0' : '>= 0'} and <= ${MAX_DURATION_MS}. Received ${value}`);
   }
   return value;
 }

@@ -68,6 +68,7 @@ export const enum EventKind {
   ForwardEnded = 40,
   SendfileDone = 41,
   SendfileFailed = 42,
+  ForwardFailed = 43,
   /** Child process `id` was reaped; `a | 0` is its return code (`-signal` when killed). */
   ProcessExited = 20,
 }

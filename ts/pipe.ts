@@ -2,7 +2,7 @@
 // child processes (ts/subprocess.ts). A pipe end is an engine stream; the reading and writing halves are
 // stream.ts's `StreamReader` / `StreamWriter`, and lifecycle and flow control are BaseTransport's.
 import { fstatSync } from 'node:fs';
-import { checkFunction, checkInteger, systemError } from './errors';
+import { adoptionError, checkFunction, checkInteger, systemError } from './errors';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -202,7 +202,7 @@ async function connectPipe<P>(protocolFactory: () => P, fd: number, write: boole
   checkPipeFd(fd);
   const protocol = newProtocol(protocolFactory);
   const id = native.openPipe(fd, write);
-  if (id < 0) throw systemError(id, 'open');
+  if (id < 0) throw adoptionError(id, fd);
   return [startPipe(id, write, protocol, fd), protocol];
 }
 

@@ -1,5 +1,5 @@
 // Listening sockets: `createServer` and asyncio's `Server` object.
-import { checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError } from './errors';
+import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError } from './errors';
 import { register, unregister } from './events';
 import { EventLoop, getRunningLoop, release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -212,7 +212,7 @@ export async function createServer(
     checkInteger('options.sock', options.sock, 0, 0x7fffffff);
     checkListeningSocket('options.sock', options.sock);
     id = native.listenOn(options.sock, keepAlive);
-    if (id < 0) throw systemError(id, 'listen');
+    if (id < 0) throw adoptionError(id, options.sock);
   } else {
     const hosts = hostList(host);
     const p = checkPort('port', port ?? 0);

@@ -1,5 +1,6 @@
 // Stream transports (TCP now; Unix sockets and pipes reuse it) and `createConnection`.
 import {
+  adoptionError,
   checkDuration,
   checkFunction,
   checkInteger,
@@ -267,7 +268,7 @@ export class StreamTransport extends Transport {
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
   #pinnedShared = false;
-  #forwarding: { resolve: (r: { bytes: number }) => void } | null = null;
+  #forwarding: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
   #sendfile: { resolve: (n: number) => void; reject: (e: Error) => void } | null = null;
 
   /** @internal */
@@ -346,25 +347,22 @@ export class StreamTransport extends Transport {
         f?.resolve({ bytes: a + b * 2 ** 32 });
         return;
       }
-      case EventKind.SendfileDone:
-      case EventKind.SendfileFailed: {
-        const f = this.#sendfile;
-        this.#sendfile = null;
-        if (kind === EventKind.SendfileDone) {
-          this.#writer.flushed += a + b * 2 ** 32;
-          this.#writer.accepted += a + b * 2 ** 32;
-          f?.resolve(a + b * 2 ** 32);
-        } else {
-          const sent = data === null ? 0 : Number(data.readBigUInt64LE(0));
-          this.#writer.flushed += sent;
-          this.#writer.accepted += sent;
-          f?.reject(Object.assign(systemError(a, 'sendfile'), { bytesSent: sent }));
-        }
+      case EventKind.ForwardFailed: {
+        // The other transport refused bytes read here (it closed or shut its write side): they are lost.
+        const f = this.#forwarding;
+        this.#forwarding = null;
+        const bytes = data === null ? 0 : Number(data.readBigUInt64LE(0));
+        const err = Object.assign(systemError(a, 'write'), { bytesForwarded: bytes });
+        err.message = `forwardTo: the other transport refused bytes read from this one (${err.message}); ${bytes} bytes were forwarded before`;
+        f?.reject(err);
         return;
       }
+      case EventKind.SendfileDone:
+      case EventKind.SendfileFailed:
+        this._sendfileEvent(kind, a, b, data);
+        return;
       case EventKind.Closed:
-        this.#sendfile?.reject(systemError(a || 32 /* EPIPE */, b || 'sendfile'));
-        this.#sendfile = null;
+        this._sendfileEvent(kind, a, b, data);
         this.#reader.clear();
         this.#lent = this.#pendingView = null;
         if (this.#pinnedShared) native.releaseReadTarget(this._id);
@@ -374,6 +372,28 @@ export class StreamTransport extends Transport {
         this.#owner?._detach(this);
         release();
         return;
+    }
+  }
+
+  /**
+   * @internal The outcome of a queued `sendfile` (`SendfileDone`, `SendfileFailed`), or the stream's end
+   * (`Closed`, or STARTTLS taking the socket) rejecting one still pending. STARTTLS hands the plain
+   * stream's last events here after `_handOver`: a sendfile queued before the upgrade finishes first.
+   */
+  _sendfileEvent(kind: EventKind, a: number, b: number, data: Buffer | null): void {
+    const f = this.#sendfile;
+    this.#sendfile = null;
+    if (kind === EventKind.SendfileDone) {
+      this.#writer.flushed += a + b * 2 ** 32;
+      this.#writer.accepted += a + b * 2 ** 32;
+      f?.resolve(a + b * 2 ** 32);
+    } else if (kind === EventKind.SendfileFailed) {
+      const sent = data === null ? 0 : Number(data.readBigUInt64LE(0));
+      this.#writer.flushed += sent;
+      this.#writer.accepted += sent;
+      f?.reject(Object.assign(systemError(a, 'sendfile'), { bytesSent: sent }));
+    } else {
+      f?.reject(systemError(a || 32 /* EPIPE */, b || 'sendfile'));
     }
   }
 
@@ -554,8 +574,10 @@ export class StreamTransport extends Transport {
     const lowWater = checkInteger('options.lowWater', options?.lowWater ?? Math.min(low, highWater), 0, highWater);
     if (this._closing || other._closing) throw new Error('Cannot forward from or to a closing transport');
     if (this.#forwarding !== null) throw new Error('This transport is already forwarding');
-    if (!native.forwardTo(this._id, other._id, highWater, lowWater)) throw new Error('Cannot forward from or to a closed transport');
-    return new Promise((resolve) => (this.#forwarding = { resolve }));
+    if (other.#writer.eofWritten) throw new Error('Cannot forward into a transport after its writeEof(): it takes no more bytes');
+    const refused = native.forwardTo(this._id, other._id, highWater, lowWater);
+    if (refused !== 0) throw new Error(FORWARD_REFUSED[refused] ?? FORWARD_REFUSED[1]);
+    return new Promise((resolve, reject) => (this.#forwarding = { resolve, reject }));
   }
 
   /** @internal `sendfile(2)` in the engine; see `sendfile()`. */
@@ -583,6 +605,8 @@ export class StreamTransport extends Transport {
    * @internal
    */
   _handOver(): { held: Buffer[]; owner: StreamOwner | null; lent: Uint8Array | null } {
+    // What it reads goes to the engine's forward, not to a TLS session; the promise would never settle.
+    if (this.#forwarding !== null) throw new Error('Cannot start TLS on a transport that is forwarding (forwardTo)');
     // Bytes already read: copies (Data) or fills of the buffer lent to the engine (BufferFilled).
     const lent = this.#lent;
     const held: Buffer[] = [];
@@ -625,6 +649,14 @@ export class StreamTransport extends Transport {
     return `<${this._ops.canWriteEof ? 'StreamTransport' : 'TlsTransport'} id=${this._id}${this._closing ? ' closing' : ''}>`;
   }
 }
+
+/** Why the engine refused a forward (`protoloop_engine::stream::ForwardRefused`). */
+const FORWARD_REFUSED: Record<number, string> = {
+  1: 'Cannot forward from or to a closed transport',
+  2: 'This transport is already forwarding',
+  3: 'Cannot forward from a transport that has already received EOF: its stream has ended (eofReceived is or was called); pass the half-close on with writeEof() on the other transport',
+  4: 'Cannot forward into a transport that takes no more bytes (closing, or after its writeEof())',
+};
 
 function describeBuffer(v: unknown): string {
   if (types.isProxy(v)) return 'a Proxy';
@@ -784,7 +816,7 @@ export async function adoptSocket<P extends object>(
     throw new TypeError(`The "${name}" argument must be a connected socket, not a listening one`);
   }
   const id = native.adopt(fd as number, false, true);
-  if (id < 0) throw systemError(id, 'adopt');
+  if (id < 0) throw adoptionError(id, fd as number);
   if (tls === null) return StreamTransport._start(id, protocolFactory, owner);
   // A socket handed over with ssl= is upgraded before any protocol sees it, as asyncio wraps it.
   retain();

@@ -2,7 +2,7 @@
 // The engine runs the TLS session (rustls); a TLS connection is a StreamTransport whose operations
 // are the engine's TLS ones, so flow control, reading pauses and the lifecycle are the same code.
 import { X509Certificate } from 'node:crypto';
-import { checkBoolean, checkObject, systemError, type SystemError } from './errors';
+import { checkBoolean, checkDuration, checkObject, systemError, type SystemError } from './errors';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -89,10 +89,7 @@ function pemBytes(name: string, v: unknown): Buffer {
 }
 
 function timeout(name: string, v: unknown, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`The "${name}" argument must be a number`);
-  if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`The value of "${name}" is out of range. It must be > 0 and finite. Received ${v}`);
-  return v;
+  return v === undefined || v === null ? dflt : checkDuration(name, v, true);
 }
 
 function optString(name: string, v: unknown): string | null {
@@ -253,6 +250,7 @@ export function tlsError(errno: number, syscall: number, payload: Buffer | null,
  * bytes it read but nobody delivered (`held`, then any still in flight) go to the TLS session first.
  * Once the handshake is done, `make(id)` builds the transport of the TLS connection at once (inside the
  * event dispatch, so that no event of the new id finds nobody to take it) and the promise resolves to it.
+ * `plain` is the old transport, if any: the outcome of a sendfile it had queued still goes to it.
  * @internal
  */
 export function upgradeStream<T>(
@@ -262,6 +260,7 @@ export function upgradeStream<T>(
   host: string | null,
   make: (id: number) => T,
   lent: Uint8Array | null = null,
+  plain: StreamTransport | null = null,
 ): Promise<T> {
   const newId = native.tlsDetach(oldId);
   if (newId < 0) return Promise.reject(new Error('The transport is closed'));
@@ -274,11 +273,16 @@ export function upgradeStream<T>(
           early.push(Buffer.from(data));
         } else if (kind === EventKind.BufferFilled && lent !== null) {
           early.push(Buffer.from(lent.subarray(0, a)));
+        } else if (kind === EventKind.SendfileDone || kind === EventKind.SendfileFailed) {
+          plain?._sendfileEvent(kind, a, b, data);
         } else if (kind === EventKind.Closed) {
+          plain?._sendfileEvent(kind, a, b, data);
           unregister(oldId);
           release();
           reject(a === 0 ? new Error('The transport closed before the TLS upgrade') : systemError(a, b));
         } else if (kind === EventKind.Detached) {
+          // The writer finished before the detach, so a queued sendfile has settled by now.
+          plain?._sendfileEvent(EventKind.Closed, 0, 0, null);
           unregister(oldId);
           register(newId, {
             _onEvent(kind2, a2, b2, data2) {
@@ -348,7 +352,7 @@ export async function startTls(
     const [t] = StreamTransport._start(id, () => protocol, owner, TLS_OPS, tlsExtra(id, ssl), false);
     owner?._attach(t);
     return t;
-  }, lent);
+  }, lent, transport);
   // The plain stream reads no more (the detach above stopped it): a SharedArrayBuffer it had been lent
   // for zero-copy receive may go.
   native.releaseReadTarget(transport._id);

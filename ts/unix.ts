@@ -1,7 +1,7 @@
 // Unix domain sockets: `createUnixConnection`, `createUnixServer` and `socketpair()`. Connected and
 // listening Unix sockets are the same `StreamTransport` and `Server` as TCP; only making them differs.
 import { lstatSync, unlinkSync } from 'node:fs';
-import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
+import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
 import { release, retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
@@ -116,7 +116,7 @@ export async function createUnixServer(
     checkListeningSocket('options.sock', options.sock as number);
     const name = native.sockname(options.sock as number);
     id = native.listenOn(options.sock, false);
-    if (id < 0) throw systemError(id, 'listen');
+    if (id < 0) throw adoptionError(id, options.sock as number);
     boundPath = name?.host ?? null;
   } else {
     if (path == null) throw new TypeError('path must be given when sock is not');

@@ -43,17 +43,19 @@ pub fn datagram_open(
 }
 
 /// Makes an endpoint of datagram socket `fd`, which the engine owns from now on. Returns the id or a
-/// negative errno.
-#[napi]
+/// refusal (`convert::refused`), which leaves the descriptor open.
+#[napi(catch_unwind)]
 pub fn datagram_adopt(fd: i32) -> Result<i64> {
+    let engine = engine()?;
     if let Err(e) = crate::socket::check_fd(fd, true) {
-        return Ok(neg_errno(&e));
+        return Ok(crate::convert::not_adoptable(e));
     }
-    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over.
+    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over and gets it
+    // back unclosed if the engine refuses it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(match engine()?.adopt_datagram(owned) {
+    Ok(match engine.adopt_datagram(owned) {
         Ok(id) => id as i64,
-        Err(e) => neg_errno(&e),
+        Err(r) => crate::convert::refused(&r),
     })
 }
 

@@ -7,6 +7,7 @@
 //! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
 
 mod buffer;
+mod convert;
 mod datagram;
 mod pipe;
 mod reactor;

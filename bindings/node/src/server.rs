@@ -28,17 +28,20 @@ pub fn listen(
     })
 }
 
-/// Serves on listening socket `fd`, which the engine owns from now on.
-#[napi]
+/// Serves on listening socket `fd`, which the engine owns from now on. Returns the server id or a
+/// refusal (`convert::refused`), which leaves the descriptor open.
+#[napi(catch_unwind)]
 pub fn listen_on(fd: i32, keep_alive: bool) -> Result<i64> {
+    let engine = engine()?;
     if let Err(e) = crate::socket::check_fd(fd, true) {
-        return Ok(neg_errno(&e));
+        return Ok(crate::convert::not_adoptable(e));
     }
-    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over.
+    // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over and gets it
+    // back unclosed if the engine refuses it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(match engine()?.listen_on(owned, keep_alive) {
+    Ok(match engine.listen_on(owned, keep_alive) {
         Ok(id) => id as i64,
-        Err(e) => neg_errno(&e),
+        Err(r) => crate::convert::refused(&r),
     })
 }
 

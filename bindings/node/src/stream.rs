@@ -1,10 +1,10 @@
 //! Stream transports: connect, adopt a descriptor, write, half-close, close, read pausing, stats.
 
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use protoloop_engine::stream::ForwardRefused;
 use protoloop_engine::{ConnectOptions, FdKind, Stream};
 
 use crate::{engine, neg_errno};
@@ -28,25 +28,28 @@ pub fn connect(
     let opts = ConnectOptions {
         family,
         local_addr: local_host.map(|h| (h, local_port as u16)),
-        happy_eyeballs_delay: happy_eyeballs_delay_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        happy_eyeballs_delay: crate::convert::opt_duration("options.happyEyeballsDelayMs", happy_eyeballs_delay_ms)?,
         interleave: interleave.map(|n| n as usize),
     };
     Ok(engine()?.connect(host, port as u16, opts))
 }
 
 /// Makes a stream transport of descriptor `fd`, which the engine owns from now on. `pipe` selects
-/// pipe semantics (EOF by closing); `readable` starts a reader. Returns the id or a negative errno.
-#[napi]
+/// pipe semantics (EOF by closing); `readable` starts a reader. Returns the id or a refusal
+/// (`convert::refused`), which leaves the descriptor open.
+#[napi(catch_unwind)]
 pub fn adopt(fd: i32, pipe: bool, readable: bool) -> Result<i64> {
+    let engine = engine()?;
     if let Err(e) = crate::socket::check_fd(fd, !pipe) {
-        return Ok(neg_errno(&e));
+        return Ok(crate::convert::not_adoptable(e));
     }
-    // SAFETY: `check_fd` proved the descriptor open; the caller hands it over, as asyncio's `sock=`.
+    // SAFETY: `check_fd` proved the descriptor open; the caller hands it over, as asyncio's `sock=`,
+    // and gets it back unclosed if the engine refuses it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let kind = if pipe { FdKind::Pipe } else { FdKind::Socket };
-    Ok(match engine()?.adopt(owned, kind, readable) {
+    Ok(match engine.adopt(owned, kind, readable) {
         Ok(id) => id as i64,
-        Err(e) => neg_errno(&e),
+        Err(r) => crate::convert::refused(&r),
     })
 }
 
@@ -157,12 +160,13 @@ pub fn stream_stats(id: u32) -> Option<Vec<f64>> {
 }
 
 /// Forwards everything stream `id` reads to stream `to` inside the engine (see
-/// `Stream::forward_to`). False when either stream is gone or `id` already forwards.
-#[napi]
-pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> bool {
+/// `Stream::forward_to`). 0, or why it was refused (`ForwardRefused`: 1 a stream is gone, 2 `id`
+/// already forwards, 3 `id` already read EOF, 4 `to` takes no more bytes).
+#[napi(catch_unwind)]
+pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> u32 {
     match (stream(id), stream(to)) {
-        (Some(from), Some(to)) => from.forward_to(to, high as usize, low as usize),
-        _ => false,
+        (Some(from), Some(to)) => from.forward_to(to, high as usize, low as usize).map_or_else(|r| r as u32, |()| 0),
+        _ => ForwardRefused::Closed as u32,
     }
 }
 

@@ -1,7 +1,6 @@
 //! TLS connections: connect, serve, STARTTLS, and the stream operations on a TLS connection's id.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -39,8 +38,8 @@ fn context(o: &TlsOpts, host: Option<&str>) -> Result<Arc<TlsContext>> {
         min_version: o.min_version.map(|v| v as u16),
         max_version: o.max_version.map(|v| v as u16),
         request_cert: o.request_cert,
-        handshake_timeout: Duration::from_secs_f64(o.handshake_timeout_ms / 1000.0),
-        shutdown_timeout: Duration::from_secs_f64(o.shutdown_timeout_ms / 1000.0),
+        handshake_timeout: crate::convert::duration("options.sslHandshakeTimeoutMs", o.handshake_timeout_ms)?,
+        shutdown_timeout: crate::convert::duration("options.sslShutdownTimeoutMs", o.shutdown_timeout_ms)?,
     };
     TlsContext::new(&opts, host).map_err(|m| Error::new(Status::InvalidArg, m))
 }
@@ -73,7 +72,7 @@ pub fn tls_connect(
     let copts = ConnectOptions {
         family,
         local_addr: local_host.map(|h| (h, local_port as u16)),
-        happy_eyeballs_delay: happy_eyeballs_delay_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        happy_eyeballs_delay: crate::convert::opt_duration("options.happyEyeballsDelayMs", happy_eyeballs_delay_ms)?,
         interleave: interleave.map(|n| n as usize),
     };
     Ok(engine()?.connect_tls(host, port as u16, copts, ctx))

@@ -131,25 +131,43 @@ pub struct Datagram {
     stop: Notify,
 }
 
+/// What an endpoint's descriptor is registered for.
+pub(crate) const INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE).add(Interest::ERROR);
+
+/// Where a datagram socket is: its family and its connected peer, if any.
+pub(crate) struct Place {
+    domain: i32,
+    peer: Option<SockAddr>,
+}
+
+impl Place {
+    pub(crate) fn of(sock: &socket2::SockRef<'_>) -> io::Result<Place> {
+        // From the address rather than SO_DOMAIN, which only Linux has.
+        Ok(Place { domain: sock.local_addr()?.domain().into(), peer: sock.peer_addr().ok() })
+    }
+}
+
 impl Datagram {
     /// Registers `fd` (non-blocking) and the endpoint; reading starts with [`Datagram::begin_reading`]
     /// once the caller has announced the id.
     pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, remote: Option<SockAddr>) -> io::Result<Arc<Datagram>> {
-        let sock = socket2::SockRef::from(&fd);
-        // From the address rather than SO_DOMAIN, which only Linux has.
-        let domain = sock.local_addr()?.domain().into();
-        let peer = sock.peer_addr().ok();
-        let connected = peer.is_some();
+        let place = Place::of(&socket2::SockRef::from(&fd))?;
         let fd = {
             let _rt = core.handle.enter();
-            crate::register(fd, Interest::READABLE | Interest::WRITABLE | Interest::ERROR)?
+            crate::register(fd, INTEREST)?
         };
+        Ok(Self::registered(core, id, fd, place, remote))
+    }
+
+    /// [`Datagram::start`] of a descriptor already registered (with [`INTEREST`]).
+    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, place: Place, remote: Option<SockAddr>) -> Arc<Datagram> {
+        let connected = place.peer.is_some();
         let d = Arc::new(Datagram {
             id,
-            domain,
+            domain: place.domain,
             fd,
             core: core.clone(),
-            remote: remote.or(peer),
+            remote: remote.or(place.peer),
             connected,
             write: Mutex::new(WriteState::default()),
             closed: AtomicBool::new(false),
@@ -159,7 +177,7 @@ impl Datagram {
             stop: Notify::new(),
         });
         core.datagrams.lock().unwrap().insert(id, d.clone());
-        Ok(d)
+        d
     }
 
     pub(crate) fn begin_reading(self: &Arc<Self>) {

@@ -65,6 +65,10 @@ pub enum Kind {
     SendfileDone = 41,
     /// `sendfile` failed with errno `a`; the payload holds the bytes sent before, as a u64 LE.
     SendfileFailed = 42,
+    /// Forwarding from this stream failed: the other stream refused bytes this one had read (it closed,
+    /// or its write side was shut), errno `a` (`EPIPE`); the payload holds the bytes forwarded before,
+    /// as a u64 LE.
+    ForwardFailed = 43,
     /// Child process `id` was reaped. `a` is its return code as an `i32` (the exit status, or
     /// `-signal` when a signal ended it, Python's convention); `b` is unused.
     ProcessExited = 20,
@@ -89,6 +93,13 @@ pub enum Syscall {
     Setsockopt = 14,
     /// `connect` of a datagram socket (numbered apart from streams' [`Syscall::Connect`]).
     DgramConnect = 15,
+    /// Checks of a descriptor handed over for adoption, and its registration with the reactor
+    /// (`epoll_ctl` on Linux).
+    Fstat = 16,
+    Fcntl = 17,
+    Register = 18,
+    Getsockname = 19,
+    Getsockopt = 20,
     /// The socket failed during a TLS handshake.
     Handshake = 30,
 }

@@ -11,7 +11,9 @@
 //! assert!(!engine.server(server).unwrap().fds().is_empty());
 //! ```
 
+pub mod adopt;
 pub mod connect;
+pub mod convert;
 pub mod datagram;
 pub mod events;
 pub mod pipe;
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 
+pub use adopt::Refused;
 pub use connect::ConnectOptions;
 pub use datagram::{Datagram, DatagramOptions};
 use events::EventQueue;
@@ -105,6 +108,17 @@ pub struct Core {
 impl Core {
     pub fn next_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether a live stream, server, datagram endpoint or TLS connection (or a socket between the
+    /// halves of STARTTLS) owns descriptor `fd`.
+    pub(crate) fn owns_fd(&self, fd: std::os::fd::RawFd) -> bool {
+        use std::os::fd::AsRawFd;
+        self.streams.lock().unwrap().values().any(|s| s.raw_fd() == fd)
+            || self.servers.lock().unwrap().values().any(|s| s.fds().contains(&fd))
+            || self.datagrams.lock().unwrap().values().any(|d| d.raw_fd() == fd)
+            || self.tls.lock().unwrap().values().any(|t| t.raw_fd() == fd)
+            || self.detached.lock().unwrap().values().any(|d| d.as_raw_fd() == fd)
     }
 }
 
@@ -213,11 +227,14 @@ impl Engine {
         true
     }
 
-    /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes).
-    pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<u32> {
-        set_nonblocking(&fd)?;
+    /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes). Refused, the
+    /// descriptor is left open: it is still the caller's (see [`adopt`]).
+    pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> Result<u32, Refused> {
+        let fd = adopt::Handover::new(&self.core, fd)?;
+        fd.set_nonblocking()?;
+        let fd = fd.register(&self.core, stream::interest(readable))?;
         let id = self.core.next_id();
-        Stream::start(&self.core, id, fd, kind, readable)?;
+        Stream::registered(&self.core, id, fd, kind);
         Ok(id)
     }
 
@@ -229,10 +246,13 @@ impl Engine {
         Ok(id)
     }
 
-    /// Serves on a listening socket the caller hands over.
-    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> io::Result<u32> {
+    /// Serves on a listening socket the caller hands over. Refused, the descriptor is left open.
+    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> Result<u32, Refused> {
+        let fd = adopt::Handover::new(&self.core, fd)?;
+        fd.set_nonblocking()?;
+        let listener = fd.register(&self.core, tokio::io::Interest::READABLE)?;
         let id = self.core.next_id();
-        Server::adopt(&self.core, id, fd, keep_alive)?;
+        Server::from_listeners(&self.core, id, vec![Arc::new(listener)], keep_alive);
         Ok(id)
     }
 
@@ -254,14 +274,22 @@ impl Engine {
         id
     }
 
-    /// Makes a datagram endpoint of a socket the caller hands over (asyncio's `sock=`).
-    pub fn adopt_datagram(&self, fd: OwnedFd) -> io::Result<u32> {
-        set_nonblocking(&fd)?;
-        if socket2::SockRef::from(&fd).r#type()? != socket2::Type::DGRAM {
-            return Err(io::Error::from_raw_os_error(libc::EPROTOTYPE));
+    /// Makes a datagram endpoint of a socket the caller hands over (asyncio's `sock=`). Refused, the
+    /// descriptor is left open.
+    pub fn adopt_datagram(&self, fd: OwnedFd) -> Result<u32, Refused> {
+        use events::Syscall;
+        let fd = adopt::Handover::new(&self.core, fd)?;
+        let sock = socket2::SockRef::from(&fd);
+        match sock.r#type() {
+            Ok(t) if t == socket2::Type::DGRAM => {}
+            Ok(_) => return Err(Refused::new(io::Error::from_raw_os_error(libc::EPROTOTYPE), Syscall::Getsockopt)),
+            Err(e) => return Err(Refused::new(e, Syscall::Getsockopt)),
         }
+        let place = datagram::Place::of(&sock).map_err(|e| Refused::new(e, Syscall::Getsockname))?;
+        fd.set_nonblocking()?;
+        let fd = fd.register(&self.core, datagram::INTEREST)?;
         let id = self.core.next_id();
-        Datagram::start(&self.core, id, fd, None)?.begin_reading();
+        Datagram::registered(&self.core, id, fd, place, None).begin_reading();
         Ok(id)
     }
 

@@ -6,9 +6,11 @@
 //! that a write end notices its reader going away while idle.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use crate::adopt::{Handover, Refused};
+use crate::events::Syscall;
 use crate::stream::{FdKind, Stream};
 use crate::{Core, Engine};
 
@@ -54,11 +56,15 @@ pub(crate) fn open(core: &Arc<Core>, fd: OwnedFd, end: PipeEnd) -> io::Result<Ar
     crate::set_nonblocking(&fd)?;
     let id = core.next_id();
     let stream = Stream::start(core, id, fd, FdKind::Pipe, end == PipeEnd::Read)?;
+    watch(&stream, end, ty);
+    Ok(stream)
+}
+
+fn watch(stream: &Arc<Stream>, end: PipeEnd, ty: PipeFileType) {
     // A tty has no reader to lose; its hang-up shows as a failed write.
     if end == PipeEnd::Write && ty != PipeFileType::CharDevice {
         stream.watch_reader_gone();
     }
-    Ok(stream)
 }
 
 /// A new anonymous pipe, `(read end, write end)`, both close-on-exec so that no other child inherits
@@ -76,9 +82,16 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 impl Engine {
     /// asyncio's `connect_read_pipe` / `connect_write_pipe`: a stream transport of one pipe end the
-    /// caller hands over. Regular files are refused with `EINVAL`.
-    pub fn open_pipe(&self, fd: OwnedFd, end: PipeEnd) -> io::Result<u32> {
-        Ok(open(&self.core, fd, end)?.id)
+    /// caller hands over. Regular files are refused with `EINVAL`, and so is anything the reactor cannot
+    /// watch (`EPERM` for `/dev/null`); refused, the descriptor is left open (see [`crate::adopt`]).
+    pub fn open_pipe(&self, fd: OwnedFd, end: PipeEnd) -> Result<u32, Refused> {
+        let fd = Handover::new(&self.core, fd)?;
+        let ty = pipe_file_type(fd.as_fd().as_raw_fd()).map_err(|e| Refused::new(e, Syscall::Fstat))?;
+        fd.set_nonblocking()?;
+        let fd = fd.register(&self.core, crate::stream::interest(end == PipeEnd::Read))?;
+        let stream = Stream::registered(&self.core, self.core.next_id(), fd, FdKind::Pipe);
+        watch(&stream, end, ty);
+        Ok(stream.id)
     }
 }
 
@@ -156,8 +169,14 @@ pub(crate) mod tests {
     fn regular_files_are_refused() {
         let engine = Engine::new(Box::new(|| {}), 1).unwrap();
         let f = std::fs::File::open("/proc/self/exe").unwrap();
+        let fd = f.as_raw_fd();
         let err = engine.open_pipe(f.into(), PipeEnd::Read).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(err.error.raw_os_error(), Some(libc::EINVAL));
         assert_eq!(engine.open_handles(), 0);
+        // Refused, the descriptor is still open: it is the caller's to close.
+        // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags.
+        assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+        // SAFETY: the refused descriptor is ours again; closed once.
+        unsafe { libc::close(fd) };
     }
 }

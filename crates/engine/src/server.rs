@@ -94,19 +94,11 @@ impl Server {
             .iter()
             .map(|a| Ok(Arc::new(crate::register(listen_socket(*a, opts)?, Interest::READABLE)?)))
             .collect::<io::Result<Vec<_>>>()?;
-        Self::from_listeners(core, id, listeners, opts.keep_alive)
+        Ok(Self::from_listeners(core, id, listeners, opts.keep_alive))
     }
 
-    /// Takes over an already listening socket (asyncio's `sock=`).
-    pub(crate) fn adopt(core: &Arc<Core>, id: u32, fd: OwnedFd, keep_alive: bool) -> io::Result<Arc<Server>> {
-        let _rt = core.handle.enter();
-        let sock = Socket::from(fd);
-        sock.set_nonblocking(true)?;
-        let listener = Arc::new(crate::register(sock, Interest::READABLE)?);
-        Self::from_listeners(core, id, vec![listener], keep_alive)
-    }
-
-    pub(crate) fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> io::Result<Arc<Server>> {
+    /// A server of registered listening sockets (an adopted one: `Engine::listen_on`).
+    pub(crate) fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> Arc<Server> {
         let server = Arc::new(Server {
             id,
             listeners,
@@ -120,7 +112,7 @@ impl Server {
             core.handle.spawn(server.clone().accept_loop(core.clone(), l.clone()));
         }
         core.servers.lock().unwrap().insert(id, server.clone());
-        Ok(server)
+        server
     }
 
     pub fn fds(&self) -> Vec<RawFd> {

@@ -26,6 +26,15 @@ const COALESCE_BELOW: usize = 16 * 1024;
 /// Most iovecs handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// What a stream's descriptor is registered for: writability always, readability when it reads.
+pub(crate) fn interest(readable: bool) -> Interest {
+    if readable {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::WRITABLE
+    }
+}
+
 /// Whether the descriptor is a socket (send/recv, `shutdown`) or a pipe (read/write, close for EOF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdKind {
@@ -120,6 +129,22 @@ pub struct Stream {
     /// STARTTLS: set (under the read lock) when the socket is being handed to a TLS session; the
     /// reader reads no more, so what the peer sends next stays in the kernel for the TLS session.
     detaching: AtomicBool,
+    /// The reader saw EOF: nothing more will be read (and so nothing forwarded).
+    read_eof: AtomicBool,
+}
+
+/// Why [`Stream::forward_to`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardRefused {
+    /// Either stream is closed.
+    Closed = 1,
+    /// This stream already forwards.
+    Forwarding = 2,
+    /// This stream already read EOF: there is nothing left to forward, and the EOF itself is on its
+    /// way to the host.
+    Ended = 3,
+    /// The other stream takes no more bytes: it is closing or its write side is shut (`write_eof`).
+    TargetShut = 4,
 }
 
 struct Forward {
@@ -135,11 +160,15 @@ impl Stream {
     /// `connection_made`): so no event can precede the one that announces the stream, and a buffered
     /// protocol's very first bytes can already go into its own memory.
     pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<Arc<Stream>> {
-        let interest = if readable { Interest::READABLE | Interest::WRITABLE } else { Interest::WRITABLE };
         let fd = {
             let _rt = core.handle.enter();
-            crate::register(fd, interest)?
+            crate::register(fd, interest(readable))?
         };
+        Ok(Self::registered(core, id, fd, kind))
+    }
+
+    /// [`Stream::start`] of a descriptor already registered (with [`interest`]).
+    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, kind: FdKind) -> Arc<Stream> {
         let stream = Arc::new(Stream {
             id,
             kind,
@@ -155,9 +184,10 @@ impl Stream {
             forward: Mutex::new(None),
             stats: Stats::default(),
             detaching: AtomicBool::new(false),
+            read_eof: AtomicBool::new(false),
         });
         core.streams.lock().unwrap().insert(id, stream.clone());
-        Ok(stream)
+        stream
     }
 
     /// Starts the reader; with `target_mode`, it reads only into targets the host hands over with
@@ -277,14 +307,16 @@ impl Stream {
     /// Sends `bufs` in order. Returns how many bytes went to the kernel at once; the rest is queued and
     /// reported later through [`Kind::Drained`] events. A hard error finishes the stream with it.
     pub fn write(self: &Arc<Self>, bufs: &[&[u8]]) -> usize {
-        self.write_from(bufs, true)
+        self.write_from(bufs, true).unwrap_or(0)
     }
 
-    /// `write` for the host (`host`: drains are reported) or for the engine itself (forwarding).
-    fn write_from(self: &Arc<Self>, bufs: &[&[u8]], host: bool) -> usize {
+    /// `write` for the host (`host`: drains are reported) or for the engine itself (forwarding). `None`
+    /// when the bytes were not taken: the stream is closed or closing, its write side shut, or the
+    /// write failed (which finishes the stream).
+    fn write_from(self: &Arc<Self>, bufs: &[&[u8]], host: bool) -> Option<usize> {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing || st.eof_requested {
-            return 0;
+            return None;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut sent = 0;
@@ -295,12 +327,12 @@ impl Stream {
                 Err(e) => {
                     drop(st);
                     self.finish(Some(e), Syscall::Write);
-                    return 0;
+                    return None;
                 }
             }
             self.stats.bytes_written.fetch_add(sent as u64, Ordering::Relaxed);
             if sent == total {
-                return sent;
+                return Some(sent);
             }
         }
         // Queue what the kernel did not take.
@@ -322,7 +354,7 @@ impl Stream {
             st.writer_running = true;
             self.core.handle.spawn(self.clone().write_loop());
         }
-        sent
+        Some(sent)
     }
 
     fn send_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
@@ -660,40 +692,67 @@ impl Stream {
 
     fn on_eof(&self, rs: &mut ReadState) -> ReadOutcome {
         rs.target = None;
+        // Before ending a forward: `forward_to` checks it after taking the forward lock, so a forward
+        // is either ended here or refused there, never left waiting for an EOF already read.
+        self.read_eof.store(true, Ordering::Release);
         self.end_forward(true);
         self.core.queue.push(Kind::Eof, self.id, 0, 0);
         ReadOutcome::Done
     }
 
     fn forward_bytes(&self, bytes: &[u8]) -> ReadOutcome {
-        let Some((to, high, low)) = self.forward.lock().unwrap().as_mut().map(|f| {
-            f.bytes += bytes.len() as u64;
-            (f.to.clone(), f.high, f.low)
-        }) else {
+        let Some((to, high, low)) = self.forward.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low)) else {
             return ReadOutcome::Again;
         };
-        to.write_from(&[bytes], false);
-        if to.is_closed() {
-            self.end_forward(false);
-        } else if to.write_buffer_size() > high {
+        if to.write_from(&[bytes], false).is_none() {
+            // The other stream took none of them (it closed, or its write side was shut): bytes read
+            // here are lost, which the host must hear of rather than count them forwarded.
+            self.fail_forward(libc::EPIPE as u32);
+            return ReadOutcome::Again;
+        }
+        if let Some(f) = self.forward.lock().unwrap().as_mut() {
+            f.bytes += bytes.len() as u64;
+        }
+        if to.write_buffer_size() > high {
             return ReadOutcome::Forwarded { to, low };
         }
         ReadOutcome::Again
     }
 
     /// Sends everything read from now on to `to` (engine-level forwarding), until EOF, an error, or
-    /// `to` closing. Back-pressure: reading stops while `to` has more than `high` bytes queued, until it
-    /// drains to `low`. EOF becomes `write_eof` on `to`. Reports [`Kind::ForwardEnded`] with the count.
-    /// Returns false if the stream is closed or already forwarding.
-    pub fn forward_to(&self, to: Arc<Stream>, high: usize, low: usize) -> bool {
+    /// `to` refusing bytes. Back-pressure: reading stops while `to` has more than `high` bytes queued,
+    /// until it drains to `low`. EOF becomes `write_eof` on `to`. Reports [`Kind::ForwardEnded`] with the
+    /// count, or [`Kind::ForwardFailed`] when `to` refused bytes read here.
+    pub fn forward_to(&self, to: Arc<Stream>, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        {
+            let st = to.write.lock().unwrap();
+            if to.is_closed() {
+                return Err(ForwardRefused::Closed);
+            }
+            if st.closing || st.eof_requested {
+                return Err(ForwardRefused::TargetShut);
+            }
+        }
         let mut f = self.forward.lock().unwrap();
-        if f.is_some() || self.is_closed() {
-            return false;
+        if self.is_closed() {
+            return Err(ForwardRefused::Closed);
+        }
+        if f.is_some() {
+            return Err(ForwardRefused::Forwarding);
+        }
+        if self.read_eof.load(Ordering::Acquire) {
+            return Err(ForwardRefused::Ended);
         }
         *f = Some(Forward { to, high, low, bytes: 0 });
         drop(f);
         self.read_wake.notify_one();
-        true
+        Ok(())
+    }
+
+    /// The forward ends because its target refused bytes: [`Kind::ForwardFailed`] with `errno`.
+    fn fail_forward(&self, errno: u32) {
+        let Some(f) = self.forward.lock().unwrap().take() else { return };
+        self.core.queue.push_with(Kind::ForwardFailed, self.id, errno, 0, &f.bytes.to_le_bytes());
     }
 
     fn end_forward(&self, eof: bool) {

@@ -114,7 +114,7 @@ fn listen(core: &Arc<Core>, id: u32, path: &str, backlog: i32) -> io::Result<Arc
         let _rt = core.handle.enter();
         Arc::new(crate::register(sock, Interest::READABLE)?)
     };
-    Server::from_listeners(core, id, vec![listener], false)
+    Ok(Server::from_listeners(core, id, vec![listener], false))
 }
 
 #[cfg(test)]

@@ -1,0 +1,86 @@
+//! Descriptors the host hands over (asyncio's `sock=`, `connect_accepted_socket`, pipes): the engine
+//! owns one only once it is registered with the reactor. Until then it is the caller's, and a refused
+//! adoption leaves it open: closing it would close it under its owner (a live transport, say), whose
+//! number may by then belong to another file of the application. asyncio refuses a descriptor that
+//! already has a transport and closes nothing.
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::events::Syscall;
+use crate::Core;
+
+/// Why an adoption was refused, and which step said so (for the host's `syscall`). The descriptor was
+/// left open.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: io::Error,
+    pub syscall: Syscall,
+}
+
+impl Refused {
+    pub(crate) fn new(error: io::Error, syscall: Syscall) -> Refused {
+        Refused { error, syscall }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.syscall, self.error)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A handed-over descriptor not yet adopted: whatever fails before [`Handover::register`] succeeds
+/// (an early return included) leaves it open.
+pub(crate) struct Handover(ManuallyDrop<OwnedFd>);
+
+impl Handover {
+    /// Takes `fd` for adoption, refusing one that a live stream, server, endpoint or TLS connection of
+    /// this engine already owns (`EEXIST`, as epoll says; kqueue would not notice).
+    pub(crate) fn new(core: &Core, fd: OwnedFd) -> Result<Handover, Refused> {
+        let fd = Handover(ManuallyDrop::new(fd));
+        if core.owns_fd(fd.0.as_raw_fd()) {
+            return Err(Refused::new(io::Error::from_raw_os_error(libc::EEXIST), Syscall::Register));
+        }
+        Ok(fd)
+    }
+
+    /// Makes the descriptor non-blocking, as every descriptor of the engine is.
+    pub(crate) fn set_nonblocking(&self) -> Result<(), Refused> {
+        socket2::SockRef::from(&self.as_fd()).set_nonblocking(true).map_err(|e| Refused::new(e, Syscall::Fcntl))
+    }
+
+    /// Registers the descriptor (as a `T`: an `OwnedFd` or a `Socket`) with the engine's reactor: from
+    /// here on the engine owns it. If the reactor refuses it (a second registration, a file epoll cannot
+    /// watch such as `/dev/null`), it is given back unclosed.
+    pub(crate) fn register<T>(self, core: &Core, interest: Interest) -> Result<AsyncFd<T>, Refused>
+    where
+        T: From<OwnedFd> + AsRawFd + IntoRawFd,
+    {
+        let _rt = core.handle.enter();
+        let inner = T::from(ManuallyDrop::into_inner(self.0));
+        // SAFETY: `T` owns its descriptor, always reports the same one and closes it only when dropped,
+        // which the `AsyncFd` holding it decides (as `crate::register`).
+        match unsafe { AsyncFd::register_with_interest(inner, interest) } {
+            Ok(fd) => Ok(fd),
+            Err(e) => {
+                let (inner, error) = e.into_parts();
+                // Not ours after all: released, not closed.
+                let _ = inner.into_raw_fd();
+                Err(Refused::new(error, Syscall::Register))
+            }
+        }
+    }
+}
+
+impl AsFd for Handover {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
