@@ -379,6 +379,57 @@ describe('BufferedProtocol receive', () => {
   }, 150_000);
 });
 
+describe('switching protocols while a buffer is lent', () => {
+  it('I/O threads: a buffer lent to the engine is never also the target of a copy (no byte overwritten)', async () => {
+    // P1 switches to P2 while one of its buffers is lent; P2's first bufferUpdated switches to P3, whose
+    // one reused buffer was then lent to the engine and handed out for the rest of the copy at once,
+    // so the engine's read and the copy overwrote each other (the I/O thread reads while JavaScript
+    // copies). The slow second getBuffer() widens that window, as a busy callback would.
+    const r = await runScript(
+      `
+      import net from 'node:net';
+      const N = 1 << 20;
+      const data = Buffer.alloc(N);
+      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
+      const srv = net.createServer((s) => s.end(data)).listen(0, '127.0.0.1');
+      await new Promise((r) => srv.on('listening', r));
+      const recv = [];
+      let t, lost;
+      const done = new Promise((r) => (lost = r));
+      class P3 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(65536); calls = 0;
+        getBuffer() { if (++this.calls === 2) { const end = Date.now() + 30; while (Date.now() < end); } return this.buf; }
+        bufferUpdated(n) { recv.push(Buffer.from(this.buf.subarray(0, n))); }
+        connectionLost() { lost(); }
+      }
+      class P2 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(1000); switched = false;
+        getBuffer() { return this.buf; }
+        bufferUpdated(n) { recv.push(Buffer.from(this.buf.subarray(0, n))); if (!this.switched) { this.switched = true; t.setProtocol(new P3()); } }
+      }
+      class P1 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(65536); k = 0;
+        connectionMade(tr) { t = tr; }
+        getBuffer() { return this.buf; }
+        bufferUpdated(n) {
+          recv.push(Buffer.from(this.buf.subarray(0, n)));
+          if (++this.k === 2) { t.pauseReading(); setTimeout(() => { t.setProtocol(new P2()); t.resumeReading(); }, 50); }
+        }
+      }
+      await pl.createConnection(() => new P1(), '127.0.0.1', srv.address().port);
+      await done;
+      const got = Buffer.concat(recv);
+      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
+      srv.close();
+    `,
+      20_000,
+      { PROTOLOOP_REACTOR: 'threads' },
+    );
+    expect(r.err).toBe('');
+    expect(JSON.parse(r.out)).toEqual({ length: 1 << 20, firstDifferent: -1 });
+  });
+});
+
 describe('examples/buffered-receive', () => {
   it('receives the whole stream with no byte copied', () => {
     const script = fileURLToPath(new URL('../dist/examples/buffered-receive.js', import.meta.url));

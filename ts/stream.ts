@@ -268,6 +268,8 @@ export class StreamTransport extends Transport {
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
   #pinnedShared = false;
+  /** Bytes are being copied into the protocol's buffers: none may be lent meanwhile (see `#copyIn`). */
+  #copying = false;
   #forwarding: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
   #sendfile: { resolve: (n: number) => void; reject: (e: Error) => void } | null = null;
 
@@ -410,7 +412,7 @@ export class StreamTransport extends Transport {
       case EventKind.Data:
         this.#bytesRead += n;
         this.#bytesCopied += n;
-        this.#deliverBytes(data as Buffer);
+        this.#copyIn(data as Buffer);
         return;
       case EventKind.BufferFilled: {
         const view = this.#lent as Uint8Array;
@@ -422,7 +424,7 @@ export class StreamTransport extends Transport {
         } else {
           // The protocol changed since the buffer was lent: hand the bytes to the new one.
           this.#bytesCopied += n;
-          this.#deliverBytes(Buffer.from(view.subarray(0, n)));
+          this.#copyIn(Buffer.from(view.subarray(0, n)));
         }
         this.#lendBuffer();
         return;
@@ -432,6 +434,21 @@ export class StreamTransport extends Transport {
         this.#targetMode = true;
         this.#lendBuffer();
         return;
+    }
+  }
+
+  /**
+   * `#deliverBytes` with lending held back: a protocol that becomes buffered meanwhile (`setProtocol`
+   * in a callback) would otherwise lend the engine the very buffer its next `getBuffer()` returns for
+   * the copy (one buffer, reused, is the documented pattern), and with I/O threads the engine's read
+   * and the copy would overwrite each other. The caller lends once the copy is done.
+   */
+  #copyIn(bytes: Buffer): void {
+    this.#copying = true;
+    try {
+      this.#deliverBytes(bytes);
+    } finally {
+      this.#copying = false;
     }
   }
 
@@ -488,7 +505,7 @@ export class StreamTransport extends Transport {
    * cannot write into turns target mode off: bytes are then copied into it (and into later buffers).
    */
   #lendBuffer(): void {
-    if (!this.#targetMode || this.#lent !== null || this._closing) return;
+    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying) return;
     if (!isBuffered(this._protocol)) {
       this.#targetModeOff();
       return;
