@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -687,6 +687,22 @@ describe('Unix datagram sockets', () => {
       c.close();
       await Promise.all([server.lost, client.lost]);
     }
+  });
+
+  it('a path with a NUL byte after the first is refused with a TypeError naming it, never truncated', async () => {
+    const path = join(tmp, 'nul.sock');
+    const pf = () => new DgramRecorder();
+    const u = { family: constants.AF_UNIX };
+    await expect(createDatagramEndpoint(pf, { ...u, localAddr: `${path}\0tail` })).rejects.toThrow(/"options.localAddr".*NUL/);
+    await expect(createDatagramEndpoint(pf, { ...u, remoteAddr: `${path}\0tail` })).rejects.toThrow(/"options.remoteAddr".*NUL/);
+    await expect(createDatagramEndpoint(pf, { ...u, localAddr: `\0abstract\0tail` })).rejects.toThrow(TypeError);
+    expect(existsSync(path)).toBe(false); // once bound at the prefix, silently
+    const rec = new DgramRecorder();
+    const [t] = await createDatagramEndpoint(() => rec, { ...u, localAddr: path });
+    expect(() => t.sendto(Buffer.from('x'), `${path}\0tail`)).toThrow(/"addr".*NUL/);
+    expect(rec.datagrams).toEqual([]); // nothing went to the prefix, which is this very socket
+    t.close();
+    await rec.lost;
   });
 
   it('a datagram from an unbound Unix socket has no sender address (null)', async () => {

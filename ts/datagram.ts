@@ -1,5 +1,5 @@
 // Datagram transports (UDP over IPv4 and IPv6, Unix datagram sockets) and `createDatagramEndpoint`.
-import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkPort, systemError, toBytes } from './errors';
+import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkPort, checkUnixPath, systemError, toBytes } from './errors';
 import { afterBatch, inBatch, register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -65,7 +65,7 @@ function show(a: Address | null): string {
 function checkAddress(name: string, addr: unknown, family: number): Address {
   if (family === constants.AF_UNIX) {
     if (typeof addr !== 'string') throw new TypeError(`The "${name}" argument must be a path string for an AF_UNIX socket`);
-    return addr;
+    return checkUnixPath(name, addr);
   }
   if (!Array.isArray(addr) || (addr.length !== 2 && addr.length !== 4)) {
     const hint = typeof addr === 'string' ? ' (for a Unix socket path, set family: constants.AF_UNIX)' : '';

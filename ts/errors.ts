@@ -181,6 +181,18 @@ export function checkDuration(name: string, value: unknown, positive = false): n
   return value;
 }
 
+/**
+ * A Unix socket path: a string with no NUL byte after the first (a leading one makes an abstract
+ * name; any other would end the path there, silently naming another socket).
+ */
+export function checkUnixPath(name: string, value: unknown): string {
+  checkString(name, value);
+  if ((value as string).indexOf('\0', 1) !== -1) {
+    throw new TypeError(`The "${name}" argument must not contain NUL bytes except a leading one (an abstract name)`);
+  }
+  return value as string;
+}
+
 export function checkPort(name: string, value: unknown): number {
   return checkInteger(name, value, 0, 65535);
 }

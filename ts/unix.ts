@@ -1,7 +1,7 @@
 // Unix domain sockets: `createUnixConnection`, `createUnixServer` and `socketpair()`. Connected and
 // listening Unix sockets are the same `StreamTransport` and `Server` as TCP; only making them differs.
 import { lstatSync, unlinkSync } from 'node:fs';
-import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
+import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, checkUnixPath, systemError } from './errors';
 import { release, retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
@@ -39,10 +39,8 @@ export interface CreateUnixServerOptions {
 
 /** A path or abstract name (leading `\0`): a non-empty string without NUL bytes after the first. */
 function checkPath(name: string, path: unknown): string {
-  checkString(name, path);
-  const p = path as string;
+  const p = checkUnixPath(name, path);
   if (p.length === 0) throw new TypeError(`The "${name}" argument must be a non-empty path`);
-  if (p.indexOf('\0', 1) !== -1) throw new TypeError(`The "${name}" argument must not contain NUL bytes except a leading one (an abstract name)`);
   return p;
 }
 

@@ -66,9 +66,9 @@ pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, fl
     let Some(d) = datagram(id) else { return 0 };
     let dest = match host {
         None => Dest::Default,
-        Some(path) if d.domain == libc::AF_UNIX => match socket2::SockAddr::unix(&path) {
+        Some(path) if d.domain == libc::AF_UNIX => match protoloop_engine::unix::path_addr(&path) {
             Ok(a) => Dest::Addr(a),
-            Err(_) => return -(libc::ENAMETOOLONG as i64),
+            Err(e) => return neg_errno(&e),
         },
         Some(h) => d.ip_dest(&h, port as u16, flowinfo, scope_id),
     };
@@ -90,9 +90,10 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
     if table.len() < rows * 20 {
         return None;
     }
-    let word = |i: usize| u32::from_ne_bytes(table[i * 4..i * 4 + 4].try_into().unwrap());
+    // In range: the length check above covers every word of `rows` rows.
+    let word = |i: usize| table.get(i * 4..i * 4 + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_ne_bytes);
     let mut items = Vec::with_capacity(rows);
-    let mut bad = Vec::new();
+    let mut bad: Vec<(usize, i64)> = Vec::new();
     let mut at = 0usize;
     for r in 0..rows {
         let len = word(r * 5) as usize;
@@ -100,10 +101,10 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
         at += len;
         let dest = match hosts.get(word(r * 5 + 1) as usize) {
             None | Some(None) => Dest::Default,
-            Some(Some(path)) if d.domain == libc::AF_UNIX => match socket2::SockAddr::unix(path) {
+            Some(Some(path)) if d.domain == libc::AF_UNIX => match protoloop_engine::unix::path_addr(path) {
                 Ok(a) => Dest::Addr(a),
-                Err(_) => {
-                    bad.push(r);
+                Err(e) => {
+                    bad.push((r, neg_errno(&e)));
                     continue;
                 }
             },
@@ -118,8 +119,8 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
     let mut out = Vec::with_capacity(rows);
     let mut sent = sent.into_iter();
     for r in 0..rows {
-        out.push(if bad.contains(&r) {
-            -(libc::ENAMETOOLONG as i64)
+        out.push(if let Some(&(_, errno)) = bad.iter().find(|b| b.0 == r) {
+            errno
         } else {
             match sent.next() {
                 Some(Sent::Queued(units)) => units as i64,

@@ -776,7 +776,7 @@ fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectE
 type Opened = (OwnedFd, Option<SockAddr>);
 
 fn unix_addr(path: &str) -> Result<SockAddr, ConnectError> {
-    SockAddr::unix(path).map_err(|_| ConnectError { errno: libc::ENAMETOOLONG as u32, syscall: Syscall::Bind })
+    crate::unix::path_addr(path).map_err(failed(Syscall::Bind))
 }
 
 fn open_unix(opts: &DatagramOptions) -> Result<Opened, ConnectError> {

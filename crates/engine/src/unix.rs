@@ -15,9 +15,20 @@ use crate::events::{Kind, Syscall};
 use crate::stream::{errno_of, FdKind, Stream};
 use crate::{Core, Engine, Server};
 
-/// The socket address of `path` (abstract when it starts with NUL). Too long a path is `ENAMETOOLONG`.
+/// The socket address of `path` (abstract when it starts with NUL). An empty path is `EINVAL`; see
+/// [`path_addr`] for the rest.
 pub fn unix_addr(path: &str) -> io::Result<SockAddr> {
     if path.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    path_addr(path)
+}
+
+/// The socket address of `path`, empty allowed (a datagram socket's unnamed address). A NUL byte after
+/// the first is `EINVAL`: the kernel would end a path there (silently another path), and a leading one
+/// already makes the name abstract. Too long a path is `ENAMETOOLONG`.
+pub fn path_addr(path: &str) -> io::Result<SockAddr> {
+    if path.bytes().skip(1).any(|b| b == 0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     SockAddr::unix(path).map_err(|e| match e.kind() {
@@ -160,6 +171,33 @@ mod tests {
         let id = engine.connect_unix(&long);
         let (recs, _) = collect(&engine, |recs, _| !recs.is_empty());
         assert_eq!(recs[0][..3], [Kind::ConnectFailed as u32, id, libc::ENAMETOOLONG as u32]);
+    }
+
+    #[test]
+    fn paths_with_an_interior_nul_are_refused() {
+        for path in ["/tmp/a\0b", "\0abstract\0tail", "x\0"] {
+            assert_eq!(path_addr(path).unwrap_err().raw_os_error(), Some(libc::EINVAL), "{path:?}");
+        }
+        assert!(unix_addr("\0abstract").unwrap().as_abstract_namespace().is_some());
+        assert_eq!(unix_addr("").unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    }
+
+    proptest::proptest! {
+        /// Any string: an address whose path is that string, or EINVAL / ENAMETOOLONG; never a panic.
+        #[test]
+        fn any_path_becomes_its_address_or_a_clear_error(path in "\\PC{0,120}|\0[a-z\0]{0,20}|/tmp/[a-z]{0,8}\0[a-z]{0,8}") {
+            match path_addr(&path) {
+                Ok(a) => {
+                    proptest::prop_assert!(!path.bytes().skip(1).any(|b| b == 0));
+                    match a.as_abstract_namespace() {
+                        Some(name) => proptest::prop_assert_eq!(name, &path.as_bytes()[1..]),
+                        None if path.is_empty() => {}
+                        None => proptest::prop_assert_eq!(a.as_pathname().unwrap().as_os_str().as_encoded_bytes(), path.as_bytes()),
+                    }
+                }
+                Err(e) => proptest::prop_assert!(matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENAMETOOLONG)), "{:?}", e),
+            }
+        }
     }
 
     #[test]
