@@ -71,7 +71,7 @@ thread_local! {
 
 /// A `Uint8Array` of `size` zeroed bytes that the engine can receive into without a copy. The memory is
 /// freed when JavaScript drops the array and no stream still reads into it.
-#[napi]
+#[napi(catch_unwind)]
 pub fn alloc_buffer(env: &Env, size: u32) -> Result<Uint8ArraySlice<'_>> {
     if size == 0 {
         return Err(Error::new(Status::InvalidArg, "size must be at least 1"));
@@ -100,7 +100,7 @@ fn slab_of(ptr: *const u8, len: usize) -> Option<Arc<Slab>> {
 }
 
 /// Starts reading stream `id`; with `target_mode`, only into lent memory (see `setReadTarget`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn start_reading(id: u32, target_mode: bool) -> Result<()> {
     if let Some(s) = engine()?.stream(id) {
         s.start_reading(target_mode);
@@ -110,7 +110,7 @@ pub fn start_reading(id: u32, target_mode: bool) -> Result<()> {
 
 /// Switches stream `id` between copied reads and reads into lent memory. Returns true when a lent
 /// target was taken back unfilled (no fill event will come for it).
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_target_mode(id: u32, on: bool) -> Result<bool> {
     let dropped = engine()?.stream(id).is_some_and(|s| s.set_target_mode(on));
     release_pin(id);
@@ -119,7 +119,7 @@ pub fn set_target_mode(id: u32, on: bool) -> Result<bool> {
 
 /// Lends `view` to stream `id` for its next read if it lies on `allocBuffer` memory. Returns false when
 /// it does not (or the stream is not in target mode): the caller then copies.
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_read_target(id: u32, view: Uint8ArraySlice) -> Result<bool> {
     let (ptr, len) = (view.as_ptr(), view.len());
     let Some(slab) = slab_of(ptr, len) else { return Ok(false) };
@@ -135,7 +135,7 @@ pub fn set_read_target(id: u32, view: Uint8ArraySlice) -> Result<bool> {
 
 /// Lends a view over a `SharedArrayBuffer` to stream `id` for its next read, pinning it until the
 /// stream moves on (next target, mode change, or `releaseReadTarget` after `Closed`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_shared_read_target(id: u32, view: Uint8Array) -> Result<bool> {
     let Some(stream) = engine()?.stream(id) else { return Ok(false) };
     let (ptr, len) = (view.as_ptr() as *mut u8, view.len());
@@ -158,7 +158,7 @@ pub fn set_shared_read_target(id: u32, view: Uint8Array) -> Result<bool> {
 }
 
 /// Drops the pin of stream `id` (after its `Closed` event).
-#[napi]
+#[napi(catch_unwind)]
 pub fn release_read_target(id: u32) {
     release_pin(id);
 }

@@ -21,7 +21,7 @@ fn endpoint(family: i32, host: Option<String>, port: u32) -> Option<Endpoint> {
 
 /// Starts opening an endpoint; returns the id that a `DatagramOpened` or `DatagramOpenFailed` event
 /// reports on. For `AF_UNIX` the hosts are paths.
-#[napi]
+#[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)]
 pub fn datagram_open(
     family: i32,
@@ -61,7 +61,7 @@ pub fn datagram_adopt(fd: i32) -> Result<i64> {
 
 /// Sends one datagram to `host` (null: the endpoint's remote address). Returns 0 when the kernel took
 /// it, the buffer units queued (> 0) when it waits, or a negative errno when the send failed.
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, flowinfo: u32, scope_id: u32) -> i64 {
     let Some(d) = datagram(id) else { return 0 };
     let dest = match host {
@@ -83,7 +83,7 @@ pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, fl
 /// to back; `table` has five u32 (native order) per datagram: length, index into `hosts` (u32::MAX:
 /// the endpoint's remote address), port, flowinfo, scope id. Returns null when the kernel took every
 /// one (or the endpoint is gone), else each one's outcome as `datagram_sendto` returns it.
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: Vec<Option<String>>) -> Option<Vec<i64>> {
     let d = datagram(id)?;
     let rows = rows as usize;
@@ -132,28 +132,28 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
     Some(out)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_close(id: u32) {
     if let Some(d) = datagram(id) {
         d.close();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_abort(id: u32) {
     if let Some(d) = datagram(id) {
         d.abort();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_pause_reading(id: u32) {
     if let Some(d) = datagram(id) {
         d.pause_reading();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_resume_reading(id: u32) {
     if let Some(d) = datagram(id) {
         d.resume_reading();
@@ -161,13 +161,13 @@ pub fn datagram_resume_reading(id: u32) {
 }
 
 /// The endpoint's descriptor, or -1 once it is gone.
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_fd(id: u32) -> i32 {
     datagram(id).map_or(-1, |d| d.raw_fd())
 }
 
 /// Where datagrams go when `sendto` names no address: the connected peer or the broadcast target.
-#[napi]
+#[napi(catch_unwind)]
 pub fn datagram_remote(id: u32) -> Option<Address> {
     datagram(id).and_then(|d| d.remote().cloned()).and_then(to_address)
 }

@@ -9,6 +9,7 @@
 mod buffer;
 mod convert;
 mod datagram;
+mod panic;
 mod pipe;
 mod reactor;
 mod server;
@@ -146,7 +147,7 @@ fn engine_options() -> EngineOptions {
 
 /// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
 /// `batch_buffers` for the layout).
-#[napi]
+#[napi(catch_unwind)]
 pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
     // One engine per process, and it hands its events to the JavaScript thread that started it: from
     // any other (a worker, or the main thread after a worker), transports would never hear of them.
@@ -197,7 +198,7 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
 
 /// Whether the event wake-up keeps the Node process alive. TypeScript turns it on while any
 /// transport or server is open, so an idle process exits on its own.
-#[napi]
+#[napi(catch_unwind)]
 #[allow(deprecated)] // ref/unref of one long-lived function is exactly what these are for.
 pub fn set_alive(env: Env, alive: bool) -> Result<()> {
     if let Some(w) = WAKER.lock().unwrap().as_mut() {
@@ -211,7 +212,7 @@ pub fn set_alive(env: Env, alive: bool) -> Result<()> {
 }
 
 /// Streams and servers the engine holds open (tests use it to prove nothing leaks).
-#[napi]
+#[napi(catch_unwind)]
 pub fn open_handles() -> Result<u32> {
     Ok(engine()?.open_handles() as u32)
 }

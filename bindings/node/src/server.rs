@@ -10,7 +10,7 @@ use crate::{engine, neg_errno};
 
 /// Binds and listens on every address of `hosts` (empty: all interfaces). Returns the server id or a
 /// negative errno. Serving starts with `startServing`.
-#[napi]
+#[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)]
 pub fn listen(
     hosts: Vec<String>,
@@ -45,12 +45,12 @@ pub fn listen_on(fd: i32, keep_alive: bool) -> Result<i64> {
     })
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn server_fds(id: u32) -> Result<Vec<i32>> {
     Ok(engine()?.server(id).map(|s| s.fds()).unwrap_or_default())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn start_serving(id: u32) -> Result<()> {
     if let Some(s) = engine()?.server(id) {
         s.start_serving();
@@ -58,12 +58,12 @@ pub fn start_serving(id: u32) -> Result<()> {
     Ok(())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn is_serving(id: u32) -> Result<bool> {
     Ok(engine()?.server(id).is_some_and(|s| s.is_serving()))
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn close_server(id: u32) -> Result<()> {
     engine()?.close_server(id);
     Ok(())

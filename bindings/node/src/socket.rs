@@ -64,18 +64,18 @@ pub(crate) fn to_address(a: SockAddr) -> Option<Address> {
     None
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn sockname(fd: i32) -> Option<Address> {
     with_sock(fd, |s| s.local_addr()).ok().and_then(to_address)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn peername(fd: i32) -> Option<Address> {
     with_sock(fd, |s| s.peer_addr()).ok().and_then(to_address)
 }
 
 /// `[domain, type, protocol]` of a socket.
-#[napi]
+#[napi(catch_unwind)]
 pub fn socket_kind(fd: i32) -> Option<Vec<i32>> {
     let ty = getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
     let domain = getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).ok()?;
@@ -97,7 +97,7 @@ fn getsockopt(fd: i32, level: i32, opt: i32) -> io::Result<i32> {
 }
 
 /// An integer option's value; a negative errno when the call fails.
-#[napi(js_name = "getsockopt")]
+#[napi(js_name = "getsockopt", catch_unwind)]
 pub fn get_sock_opt(fd: i32, level: i32, opt: i32) -> i64 {
     match getsockopt(fd, level, opt) {
         Ok(v) => v as i64,
@@ -106,7 +106,7 @@ pub fn get_sock_opt(fd: i32, level: i32, opt: i32) -> i64 {
 }
 
 /// Sets an integer option; 0 or a negative errno.
-#[napi(js_name = "setsockopt")]
+#[napi(js_name = "setsockopt", catch_unwind)]
 pub fn set_sock_opt(fd: i32, level: i32, opt: i32, value: i32) -> i64 {
     let r = with_sock(fd, |_| {
         // SAFETY: the kernel reads `size_of::<c_int>()` bytes from `value`, which lives on our stack.
@@ -126,7 +126,7 @@ pub fn set_sock_opt(fd: i32, level: i32, opt: i32, value: i32) -> i64 {
 
 /// The platform's socket numbers for `constants` (`AF_*`, `SOCK_*`, `SOL_*`, `SO_*`, `IPPROTO_*`,
 /// `TCP_*`, `IPV6_*`), read from libc so they are right on every target.
-#[napi]
+#[napi(catch_unwind)]
 pub fn socket_constants() -> std::collections::HashMap<String, i32> {
     macro_rules! table {
         ($($name:ident),* $(,)?) => { [$((stringify!($name).to_string(), libc::$name)),*].into_iter().collect() };

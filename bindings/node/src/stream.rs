@@ -14,7 +14,7 @@ fn stream(id: u32) -> Option<std::sync::Arc<Stream>> {
 }
 
 /// Starts a TCP connect; returns the id that a `Connected` or `ConnectFailed` event reports on.
-#[napi]
+#[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)]
 pub fn connect(
     host: String,
@@ -58,7 +58,7 @@ pub fn adopt(fd: i32, pipe: bool, readable: bool) -> Result<i64> {
 /// function with a `&[u8]` argument opens and closes napi-rs's borrow bookkeeping (a global lock and
 /// map) on every call, and a write needs none of it: the bytes are only read before it returns, and no
 /// JavaScript runs meanwhile.
-#[napi(ts_return_type = "(id: number, data: Uint8Array) => number")]
+#[napi(ts_return_type = "(id: number, data: Uint8Array) => number", catch_unwind)]
 pub fn write_function(env: Env) -> Result<crate::RawValue> {
     let mut f = std::ptr::null_mut();
     // SAFETY: a plain function with a static name and callback; no data pointer.
@@ -99,41 +99,41 @@ unsafe extern "C" fn write_raw(env: sys::napi_env, info: sys::napi_callback_info
 }
 
 /// Sends several buffers with one vectored write where possible.
-#[napi]
+#[napi(catch_unwind)]
 pub fn writev(id: u32, data: Vec<Uint8Array>) -> u32 {
     let bufs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
     stream(id).map_or(0, |s| s.write(&bufs) as u32)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn write_eof(id: u32) {
     if let Some(s) = stream(id) {
         s.write_eof();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn close(id: u32) {
     if let Some(s) = stream(id) {
         s.close();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn abort(id: u32) {
     if let Some(s) = stream(id) {
         s.abort();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn pause_reading(id: u32) {
     if let Some(s) = stream(id) {
         s.pause_reading();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn resume_reading(id: u32) {
     if let Some(s) = stream(id) {
         s.resume_reading();
@@ -141,13 +141,13 @@ pub fn resume_reading(id: u32) {
 }
 
 /// The stream's descriptor, or -1 once it is gone.
-#[napi]
+#[napi(catch_unwind)]
 pub fn stream_fd(id: u32) -> i32 {
     stream(id).map_or(-1, |s| s.raw_fd())
 }
 
 /// `[bytesRead, bytesWritten, bytesCopiedOnReceive]`, or null once the stream is gone.
-#[napi]
+#[napi(catch_unwind)]
 pub fn stream_stats(id: u32) -> Option<Vec<f64>> {
     use std::sync::atomic::Ordering::Relaxed;
     stream(id).map(|s| {
@@ -172,7 +172,7 @@ pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> u32 {
 
 /// Starts `sendfile(2)` of `count` bytes (null: to the end) of file `fd` from `offset` on stream `id`.
 /// The engine works on its own duplicate of `fd`. Returns 0, or a negative errno.
-#[napi]
+#[napi(catch_unwind)]
 pub fn sendfile(id: u32, fd: i32, offset: f64, count: Option<f64>) -> i64 {
     let Some(s) = stream(id) else { return -(libc::EPIPE as i64) };
     if let Err(e) = crate::socket::check_fd(fd, false) {
@@ -191,7 +191,7 @@ pub fn sendfile(id: u32, fd: i32, offset: f64, count: Option<f64>) -> i64 {
 
 /// Sets the file position of `fd` (`lseek(fd, pos, SEEK_SET)`): the `sendfile` fallback leaves it
 /// where asyncio does. Returns the position or a negative errno.
-#[napi]
+#[napi(catch_unwind)]
 pub fn seek(fd: i32, pos: f64) -> i64 {
     // SAFETY: lseek(2) takes no memory; a bad descriptor only makes it fail.
     let r = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_SET) };

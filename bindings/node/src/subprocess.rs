@@ -45,7 +45,7 @@ pub struct SpawnResult {
     pub stderr: i64,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn spawn(req: SpawnRequest) -> Result<SpawnResult> {
     let mut opts = SpawnOptions::new(req.program, req.args);
     opts.cwd = req.cwd;
@@ -72,7 +72,7 @@ pub fn spawn(req: SpawnRequest) -> Result<SpawnResult> {
 }
 
 /// Sends signal `sig` to child `id`: 0, or a negative errno (`-ESRCH` once it has been reaped).
-#[napi]
+#[napi(catch_unwind)]
 pub fn send_signal(id: u32, sig: i32) -> Result<i64> {
     Ok(match engine()?.process(id) {
         None => -(libc::ESRCH as i64),
@@ -84,7 +84,7 @@ pub fn send_signal(id: u32, sig: i32) -> Result<i64> {
 }
 
 /// Signal numbers by name (`SIGTERM` → 15) on this platform.
-#[napi]
+#[napi(catch_unwind)]
 pub fn signal_constants() -> std::collections::HashMap<String, i32> {
     signal_numbers().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

@@ -49,14 +49,14 @@ fn conn(id: u32) -> Option<Arc<TlsConn>> {
 }
 
 /// Checks `opts` by building them; throws with the reason when they are unusable (bad PEM and such).
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_check(opts: TlsOpts, host: Option<String>) -> Result<()> {
     context(&opts, host.as_deref()).map(|_| ())
 }
 
 /// Connects and runs a client handshake; the id is reported with `Connected`, `ConnectFailed` or
 /// `TlsFailed`.
-#[napi]
+#[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)]
 pub fn tls_connect(
     host: String,
@@ -79,20 +79,20 @@ pub fn tls_connect(
 }
 
 /// Makes server `id` serve TLS (before it starts serving).
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_serve(id: u32, opts: TlsOpts) -> Result<bool> {
     let ctx = context(&opts, None)?;
     Ok(engine()?.set_server_tls(id, ctx))
 }
 
 /// STARTTLS, first half: returns the id the TLS connection will have, or -1 when `id` is not open.
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_detach(id: u32) -> Result<i64> {
     Ok(engine()?.detach_for_tls(id).map_or(-1, |n| n as i64))
 }
 
 /// STARTTLS, second half, after the `Detached` event: handshake on the detached socket, `prefix` first.
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_upgrade(new_id: u32, prefix: &[u8], opts: TlsOpts, host: Option<String>) -> Result<bool> {
     let ctx = context(&opts, host.as_deref())?;
     Ok(engine()?.start_tls(new_id, prefix, ctx))
@@ -111,7 +111,7 @@ pub struct TlsInfoJs {
     pub peer_certificates: Vec<Buffer>,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_info(id: u32) -> Option<TlsInfoJs> {
     conn(id).map(|c| {
         let i = &c.info;
@@ -129,50 +129,50 @@ pub fn tls_info(id: u32) -> Option<TlsInfoJs> {
 
 // The stream operations, by the same names as `stream.rs` with a `tls` prefix.
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_write(id: u32, data: &[u8]) -> u32 {
     conn(id).map_or(0, |c| c.write(&[data]) as u32)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_writev(id: u32, data: Vec<Uint8Array>) -> u32 {
     let bufs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
     conn(id).map_or(0, |c| c.write(&bufs) as u32)
 }
 
 /// TLS cannot half-close; the TypeScript layer refuses `writeEof` before it gets here.
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_write_eof(_id: u32) {}
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_close(id: u32) {
     if let Some(c) = conn(id) {
         c.close();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_abort(id: u32) {
     if let Some(c) = conn(id) {
         c.abort();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_pause_reading(id: u32) {
     if let Some(c) = conn(id) {
         c.pause_reading();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_resume_reading(id: u32) {
     if let Some(c) = conn(id) {
         c.resume_reading();
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn tls_fd(id: u32) -> i32 {
     conn(id).map_or(-1, |c| c.raw_fd())
 }

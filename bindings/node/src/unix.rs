@@ -9,13 +9,13 @@ use napi_derive::napi;
 use crate::{engine, neg_errno};
 
 /// Starts connecting to `path`; returns the id that a `Connected` or `ConnectFailed` event reports on.
-#[napi]
+#[napi(catch_unwind)]
 pub fn connect_unix(path: String) -> Result<u32> {
     Ok(engine()?.connect_unix(&path))
 }
 
 /// Listens on `path`: the server id, or a negative errno.
-#[napi]
+#[napi(catch_unwind)]
 pub fn listen_unix(path: String, backlog: i32) -> Result<i64> {
     Ok(match engine()?.listen_unix(&path, backlog) {
         Ok(id) => id as i64,
@@ -24,7 +24,7 @@ pub fn listen_unix(path: String, backlog: i32) -> Result<i64> {
 }
 
 /// `[a, b]`: two connected `AF_UNIX` stream descriptors the caller owns; `[-errno]` on failure.
-#[napi]
+#[napi(catch_unwind)]
 pub fn socketpair() -> Vec<i64> {
     match protoloop_engine::unix::socketpair() {
         Ok((a, b)) => vec![a.into_raw_fd() as i64, b.into_raw_fd() as i64],
