@@ -606,6 +606,8 @@ describe('TLS argument checks', () => {
     await expect(createConnection(pf, 'localhost', 1, { serverHostname: 'x' })).rejects.toThrow(/only meaningful with ssl/);
     await expect(createConnection(pf, 'localhost', 1, { ssl: { ca: 'not a pem' } })).rejects.toThrow(/options\.ssl.*ca/);
     await expect(createConnection(pf, 'localhost', 1, { ssl: { minVersion: 'TLSv1.1' as never } })).rejects.toThrow(RangeError);
+    // 200 characters but 400 bytes: more than a protocol name can carry (255 bytes).
+    await expect(createConnection(pf, 'localhost', 1, { ssl: { alpnProtocols: ['é'.repeat(200)] } })).rejects.toThrow(/alpnProtocols/);
     await expect(createServer(pf, '127.0.0.1', 0, { ssl: {} })).rejects.toThrow(/cert and key/);
     await expect(createServer(pf, '127.0.0.1', 0, { ssl: { cert: pki.serverCert, key: pki.clientKey } })).rejects.toThrow(TypeError);
   });

@@ -135,8 +135,9 @@ export function tlsConnectOptions(options: TlsKeywords, serverSide: boolean, def
   checkBoolean(`${sslName}.requestCert`, o.requestCert);
   const caList = o.ca === undefined || o.ca === null ? [] : Array.isArray(o.ca) ? o.ca : [o.ca];
   const alpn = o.alpnProtocols ?? [];
-  if (!Array.isArray(alpn) || !alpn.every((p) => typeof p === 'string' && p.length > 0 && p.length < 256)) {
-    throw new TypeError(`The "${sslName}.alpnProtocols" argument must be an array of non-empty strings`);
+  // Names of 1 to 255 bytes (RFC 7301), counted in UTF-8 as they are sent.
+  if (!Array.isArray(alpn) || !alpn.every((p) => typeof p === 'string' && p.length > 0 && Buffer.byteLength(p) < 256)) {
+    throw new TypeError(`The "${sslName}.alpnProtocols" argument must be an array of non-empty strings of at most 255 bytes`);
   }
   const serverName = serverSide ? null : optString('options.serverHostname', options.serverHostname) ?? optString(`${sslName}.servername`, o.servername) ?? defaultName;
   const opts: NativeTlsOpts = {

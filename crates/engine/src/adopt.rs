@@ -84,3 +84,54 @@ impl AsFd for Handover {
         self.0.as_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Engine, FdKind, PipeEnd};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    /// The same descriptor number handed over again, as a host holding only the number would.
+    fn again(fd: RawFd) -> OwnedFd {
+        // SAFETY: for the test, a second owner of a descriptor the engine owns; it is released below
+        // (refused adoptions give it back) and never closed through this handle.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    #[test]
+    fn a_descriptor_the_engine_owns_is_refused_and_left_open() {
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let (a, _b) = crate::unix::socketpair().unwrap();
+        let fd = a.as_raw_fd();
+        let id = engine.adopt(a, FdKind::Socket, true).unwrap();
+        let refusals = [
+            engine.adopt(again(fd), FdKind::Socket, true).map(|_| ()),
+            engine.open_pipe(again(fd), PipeEnd::Read).map(|_| ()),
+            engine.listen_on(again(fd), false).map(|_| ()),
+            engine.adopt_datagram(again(fd)).map(|_| ()),
+        ];
+        for r in refusals {
+            let r = r.unwrap_err();
+            assert!(matches!(r.error.raw_os_error(), Some(libc::EEXIST) | Some(libc::EPROTOTYPE)), "{r}");
+            assert!(is_open(fd), "refused, yet closed: {r}");
+        }
+        assert_eq!(engine.stream(id).unwrap().raw_fd(), fd);
+        engine.stream(id).unwrap().abort();
+    }
+
+    #[test]
+    fn a_file_the_reactor_cannot_watch_is_refused_and_left_open() {
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.into_raw_fd();
+        let r = engine.open_pipe(again(fd), PipeEnd::Read).unwrap_err();
+        assert_eq!((r.error.raw_os_error(), r.syscall), (Some(libc::EPERM), crate::events::Syscall::Register));
+        assert!(is_open(fd));
+        assert_eq!(engine.open_handles(), 0);
+        drop(again(fd));
+    }
+}

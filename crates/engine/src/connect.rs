@@ -241,4 +241,38 @@ mod tests {
             vec![a("[::1]:1"), a("[::2]:1"), a("1.0.0.1:1"), a("[::3]:1"), a("1.0.0.2:1")]
         );
     }
+
+    proptest::proptest! {
+        /// Any addresses and any count (the host's `interleave`): the same addresses reordered, the
+        /// first family's first `count - 1` kept in front; never a panic.
+        #[test]
+        fn interleave_reorders_any_addresses(
+            v4 in proptest::collection::vec(proptest::prelude::any::<std::net::SocketAddrV4>(), 0..6),
+            v6 in proptest::collection::vec(proptest::prelude::any::<std::net::SocketAddrV6>(), 0..6),
+            v6_first in proptest::prelude::any::<bool>(),
+            count in proptest::prelude::any::<u32>(),
+        ) {
+            let (v4, v6): (Vec<SocketAddr>, Vec<SocketAddr>) = (v4.into_iter().map(Into::into).collect(), v6.into_iter().map(Into::into).collect());
+            let addrs: Vec<SocketAddr> = if v6_first { v6.iter().chain(&v4).copied().collect() } else { v4.iter().chain(&v6).copied().collect() };
+            let out = interleave(addrs.clone(), count as usize);
+            let (mut a, mut b) = (addrs.clone(), out.clone());
+            a.sort();
+            b.sort();
+            proptest::prop_assert_eq!(a, b);
+            let front = (count as usize).saturating_sub(1).min(if v6_first { v6.len() } else { v4.len() });
+            proptest::prop_assert_eq!(&out[..front], &addrs[..front]);
+        }
+
+        /// Host strings that are IP literals resolve to themselves, of the family asked for.
+        #[test]
+        fn ip_literals_resolve_to_themselves(ip in proptest::prelude::any::<std::net::IpAddr>(), port in proptest::prelude::any::<u16>(), family in proptest::sample::select(vec![0, libc::AF_INET, libc::AF_INET6, 12345])) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let r = rt.block_on(resolve(&ip.to_string(), port, family));
+            let fits = match family { libc::AF_INET => ip.is_ipv4(), libc::AF_INET6 => ip.is_ipv6(), _ => true };
+            match r {
+                Ok(v) => proptest::prop_assert!(fits && v == vec![SocketAddr::new(ip, port)]),
+                Err(e) => proptest::prop_assert!(!fits && e.errno == ENOTFOUND),
+            }
+        }
+    }
 }

@@ -415,10 +415,9 @@ impl Datagram {
         }
         match resolved {
             Ok(addrs) => {
-                let a = addrs[0];
-                let d = self.ip_dest(&a.ip().to_string(), a.port(), 0, 0);
-                if let Some(front) = st.queue.front_mut() {
-                    front.dest = d;
+                // `resolve` never returns an empty list.
+                if let (Some(a), Some(front)) = (addrs.first(), st.queue.front_mut()) {
+                    front.dest = self.ip_dest(&a.ip().to_string(), a.port(), 0, 0);
                 }
                 false
             }
@@ -861,7 +860,8 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
             }
         }
     }
-    Err(first_error.expect("at least one pair was tried"))
+    // At least one pair was tried (`pairs` is not empty), so there is a first error.
+    Err(first_error.unwrap_or(ConnectError { errno: libc::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo }))
 }
 
 /// Opens endpoint `id`; reports [`Kind::DatagramOpened`] or [`Kind::DatagramOpenFailed`].

@@ -217,3 +217,34 @@ fn accept(fd: RawFd) -> io::Result<OwnedFd> {
         Ok(unsafe { OwnedFd::from_raw_fd(s) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any IP literals and family (the host's `createServer` hosts): each address once, only of the
+        /// family asked for, or EAFNOSUPPORT when none is; never a panic.
+        #[test]
+        fn bind_addresses_of_ip_literals(
+            ips in proptest::collection::vec(any::<IpAddr>(), 0..5),
+            port in any::<u16>(),
+            family in proptest::sample::select(vec![0, libc::AF_INET, libc::AF_INET6, 12345]),
+        ) {
+            let hosts: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+            let fits = |a: &SocketAddr| match family { libc::AF_INET => a.is_ipv4(), libc::AF_INET6 => a.is_ipv6(), _ => true };
+            let mut expected: Vec<SocketAddr> = Vec::new();
+            let all = if ips.is_empty() { vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)] } else { ips.clone() };
+            for a in all.into_iter().map(|ip| SocketAddr::new(ip, port)).filter(fits) {
+                if !expected.contains(&a) {
+                    expected.push(a);
+                }
+            }
+            match bind_addresses(&hosts, port, family) {
+                Ok(v) => prop_assert_eq!(v, expected),
+                Err(e) => prop_assert!(expected.is_empty() && e.raw_os_error() == Some(libc::EAFNOSUPPORT)),
+            }
+        }
+    }
+}

@@ -135,6 +135,10 @@ impl TlsContext {
     /// `host` is the connect target, the server name when neither option names one.
     pub fn new(opts: &TlsOptions, host: Option<&str>) -> Result<Arc<TlsContext>, String> {
         let versions = versions(opts)?;
+        // A protocol name is 1 to 255 bytes on the wire (RFC 7301); rustls would send a broken hello.
+        if let Some(p) = opts.alpn_protocols.iter().find(|p| p.is_empty() || p.len() > 255) {
+            return Err(format!("alpnProtocols: a protocol name must be 1 to 255 bytes, not {}", p.len()));
+        }
         let own = match (&opts.cert, &opts.key) {
             (Some(c), Some(k)) => Some((
                 certs(c, "cert")?,
@@ -908,6 +912,50 @@ mod tests {
         .is_some());
         let server = TlsOptions { server_side: true, ..Default::default() };
         assert!(TlsContext::new(&server, None).err().unwrap().contains("cert and key"));
+    }
+
+    /// PEM-shaped bytes around arbitrary base64-ish content, or arbitrary bytes.
+    fn pem_like() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            ("(CERTIFICATE|PRIVATE KEY|EC PRIVATE KEY|RSA PRIVATE KEY)", "[A-Za-z0-9+/=\\n]{0,300}")
+                .prop_map(|(label, body)| format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any options at all: a context or a reason, never a panic; a client context starts a
+        /// handshake (encodes its ClientHello: ALPN names, SNI) without one either.
+        #[test]
+        fn any_options_build_a_context_or_say_why(
+            server_side in proptest::prelude::any::<bool>(),
+            ca in proptest::collection::vec(pem_like(), 0..3),
+            cert in proptest::option::of(pem_like()),
+            key in proptest::option::of(pem_like()),
+            reject_unauthorized in proptest::prelude::any::<bool>(),
+            alpn in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..4),
+            server_name in proptest::option::of("\\PC{0,80}|[a-z0-9.-]{1,40}|[0-9.:]{1,30}"),
+            min_version in proptest::option::of(proptest::prelude::any::<u16>()),
+            max_version in proptest::option::of(proptest::prelude::any::<u16>()),
+            request_cert in proptest::prelude::any::<bool>(),
+        ) {
+            let o = TlsOptions {
+                server_side, ca, cert, key, reject_unauthorized, alpn_protocols: alpn.clone(), server_name,
+                min_version, max_version, request_cert, ..Default::default()
+            };
+            let bad_alpn = alpn.iter().any(|p| p.is_empty() || p.len() > 255);
+            match TlsContext::new(&o, Some("localhost")) {
+                Ok(ctx) => {
+                    proptest::prop_assert!(!bad_alpn, "an unusable ALPN name was accepted");
+                    if let Config::Client(cfg, name) = &ctx.config {
+                        proptest::prop_assert!(rustls::ClientConnection::new(cfg.clone(), name.clone()).is_ok());
+                    }
+                }
+                Err(reason) => proptest::prop_assert!(!reason.is_empty()),
+            }
+        }
     }
 
     struct Pki {
