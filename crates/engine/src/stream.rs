@@ -798,7 +798,7 @@ impl Stream {
                 _ = self.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
                 g = self.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
             };
-            let mut off = (offset + sent) as libc::off_t;
+            let mut off = offset.saturating_add(sent) as libc::off_t;
             // SAFETY: sendfile(2) between two descriptors we hold; `off` is a local the kernel updates.
             match guard.try_io(|fd| match unsafe { libc::sendfile(fd.as_raw_fd(), file.as_raw_fd(), &mut off, want) } {
                 n if n >= 0 => Ok(n as usize),
@@ -812,7 +812,7 @@ impl Stream {
             }
         };
         // SAFETY: lseek(2) on a descriptor we own (a dup of the caller's, sharing its position).
-        unsafe { libc::lseek(file.as_raw_fd(), (offset + sent) as libc::off_t, libc::SEEK_SET) };
+        unsafe { libc::lseek(file.as_raw_fd(), offset.saturating_add(sent) as libc::off_t, libc::SEEK_SET) };
         self.stats.bytes_written.fetch_add(sent, Ordering::Relaxed);
         match failure {
             None => self.core.queue.push(Kind::SendfileDone, self.id, sent as u32, (sent >> 32) as u32),
