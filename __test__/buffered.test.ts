@@ -428,6 +428,52 @@ describe('switching protocols while a buffer is lent', () => {
     expect(r.err).toBe('');
     expect(JSON.parse(r.out)).toEqual({ length: 1 << 20, firstDifferent: -1 });
   });
+
+  it('I/O threads: pausing in bufferUpdated mid-copy lends nothing until the held rest is copied', async () => {
+    // P2 gets P1's lent fill by copy, in 1000-byte pieces of its one buffer, and pauses after the first:
+    // the rest is held. Lending P2's buffer to the engine then would let the engine read into it while,
+    // after resumeReading(), the held rest is copied into the same buffer.
+    const r = await runScript(
+      `
+      import net from 'node:net';
+      const N = 1 << 20;
+      const data = Buffer.alloc(N);
+      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
+      const srv = net.createServer((s) => s.end(data)).listen(0, '127.0.0.1');
+      await new Promise((r) => srv.on('listening', r));
+      const recv = [];
+      let t, lost;
+      const done = new Promise((r) => (lost = r));
+      class P2 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(1000); updates = 0; resumed = false;
+        getBuffer() { if (this.resumed) { this.resumed = false; const end = Date.now() + 30; while (Date.now() < end); } return this.buf; }
+        bufferUpdated(n) {
+          recv.push(Buffer.from(this.buf.subarray(0, n)));
+          if (++this.updates === 1) { t.pauseReading(); setTimeout(() => { this.resumed = true; t.resumeReading(); }, 50); }
+        }
+        connectionLost() { lost(); }
+      }
+      class P1 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(65536); k = 0;
+        connectionMade(tr) { t = tr; }
+        getBuffer() { return this.buf; }
+        bufferUpdated(n) {
+          recv.push(Buffer.from(this.buf.subarray(0, n)));
+          if (++this.k === 2) { t.pauseReading(); setTimeout(() => { t.setProtocol(new P2()); t.resumeReading(); }, 50); }
+        }
+      }
+      await pl.createConnection(() => new P1(), '127.0.0.1', srv.address().port);
+      await done;
+      const got = Buffer.concat(recv);
+      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
+      srv.close();
+    `,
+      20_000,
+      { PROTOLOOP_REACTOR: 'threads' },
+    );
+    expect(r.err).toBe('');
+    expect(JSON.parse(r.out)).toEqual({ length: 1 << 20, firstDifferent: -1 });
+  });
 });
 
 describe('examples/buffered-receive', () => {

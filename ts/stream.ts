@@ -98,6 +98,11 @@ export class StreamReader {
     return !this.#paused && !this.owner.isClosing();
   }
 
+  /** Whether events wait for delivery (held while paused, or not yet flushed). */
+  holding(): boolean {
+    return this.#held !== null;
+  }
+
   pause(): void {
     if (this.owner.isClosing() || this.#paused) return;
     this.#paused = true;
@@ -413,6 +418,8 @@ export class StreamTransport extends Transport {
         this.#bytesRead += n;
         this.#bytesCopied += n;
         this.#copyIn(data as Buffer);
+        // The rest of a copy held back by a pause inside bufferUpdated ends here: lending resumes.
+        this.#lendBuffer();
         return;
       case EventKind.BufferFilled: {
         const view = this.#lent as Uint8Array;
@@ -441,7 +448,8 @@ export class StreamTransport extends Transport {
    * `#deliverBytes` with lending held back: a protocol that becomes buffered meanwhile (`setProtocol`
    * in a callback) would otherwise lend the engine the very buffer its next `getBuffer()` returns for
    * the copy (one buffer, reused, is the documented pattern), and with I/O threads the engine's read
-   * and the copy would overwrite each other. The caller lends once the copy is done.
+   * and the copy would overwrite each other. The caller lends once the copy is done; `#lendBuffer` also
+   * waits while the rest of a copy is held back (a pause inside `bufferUpdated`).
    */
   #copyIn(bytes: Buffer): void {
     this.#copying = true;
@@ -505,7 +513,7 @@ export class StreamTransport extends Transport {
    * cannot write into turns target mode off: bytes are then copied into it (and into later buffers).
    */
   #lendBuffer(): void {
-    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying) return;
+    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying || this.#reader.holding()) return;
     if (!isBuffered(this._protocol)) {
       this.#targetModeOff();
       return;
