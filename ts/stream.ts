@@ -584,8 +584,11 @@ export class StreamTransport extends Transport {
    * Has the engine copy everything this transport reads into `other` without the bytes entering
    * JavaScript: reading pauses while `other` has more than `highWater` bytes queued (its high mark by
    * default) until it drains to `lowWater`, and EOF here becomes `writeEof()` there. Resolves to
-   * `{ bytes }` when this side's stream ends (EOF, error or close). This protocol gets no data meanwhile,
-   * but still `eofReceived` and `connectionLost`. (A protoloop extension.)
+   * `{ bytes }` when this side's stream ends (EOF, error or close); rejects with `EPIPE` (and
+   * `bytesForwarded`) when `other` refuses bytes read here (it closed or shut its write side meanwhile):
+   * those bytes are lost. Throws at once when this side already received EOF or `other` takes no more
+   * bytes. This protocol gets no data meanwhile, but still `eofReceived` and `connectionLost`. (A
+   * protoloop extension.)
    */
   forwardTo(other: Transport, options: { highWater?: number; lowWater?: number } = {}): Promise<{ bytes: number }> {
     if (!(other instanceof StreamTransport)) {
