@@ -24,6 +24,25 @@ export { startTls, type PeerCertificate, type SslObject, type SslOptions, type S
 export { connectReadPipe, connectWritePipe } from './pipe';
 export { createUnixConnection, createUnixServer, socketpair, type CreateUnixConnectionOptions, type CreateUnixServerOptions } from './unix';
 export { DEVNULL, PIPE, STDOUT, subprocessExec, subprocessShell, type StdioOption, type SubprocessOptions } from './subprocess';
+export {
+  DEFAULT_LIMIT,
+  IncompleteReadError,
+  LimitOverrunError,
+  StreamReader,
+  StreamReaderProtocol,
+  StreamWriter,
+  openConnection,
+  openUnixConnection,
+  startServer,
+  startUnixServer,
+  type ClientConnected,
+  type OpenConnectionOptions,
+  type OpenUnixConnectionOptions,
+  type StartServerOptions,
+  type StartUnixServerOptions,
+  type StreamOptions,
+} from './streams';
+export { DuplexProtocol, TransportDuplex } from './duplex';
 export { BaseTransport, DatagramTransport, ReadTransport, SubprocessTransport, Transport, WriteTransport } from './transports';
 
 // Every loop function is also a method of the loop, as in asyncio (`loop.createConnection(...)`).
