@@ -346,6 +346,8 @@ export class DuplexProtocol extends Protocol {
   /** The transport, once `connectionMade` ran. */
   transport: Transport | null = null;
   readonly #onStream: ((duplex: TransportDuplex) => void) | null;
+  /** `onStream` threw: the exception handler has the error, and nobody holds the stream to hear it again. */
+  #onStreamFailed = false;
 
   constructor(onStream?: ((duplex: TransportDuplex) => void) | null) {
     super();
@@ -356,7 +358,12 @@ export class DuplexProtocol extends Protocol {
 
   override connectionMade(transport: Transport): void {
     this.transport = transport;
-    this.#onStream?.(this.stream);
+    try {
+      this.#onStream?.(this.stream);
+    } catch (exc) {
+      this.#onStreamFailed = true;
+      throw exc; // to the transport's guard: the exception handler, then abort
+    }
     this.stream._attach(transport);
   }
 
@@ -378,6 +385,8 @@ export class DuplexProtocol extends Protocol {
   }
 
   override connectionLost(exc: Error | null): void {
-    this.stream._lost(exc);
+    // An 'error' event without a listener would throw out of this callback (and crash the process).
+    if (this.#onStreamFailed) this.stream.destroy();
+    else this.stream._lost(exc);
   }
 }
