@@ -1,5 +1,6 @@
 // The spec's TCP echo examples, compiled to dist/examples, run against each other as child processes.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { freePort } from './helpers';
@@ -13,8 +14,8 @@ interface Run {
   stderr: () => string;
 }
 
-function run(name: string, port: number): Run {
-  const child = spawn(process.execPath, [example(name)], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(name: string, port: number, args: string[] = []): Run {
+  const child = spawn(process.execPath, [example(name), ...args], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let rest = '';
   let err = '';
@@ -29,9 +30,9 @@ function run(name: string, port: number): Run {
 }
 
 /** Runs the client until one run gets through (the server may still be starting up). */
-async function runClient(port: number): Promise<Run> {
+async function runClient(port: number, name = 'tcp-echo-client'): Promise<Run> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const c = run('tcp-echo-client', port);
+    const c = run(name, port);
     const { code } = await c.exit;
     if (code === 0) return c;
     expect(c.stderr()).toContain('ECONNREFUSED');
@@ -104,5 +105,69 @@ describe('examples', () => {
     expect((await client.exit).code).toBe(0);
     expect(client.lines).toEqual(['Data sent: "Hello World!"', 'Data received: "Hello World!"', 'The server closed the connection']);
     echo.close();
+  });
+
+  it('tcp-echo-client-streams against tcp-echo-server-streams: the transcript of asyncio\'s streams docs', async () => {
+    const port = await freePort();
+    const server = run('tcp-echo-server-streams', port);
+    try {
+      const client = await runClient(port, 'tcp-echo-client-streams');
+      expect(client.stderr()).toBe('');
+      expect(client.lines).toEqual(['Send: "Hello World!"', 'Received: "Hello World!"', 'Close the connection']);
+      await new Promise<void>((r) => {
+        const check = () => (server.lines.length >= 4 ? r() : setTimeout(check, 10));
+        check();
+      });
+      expect(server.lines[0]).toBe(`Serving on ["127.0.0.1",${port}]`);
+      expect(server.lines[1]).toMatch(/^Received "Hello World!" from \["127\.0\.0\.1",\d+\]$/);
+      expect(server.lines.slice(2)).toEqual(['Send: "Hello World!"', 'Close the connection']);
+      // The streams server keeps serving, a Node net client too.
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => s.write('from node'));
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+      expect(reply).toBe('from node');
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    expect((await server.exit).code).toBe(0);
+    expect(server.stderr()).toBe('');
+  });
+
+  it('http-over-protoloop: Node\'s http server on protoloop connections answers Node\'s http client, then exits on its own', async () => {
+    const port = await freePort();
+    const once = run('http-over-protoloop', port);
+    const { code } = await once.exit;
+    expect(once.stderr()).toBe('');
+    expect(code).toBe(0);
+    expect(once.lines[0]).toBe(`HTTP on protoloop at http://127.0.0.1:${port}/`);
+    expect(once.lines[1]).toMatch(/^Hello from Node's http on protoloop: GET \/hello from 127\.0\.0\.1:\d+$/);
+
+    // --serve: a plain Node http client (Node's own sockets) with keep-alive.
+    const serving = run('http-over-protoloop', port, ['--serve']);
+    try {
+      await new Promise<void>((r) => {
+        const check = () => (serving.lines.length >= 1 ? r() : setTimeout(check, 10));
+        check();
+      });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      for (const path of ['/a', '/b']) {
+        const body = await new Promise<string>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+            let t = '';
+            res.on('data', (d) => (t += d));
+            res.on('end', () => resolve(t));
+          }).on('error', reject);
+        });
+        expect(body).toMatch(new RegExp(`^Hello from Node's http on protoloop: GET ${path} from 127\\.0\\.0\\.1:\\d+\\n$`));
+      }
+      agent.destroy();
+    } finally {
+      serving.child.kill('SIGTERM');
+    }
+    expect((await serving.exit).code).toBe(0);
   });
 });
