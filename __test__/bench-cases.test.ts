@@ -174,6 +174,60 @@ describe('sendfile case servers', () => {
   });
 });
 
+describe.each([
+  ['protoloop streams', node, [join(servers, 'streams.cjs'), '--impl', 'protoloop'], true],
+  ['node net + readline', node, [join(servers, 'streams.cjs'), '--impl', 'node'], true],
+  ['asyncio streams', 'python3', [join(servers, 'asyncio_streams.py')], hasPython],
+] as const)('streams case server %s', (_name, cmd, args, available) => {
+  it.skipIf(!available)('echoes each line (1 KiB lines one at a time, then 300 lines in one write), then closes at EOF', async () => {
+    const { port } = await listening(cmd, [...args], 'line-echo');
+    const line = Buffer.concat([Buffer.alloc(1023, 'x'), Buffer.from('\n')]);
+    const sock = net.connect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const waitBytes = (n: number) => new Promise<void>((resolve) => {
+      const check = () => (got >= n ? resolve() : sock.once('data', check));
+      check();
+    });
+    sock.on('data', (d) => {
+      chunks.push(d);
+      got += d.length;
+    });
+    for (let i = 1; i <= 3; i++) {
+      sock.write(line);
+      await waitBytes(i * line.length);
+    }
+    const many = Buffer.concat(Array.from({ length: 300 }, (_, i) => Buffer.from(`line ${i}\n`)));
+    sock.end(many);
+    await new Promise((r) => sock.on('close', r));
+    expect(sha(Buffer.concat(chunks))).toBe(sha(Buffer.concat([line, line, line, many])));
+  });
+});
+
+describe.each(['protoloop', 'node'])('http case server %s', (impl) => {
+  it('answers keep-alive GETs with a response of one fixed length, several on one connection', async () => {
+    const { port } = await listening(node, [join(servers, 'streams.cjs'), '--impl', impl], 'http');
+    const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const sock = net.connect(port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => (text += d));
+    for (let i = 1; i <= 3; i++) {
+      sock.write(request);
+      await new Promise<void>((resolve) => {
+        const check = () => (text.split('hello world\n').length > i ? resolve() : sock.once('data', check));
+        check();
+      });
+    }
+    sock.destroy();
+    const responses = text.split(/(?<=hello world\n)/);
+    expect(responses).toHaveLength(3);
+    expect(new Set(responses.map((r) => r.length)).size).toBe(1);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(responses[0]).toMatch(/content-length: 12\r\n/i);
+  });
+});
+
 describe('benchmark report, for cases with several units and extra columns', () => {
   const c = {
     name: 'proxy',

@@ -4,12 +4,14 @@
 import bulk from './bulk.mjs';
 import churn from './churn.mjs';
 import echo from './echo.mjs';
+import http from './http.mjs';
 import memory from './memory.mjs';
 import proxy from './proxy.mjs';
 import sendfile from './sendfile.mjs';
+import streams from './streams.mjs';
 import subprocess from './subprocess.mjs';
 import tls from './tls.mjs';
 import udp from './udp.mjs';
 
 export const cases = [echo, bulk, churn, memory];
-cases.push(udp, tls, subprocess, proxy, sendfile);
+cases.push(udp, tls, subprocess, proxy, sendfile, streams, http);

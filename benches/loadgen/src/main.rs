@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! loadgen echo  --addr A --size N --conns C --duration S [--server-pid P]   vmbench: send N, read N, repeat
+//!               [--message-hex H] [--reply-size R]                         send the bytes H instead of N
+//!                                                                          `x`s (a line, an HTTP request),
+//!                                                                          read R bytes back (default: as many)
 //! loadgen bulk-up   --addr A --total N --chunk N                           send N bytes, half-close, wait for EOF
 //! loadgen bulk-down --addr A --total N                                     read until EOF, expect N bytes
 //! loadgen churn --addr A --conns C --size N --duration S                   connect, 1 request, close, repeat
@@ -145,7 +148,12 @@ fn echo(a: &Args) -> Res<String> {
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
         shards[i % threads].push(s);
     }
-    let msg: Arc<[u8]> = vec![b'x'; size].into();
+    let msg: Arc<[u8]> = match a.kv.get("message-hex") {
+        Some(h) => unhex(h)?.into(),
+        None => vec![b'x'; size].into(),
+    };
+    let size = msg.len();
+    let reply: usize = a.get("reply-size", Some(size))?;
     let start = Instant::now();
     let deadline = start + duration;
     let cpu0 = Cpu::now(server_pid);
@@ -153,7 +161,7 @@ fn echo(a: &Args) -> Res<String> {
         .into_iter()
         .map(|streams| {
             let msg = msg.clone();
-            std::thread::spawn(move || echo_shard(streams, &msg, deadline))
+            std::thread::spawn(move || echo_shard(streams, &msg, reply, deadline))
         })
         .collect();
     let end_cpu = std::thread::spawn(move || {
@@ -173,7 +181,7 @@ fn echo(a: &Args) -> Res<String> {
     Ok(format!(
         "{{\"requests\":{requests},\"seconds\":{secs},\"rps\":{:.1},\"bytes_per_s\":{:.1},\"lat_us\":{{\"p50\":{},\"p99\":{},\"max\":{}}},{}}}",
         requests as f64 / secs,
-        (requests * size as u64 * 2) as f64 / secs,
+        (requests * (size + reply) as u64) as f64 / secs,
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0),
@@ -191,7 +199,7 @@ struct EchoConn {
 
 /// One thread's connections, each with one request in flight. A request counts if its whole echo came
 /// back before `deadline`; a connection that hears nothing for 10 s past the deadline is an error.
-fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], deadline: Instant) -> Res<(u64, Vec<u32>)> {
+fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], reply: usize, deadline: Instant) -> Res<(u64, Vec<u32>)> {
     use std::io::{ErrorKind, Read};
     let ep = Epoll::new()?;
     let mut conns: Vec<EchoConn> = Vec::with_capacity(streams.len());
@@ -199,7 +207,7 @@ fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], deadline: Instant) 
         ep.add(&s, i as u64)?;
         conns.push(EchoConn { s, sent: 0, got: 0, t0: Instant::now(), want_out: false });
     }
-    let mut buf = vec![0u8; msg.len().clamp(1, 256 * 1024)];
+    let mut buf = vec![0u8; reply.clamp(1, 256 * 1024)];
     let mut lat = Vec::with_capacity(1 << 16);
     let mut requests = 0u64;
     let mut in_flight = 0usize;
@@ -247,7 +255,7 @@ fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], deadline: Instant) 
                 continue;
             }
             loop {
-                let want = (msg.len() - c.got).min(buf.len());
+                let want = (reply - c.got).min(buf.len());
                 match c.s.read(&mut buf[..want]) {
                     Ok(0) => return Err("echo: the server closed a connection".into()),
                     Ok(n) => c.got += n,
@@ -255,7 +263,7 @@ fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], deadline: Instant) 
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) => return Err(format!("echo read: {e}")),
                 }
-                if c.got == msg.len() {
+                if c.got == reply {
                     let t1 = Instant::now();
                     if t1 > deadline {
                         in_flight -= 1;
@@ -273,6 +281,17 @@ fn echo_shard(streams: Vec<std::net::TcpStream>, msg: &[u8], deadline: Instant) 
         }
     }
     Ok((requests, lat))
+}
+
+/// `--message-hex`: the bytes of an even-length hexadecimal string.
+fn unhex(h: &str) -> Res<Vec<u8>> {
+    if h.len() % 2 != 0 || h.is_empty() {
+        return Err("--message-hex needs a non-empty even number of hex digits".into());
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| format!("bad hex in --message-hex at {i}")))
+        .collect()
 }
 
 /// A thin owner of an epoll descriptor.
