@@ -397,7 +397,9 @@ describe('StreamReader', () => {
   it('feedData/feedEof/setException drive a reader without a transport; bad arguments are refused', async () => {
     const r = new StreamReader(10);
     expect(r.limit).toBe(10);
-    r.feedData(new Uint8Array([104, 105, 10]));
+    const src = new Uint8Array([104, 105, 10]);
+    r.feedData(src);
+    src.fill(0); // feedData copied: the caller may reuse its memory
     expect((await r.readline()).toString()).toBe('hi\n');
     const pending = r.read(5);
     r.setException(new Error('boom'));

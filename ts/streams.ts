@@ -147,13 +147,21 @@ export class StreamReader {
     this.#wakeup();
   }
 
-  /** Bytes from the transport. The reader keeps a view of `data`, not a copy: do not reuse its memory. */
+  /** Bytes for the reader to hand out (copied: the caller may reuse its memory). */
   feedData(data: ArrayBufferView | ArrayBuffer): void {
-    if (this.#eof) throw new Error('feedData() after feedEof()');
     const view = toBytes('data', data);
-    if (view.length === 0) return;
-    this.#chunks.push(Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength));
-    this.#size += view.length;
+    this._feedOwned(Buffer.from(view));
+  }
+
+  /**
+   * @internal `feedData` without the copy, for a Buffer nobody writes to again (what a transport's
+   * `dataReceived` hands over): the reader keeps views of it.
+   */
+  _feedOwned(data: Buffer): void {
+    if (this.#eof) throw new Error('feedData() after feedEof()');
+    if (data.length === 0) return;
+    this.#chunks.push(data);
+    this.#size += data.length;
     this.#wakeup();
     this.#maybePause();
   }
@@ -465,7 +473,8 @@ export class StreamReaderProtocol extends Protocol {
   }
 
   override dataReceived(data: Buffer): void {
-    this.#reader?.feedData(data);
+    // The transport's Buffers are never reused by it: the reader keeps views instead of copies.
+    this.#reader?._feedOwned(data);
   }
 
   override eofReceived(): boolean {
