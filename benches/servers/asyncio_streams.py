@@ -8,13 +8,17 @@ from asyncio_server import announce, run
 
 
 async def handle(reader, writer):
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        writer.write(line)
-        await writer.drain()
-    writer.close()
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the load generator resets its connections when it is done
+    finally:
+        writer.close()
 
 
 async def main(args):

@@ -26,11 +26,16 @@ function httpHandler(_req, res) {
 async function main() {
   if (mode === 'line-echo' && impl === 'protoloop') {
     const server = await startServer(async (reader, writer) => {
-      for await (const line of reader) {
-        writer.write(line);
-        await writer.drain();
+      try {
+        for await (const line of reader) {
+          writer.write(line);
+          await writer.drain();
+        }
+      } catch {
+        // The load generator resets its connections when it is done.
+      } finally {
+        writer.close();
       }
-      writer.close();
     }, '127.0.0.1', port, { backlog: 1024 });
     return server.sockets[0].getsockname()[1];
   }
