@@ -43,6 +43,7 @@ async function main() {
     const server = net.createServer({ noDelay: true }, (socket) => {
       socket.on('error', () => {});
       const lines = readline.createInterface({ input: socket, crlfDelay: Infinity });
+      lines.on('error', () => {}); // readline re-emits the socket's (the load generator's reset at its end)
       lines.on('line', (line) => socket.write(line + '\n'));
       lines.on('close', () => socket.end());
     });
