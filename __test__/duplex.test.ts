@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { Readable, Writable, pipeline } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import {
   type Server,
 } from 'protoloop';
 import { nodeServer, portOf, readAll, sleep, waitFor } from './helpers';
+import { makePki } from './tls-certs';
 
 const MiB = 1 << 20;
 const pipelineAsync = promisify(pipeline);
@@ -272,6 +274,36 @@ describe('DuplexProtocol as a Node stream', () => {
     const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     s.end('hello');
     expect((await readAll(s)).toString()).toBe('late answer to hello');
+  });
+
+  it('over TLS: Node tls peer, data both ways; end() closes (TLS cannot half-close) without an error', async () => {
+    const pki = makePki();
+    try {
+      const server = tls.createServer({ cert: pki.serverCert, key: pki.serverKey }, (s) => {
+        s.on('data', (d) => s.write(d.toString().toUpperCase()));
+        s.on('error', () => {});
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const [t, p] = await createConnection(() => new DuplexProtocol(), 'localhost', (server.address() as net.AddressInfo).port, {
+        ssl: { ca: pki.caCert },
+      });
+      expect(t.canWriteEof()).toBe(false);
+      const d = p.stream;
+      const closed = new Promise((r) => d.once('close', r));
+      let errors = 0;
+      d.on('error', () => errors++);
+      d.write('over tls');
+      const [got] = await once(d, 'data');
+      expect(got.toString()).toBe('OVER TLS');
+      d.end();
+      d.resume();
+      await closed;
+      expect(errors).toBe(0);
+      expect(t.isClosing()).toBe(true);
+      server.close();
+    } finally {
+      pki.cleanup();
+    }
   });
 
   it('a reset reaches the stream as an ECONNRESET error, then close', async () => {

@@ -223,6 +223,22 @@ describe.skipIf(!hasPython)('against CPython asyncio streams', () => {
   });
 });
 
+describe.skipIf(!hasPython)('startTls that fails', () => {
+  it('a certificate nobody trusts: startTls rejects, and the reader, drain() and waitClosed() learn the connection is gone', async () => {
+    const pys = python(['server', '--cert', join(pki.dir, 'server.crt'), '--key', join(pki.dir, 'server.key')]);
+    const port = Number((await pys.first).split(' ')[1]);
+    const [reader, writer] = await openConnection('127.0.0.1', port);
+    writer.write(Buffer.from('starttls\n'));
+    expect((await reader.readline()).toString()).toBe('ok\n');
+    const e = await writer.startTls({ ca: pki.selfCert }, { serverHostname: 'localhost' }).catch((x) => x);
+    expect(e.code).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    await expect(reader.readline()).rejects.toBe(e);
+    expect(reader.exception()).toBe(e);
+    await expect(writer.waitClosed()).rejects.toBe(e);
+    await expect(writer.drain()).rejects.toThrow(/^Connection lost/);
+  });
+});
+
 describe('StreamReader', () => {
   /** A Node server that sends `chunks` (each its own write, a tick apart) and then ends or not. */
   async function feed(chunks: Buffer[], end = true, limit?: number) {

@@ -2,7 +2,7 @@
 // `openConnection` / `startServer` and their Unix twins, `StreamReader`, `StreamWriter`, and the
 // protocol joining them to a transport (`StreamReaderProtocol`). Everything here goes through the
 // public transport API; nothing reaches into the engine.
-import { checkFunction, checkInteger, checkObject, toBytes } from './errors';
+import { asError, checkFunction, checkInteger, checkObject, toBytes } from './errors';
 import { getRunningLoop } from './loop';
 import { Protocol } from './protocols';
 import { createServer, type CreateServerOptions, type Server } from './server';
@@ -594,7 +594,16 @@ export class StreamWriter {
   async startTls(ssl: true | SslOptions, options: Omit<StartTlsOptions, 'serverSide'> = {}): Promise<void> {
     checkObject('options', options);
     await this.drain();
-    const t = await startTls(this.#transport, this.#protocol, ssl, { ...(options ?? {}), serverSide: this.#protocol._serverSide });
+    const old = this.#transport;
+    let t: Transport;
+    try {
+      t = await startTls(old, this.#protocol, ssl, { ...(options ?? {}), serverSide: this.#protocol._serverSide });
+    } catch (exc) {
+      // Once the plain transport has given its socket up, a failed handshake is the end of the connection:
+      // the reader, drain() and waitClosed() learn it (else they would wait forever).
+      if (old.isClosing()) this.#protocol.connectionLost(asError(exc));
+      throw exc;
+    }
     this.#transport = t;
     this.#protocol._replaceWriter(this);
   }
