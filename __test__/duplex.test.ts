@@ -102,6 +102,28 @@ describe("Node's http on protoloop connections", () => {
     httpServer.close();
   });
 
+  it("http.Server's keep-alive timeout closes an idle protoloop connection (setTimeout's 'timeout', then destroy)", async () => {
+    const httpServer = http.createServer((_req, res) => res.end('ok'));
+    httpServer.keepAliveTimeout = 100;
+    const duplexes: TransportDuplex[] = [];
+    const { port } = await duplexServer((d) => {
+      duplexes.push(d);
+      httpServer.emit('connection', d);
+    });
+    // A raw client that asks once and then idles (an http.Agent would act on the Keep-Alive hint itself).
+    const client = net.connect(port, '127.0.0.1', () => client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    const [first] = await once(client, 'data');
+    expect(first.toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/);
+    let timeouts = 0;
+    duplexes[0].on('timeout', () => timeouts++);
+    const closed = new Promise((r) => duplexes[0].once('close', r));
+    await Promise.all([closed, once(client, 'end')]);
+    expect(timeouts).toBe(1);
+    expect(duplexes[0].transport!.isClosing()).toBe(true);
+    client.destroy();
+    httpServer.close();
+  });
+
   it('http.Server sends a large response with back-pressure to a slow client', async () => {
     const payload = Buffer.alloc(16 * MiB);
     for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
