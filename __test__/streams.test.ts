@@ -16,7 +16,11 @@ import {
   StreamReader,
   StreamReaderProtocol,
   StreamWriter,
+  Protocol,
+  connectReadPipe,
+  connectWritePipe,
   getRunningLoop,
+  socketpair,
   openConnection,
   openUnixConnection,
   startServer,
@@ -408,6 +412,19 @@ describe('StreamReader', () => {
     expect(d.code).toBe('ECONNRESET');
     expect(d.cause).toBe(e);
     await srv.close();
+  });
+
+  it('StreamReaderProtocol reads a pipe as a stream (connectReadPipe), as asyncio code does with a StreamReader', async () => {
+    const [a, b] = socketpair();
+    const reader = new StreamReader();
+    await connectReadPipe(() => new StreamReaderProtocol(reader), a);
+    const [w] = await connectWritePipe(() => new Protocol(), b);
+    w.write(Buffer.from('one\ntwo\nthree'));
+    w.close();
+    const lines: string[] = [];
+    for await (const line of reader) lines.push(line.toString());
+    expect(lines).toEqual(['one\n', 'two\n', 'three']);
+    expect(reader.atEof()).toBe(true);
   });
 
   it('feedData/feedEof/setException drive a reader without a transport; bad arguments are refused', async () => {
