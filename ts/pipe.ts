@@ -1,12 +1,12 @@
 // Pipe transports: asyncio's `connect_read_pipe` / `connect_write_pipe`, also the stdio pipes of
 // child processes (ts/subprocess.ts). A pipe end is an engine stream; the reading and writing halves are
-// stream.ts's `StreamReader` / `StreamWriter`, and lifecycle and flow control are BaseTransport's.
+// stream.ts's `ReadHalf` / `WriteHalf`, and lifecycle and flow control are BaseTransport's.
 import { fstatSync } from 'node:fs';
 import { adoptionError, checkFunction, checkInteger, systemError } from './errors';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
-import { STREAM_OPS, StreamReader, StreamWriter } from './stream';
+import { STREAM_OPS, ReadHalf, WriteHalf } from './stream';
 import { ReadTransport, WriteTransport, newProtocol } from './transports';
 
 /** Who learns that a pipe closed, whatever its protocol is now (a subprocess counting its pipes). @internal */
@@ -27,13 +27,13 @@ function pipeClosed(t: ReadPipeTransport | WritePipeTransport, errno: number, sy
 export class ReadPipeTransport extends ReadTransport {
   /** @internal */ readonly _id: number;
   /** @internal */ _owner: PipeOwner | null = null;
-  #reader: StreamReader;
+  #reader: ReadHalf;
 
   /** @internal */
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
     super(protocol, extra);
     this._id = id;
-    this.#reader = new StreamReader(id, STREAM_OPS, this);
+    this.#reader = new ReadHalf(id, STREAM_OPS, this);
     register(id, this);
     retain();
   }
@@ -102,13 +102,13 @@ export class ReadPipeTransport extends ReadTransport {
 export class WritePipeTransport extends WriteTransport {
   /** @internal */ readonly _id: number;
   /** @internal */ _owner: PipeOwner | null = null;
-  #writer: StreamWriter;
+  #writer: WriteHalf;
 
   /** @internal */
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
     super(protocol, extra);
     this._id = id;
-    this.#writer = new StreamWriter(id, STREAM_OPS);
+    this.#writer = new WriteHalf(id, STREAM_OPS);
     register(id, this);
     retain();
   }

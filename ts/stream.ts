@@ -57,7 +57,7 @@ type Held = [EventKind, number, Buffer | null];
 
 type ReaderOps = Pick<StreamOps, 'pauseReading' | 'resumeReading'>;
 
-/** What a `StreamReader` asks of its transport. @internal */
+/** What a `ReadHalf` asks of its transport. @internal */
 export interface ReaderOwner {
   isClosing(): boolean;
   /** Hands a read-side event to the protocol. */
@@ -73,7 +73,7 @@ type WriterOps = Pick<StreamOps, 'write' | 'writev' | 'writeEof'>;
  * held back and handed to `deliver` in order on a later turn after `resume()`.
  * @internal
  */
-export class StreamReader {
+export class ReadHalf {
   #paused = false;
   /** Events held back while paused (null until the first). */
   #held: Held[] | null = null;
@@ -162,7 +162,7 @@ export class StreamReader {
  * The transport owns the flow-control marks; `write` tells it when bytes were left queued.
  * @internal
  */
-export class StreamWriter {
+export class WriteHalf {
   /** Bytes taken by write() (and sendfile). */ accepted = 0;
   /** Of those, bytes the kernel has. */ flushed = 0;
   eofWritten = false;
@@ -259,8 +259,8 @@ export class StreamTransport extends Transport {
   /** @internal */ readonly _id: number;
   /** @internal */ readonly _ops: StreamOps;
   #owner: StreamOwner | null;
-  #reader: StreamReader;
-  #writer: StreamWriter;
+  #reader: ReadHalf;
+  #writer: WriteHalf;
   #bytesRead = 0;
   #bytesCopied = 0;
   #started = false;
@@ -284,8 +284,8 @@ export class StreamTransport extends Transport {
     this._id = id;
     this._ops = ops;
     this.#owner = owner;
-    this.#reader = new StreamReader(id, ops, this);
-    this.#writer = new StreamWriter(id, ops);
+    this.#reader = new ReadHalf(id, ops, this);
+    this.#writer = new WriteHalf(id, ops);
     register(id, this);
     retain();
   }
