@@ -128,6 +128,7 @@ export async function createUnixServer(
     // Remove the file only if it is still ours: another server may have replaced it meanwhile.
     const bound = lstatSync(boundPath, { throwIfNoEntry: false });
     const where = boundPath;
+    native.removeAtTeardown(id, where); // if this thread ends (a worker) before the server closes
     cleanup = () => {
       const now = lstatSync(where, { throwIfNoEntry: false });
       if (bound && now && now.isSocket() && now.ino === bound.ino && now.dev === bound.dev) unlinkSync(where);

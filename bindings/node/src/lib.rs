@@ -1,9 +1,10 @@
 //! napi-rs glue: engine handles become numbers, engine event batches become one JavaScript call.
 //!
-//! Nothing here knows about protocols. The TypeScript layer registers one callback with [`init`], which
-//! receives each batch of events as two flat buffers (see `protoloop_engine::events`): right after each
-//! turn of the engine on the JavaScript thread (`reactor`), and otherwise through a weak threadsafe
-//! function, once per batch. Errors of system calls come back as
+//! Nothing here knows about protocols. Each JavaScript thread that loads protoloop (the main thread,
+//! any worker) gets an engine of its own (`Instance`), torn down with the thread's environment. The
+//! TypeScript layer registers one callback with [`init`], which receives each batch of the thread's
+//! events as two flat buffers (see `protoloop_engine::events`): right after each turn of the engine on
+//! the JavaScript thread (`reactor`), and otherwise through a weak threadsafe function, once per batch. Errors of system calls come back as
 //! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
 
 mod buffer;
@@ -19,7 +20,10 @@ mod subprocess;
 mod tls;
 mod unix;
 
-use std::sync::{Mutex, OnceLock};
+use std::cell::RefCell;
+use std::mem::ManuallyDrop;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -38,7 +42,8 @@ impl ToNapiValue for RawValue {
 }
 
 /// Payload memory that JavaScript has let go of, kept for the next batches: handing each batch's
-/// payload over without a copy would otherwise mean fresh memory (and page faults) per batch.
+/// payload over without a copy would otherwise mean fresh memory (and page faults) per batch. One pool
+/// for the process, not per thread: a payload's finalizer may run after its thread's engine is gone.
 static PAYLOAD_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 const POOL_KEPT: usize = 32;
 
@@ -118,13 +123,36 @@ fn u32s_as_bytes(words: &[u32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, std::mem::size_of_val(words)) }
 }
 
-static ENGINE: OnceLock<Engine> = OnceLock::new();
-/// The JavaScript thread the engine's events go to.
-static OWNER: OnceLock<std::thread::ThreadId> = OnceLock::new();
-static WAKER: Mutex<Option<Waker>> = Mutex::new(None);
+/// One JavaScript thread's engine (the main thread's, or a worker's), and what ties it to the thread:
+/// the wake-up that brings its events there, and with a host reactor the watch in the thread's loop.
+pub(crate) struct Instance {
+    engine: Engine,
+    /// Shared with the engine's wake-up, which any thread may call; taken (and so released) when the
+    /// thread's environment is torn down, after which wake-ups do nothing.
+    waker: Arc<Mutex<Option<Waker>>>,
+    watch: RefCell<Option<reactor::Watch>>,
+}
 
-pub(crate) fn engine() -> Result<&'static Engine> {
-    ENGINE.get().ok_or_else(|| Error::new(Status::GenericFailure, "protoloop: init() was not called"))
+impl std::ops::Deref for Instance {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+thread_local! {
+    /// This thread's engine: every binding reaches the engine of the thread that calls it, and Node
+    /// runs each environment (the main thread, each worker) on a thread of its own. Not dropped by
+    /// the thread's exit (`ManuallyDrop`: a thread-local destructor runs after Node has torn the
+    /// environment down, or inside `exit()`); the environment's cleanup hook, `tear_down`, takes it.
+    static INSTANCE: ManuallyDrop<RefCell<Option<Rc<Instance>>>> = const { ManuallyDrop::new(RefCell::new(None)) };
+}
+
+/// The calling thread's engine.
+pub(crate) fn engine() -> Result<Rc<Instance>> {
+    INSTANCE
+        .with(|i| i.borrow().clone())
+        .ok_or_else(|| Error::new(Status::GenericFailure, "protoloop: init() was not called in this thread"))
 }
 
 /// The engine's settings, from the environment so that benchmarks can compare them:
@@ -145,20 +173,12 @@ fn engine_options() -> EngineOptions {
     o
 }
 
-/// Starts the engine and registers `on_events(batch)` as the one receiver of event batches (see
-/// `batch_buffers` for the layout).
+/// Starts this thread's engine and registers `on_events(batch)` as the one receiver of its event
+/// batches (see `batch_buffers` for the layout). Each JavaScript thread that loads protoloop calls it
+/// once; its engine is torn down with the thread's environment (`tear_down`).
 #[napi(catch_unwind)]
 pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
-    // One engine per process, and it hands its events to the JavaScript thread that started it: from
-    // any other (a worker, or the main thread after a worker), transports would never hear of them.
-    let thread = std::thread::current().id();
-    if ENGINE.get().is_some() {
-        if OWNER.get() != Some(&thread) {
-            return Err(Error::from_reason(
-                "protoloop: already in use by another JavaScript thread of this process (the main thread or a worker); \
-                 its engine delivers events to that thread only, so use protoloop from one thread",
-            ));
-        }
+    if INSTANCE.with(|i| i.borrow().is_some()) {
         return Ok(());
     }
     let waker: Waker = on_events
@@ -166,13 +186,14 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         .weak::<true>()
         .callee_handled::<false>()
         .build_callback(|ctx| batch_buffers(&ctx.env).map(|(head, payload)| FnArgs::from((RawValue(head), RawValue(payload)))))?;
-    *WAKER.lock().unwrap() = Some(waker);
+    let waker = Arc::new(Mutex::new(Some(waker)));
     let wake = || -> Box<dyn Fn() + Send + Sync> {
-        Box::new(|| {
+        let waker = waker.clone();
+        Box::new(move || {
             if reactor::in_turn() {
                 return;
             }
-            if let Some(w) = WAKER.lock().unwrap().as_ref() {
+            if let Some(w) = waker.lock().unwrap().as_ref() {
                 w.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }
         })
@@ -183,17 +204,55 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
     let started = |o: EngineOptions| Engine::with_options(wake(), o).map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")));
     // A host reactor needs /proc, a build with tokio's metrics and libuv's poll handle; without them,
     // an I/O thread.
-    let engine = match started(options) {
+    let (engine, watch) = match started(options) {
         Ok(engine) => match engine.reactor_fd() {
-            Some(fd) if reactor::watch(&env, fd, on_events.value().value).is_err() => started(threads)?,
-            _ => engine,
+            Some(fd) => match reactor::watch(&env, fd, on_events.value().value) {
+                Ok(watch) => (engine, Some(watch)),
+                Err(_) => (started(threads)?, None),
+            },
+            None => (engine, None),
         },
-        Err(_) if host => started(threads)?,
+        Err(_) if host => (started(threads)?, None),
         Err(e) => return Err(e),
     };
-    let _ = OWNER.set(thread);
-    let _ = ENGINE.set(engine);
+    let instance = Rc::new(Instance { engine, waker, watch: RefCell::new(watch) });
+    // SAFETY: registers a plain function without an argument; Node hands it the hook's handle.
+    let status = unsafe { napi::sys::napi_add_async_cleanup_hook(env.raw(), Some(tear_down), std::ptr::null_mut(), std::ptr::null_mut()) };
+    if status != napi::sys::Status::napi_ok {
+        // Without a hook the engine would outlive the thread; refuse instead (its watch closes first).
+        if let Some(w) = instance.watch.take() {
+            w.close(Box::new(|| {}));
+        }
+        check_status!(status)?;
+    }
+    INSTANCE.with(|i| *i.borrow_mut() = Some(instance));
     Ok(())
+}
+
+/// The environment's cleanup hook (a worker that exits or is terminated; the main thread at exit):
+/// closes everything the thread's engine owns (see `Engine`'s `Drop`), releases the threadsafe
+/// function and closes the watch in the thread's loop, whose close callback finishes the hook, so that
+/// Node closes the loop only after libuv is done with our handle.
+unsafe extern "C" fn tear_down(hook: napi::sys::napi_async_cleanup_hook_handle, _arg: *mut std::ffi::c_void) {
+    // SAFETY (for both calls): `hook` is this hook's handle, removed exactly once, when we are done.
+    let finished = move || unsafe {
+        napi::sys::napi_remove_async_cleanup_hook(hook);
+    };
+    let Some(instance) = INSTANCE.with(|i| i.borrow_mut().take()) else { return finished() };
+    // From here the engine's wake-ups call nothing; Node may already be closing the function.
+    drop(instance.waker.lock().unwrap().take());
+    // The watch stops before the engine closes the descriptor it watches. Dropping the instance drops
+    // the engine: its last reference, as no JavaScript runs any more, so no binding holds one.
+    match instance.watch.take() {
+        Some(w) => {
+            w.close(Box::new(finished));
+            drop(instance);
+        }
+        None => {
+            drop(instance);
+            finished();
+        }
+    }
 }
 
 /// Whether the event wake-up keeps the Node process alive. TypeScript turns it on while any
@@ -201,7 +260,7 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
 #[napi(catch_unwind)]
 #[allow(deprecated)] // ref/unref of one long-lived function is exactly what these are for.
 pub fn set_alive(env: Env, alive: bool) -> Result<()> {
-    if let Some(w) = WAKER.lock().unwrap().as_mut() {
+    if let Some(w) = engine()?.waker.lock().unwrap().as_mut() {
         if alive {
             w.refer(&env)?;
         } else {

@@ -23,6 +23,15 @@ pub fn listen_unix(path: String, backlog: i32) -> Result<i64> {
     })
 }
 
+/// Server `id` removes its socket file at `path` if this thread's engine is torn down (a worker that
+/// ends) while the server still listens; a file that is gone or replaced by then stays as it is.
+#[napi]
+pub fn remove_at_teardown(id: u32, path: String) -> Result<()> {
+    // A path already gone has nothing to remove.
+    let _ = engine()?.remove_at_teardown(id, &path);
+    Ok(())
+}
+
 /// `[a, b]`: two connected `AF_UNIX` stream descriptors the caller owns; `[-errno]` on failure.
 #[napi(catch_unwind)]
 pub fn socketpair() -> Vec<i64> {

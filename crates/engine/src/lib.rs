@@ -102,6 +102,9 @@ pub struct Core {
     /// for the host to start the handshake (keyed by the TLS connection's id).
     detached: IdMap<OwnedFd>,
     processes: IdMap<Arc<subprocess::Process>>,
+    /// Socket files of Unix servers to remove if the engine is torn down while they listen
+    /// ([`Engine::remove_at_teardown`]), by server id.
+    socket_files: IdMap<unix::SocketFile>,
     next_id: AtomicU32,
 }
 
@@ -120,12 +123,69 @@ impl Core {
             || self.tls.lock().unwrap().values().any(|t| t.raw_fd() == fd)
             || self.detached.lock().unwrap().values().any(|d| d.as_raw_fd() == fd)
     }
+
+    /// Teardown, first half, while the tasks may still run: no server accepts any more (its socket
+    /// file goes), every child is killed and reaped, every transport aborted.
+    fn close_everything(&self) {
+        for server in values(&self.servers) {
+            server.close(self);
+        }
+        for file in std::mem::take(&mut *self.socket_files.lock().unwrap()).into_values() {
+            file.remove();
+        }
+        for process in values(&self.processes) {
+            process.kill_and_reap();
+        }
+        self.abort_transports();
+    }
+
+    /// Aborts every stream, TLS connection and datagram endpoint, which unregisters it and ends what
+    /// ties it to others (forwarding): once their tasks are gone, nothing holds them any more.
+    fn abort_transports(&self) {
+        values(&self.streams).iter().for_each(|s| s.abort());
+        values(&self.tls).iter().for_each(|t| t.abort());
+        values(&self.datagrams).iter().for_each(|d| d.abort());
+    }
+
+    /// Teardown, second half, once no task runs: what a task registered meanwhile (a connect that
+    /// completed) goes the same way, and the registry lets go of everything (a handle holds its
+    /// `Core`, so the registry would otherwise keep itself and every descriptor alive).
+    fn release_everything(&self) {
+        self.abort_transports();
+        for process in values(&self.processes) {
+            process.kill_and_reap();
+        }
+        self.streams.lock().unwrap().clear();
+        self.tls.lock().unwrap().clear();
+        self.datagrams.lock().unwrap().clear();
+        self.servers.lock().unwrap().clear();
+        self.processes.lock().unwrap().clear();
+        self.detached.lock().unwrap().clear();
+    }
 }
 
+/// The registry's handles, taken out of its lock (closing one locks the registry again).
+fn values<V: Clone>(map: &IdMap<V>) -> Vec<V> {
+    map.lock().unwrap().values().cloned().collect()
+}
+
+/// One engine: a reactor, and the handles it serves. Dropping it closes them all (see `Drop`).
 pub struct Engine {
     core: Arc<Core>,
-    // Kept last so that it drops after `core`'s users.
     reactor: Reactor,
+}
+
+impl Drop for Engine {
+    /// Closes everything the engine owns, as a host needs when the thread that used the engine ends
+    /// (a Node worker): servers stop listening and their Unix socket files go, children are killed
+    /// and reaped, transports are aborted, the reactor's tasks are dropped and its threads joined, so
+    /// that no descriptor, child or thread outlives the engine. Events this pushes are not delivered.
+    /// With a host reactor, the host must have stopped watching [`Engine::reactor_fd`].
+    fn drop(&mut self) {
+        self.core.close_everything();
+        self.reactor.shut_down();
+        self.core.release_everything();
+    }
 }
 
 impl Engine {
@@ -146,6 +206,7 @@ impl Engine {
             tls: IdMap::default(),
             detached: IdMap::default(),
             processes: IdMap::default(),
+            socket_files: IdMap::default(),
             next_id: AtomicU32::new(1),
         });
         Ok(Engine { core, reactor })
@@ -260,6 +321,8 @@ impl Engine {
         if let Some(s) = self.server(id) {
             s.close(&self.core);
         }
+        // Closed by its host, which removes the file itself if it wants to (`remove_at_teardown`).
+        self.core.socket_files.lock().unwrap().remove(&id);
     }
 
     pub fn datagram(&self, id: u32) -> Option<Arc<Datagram>> {

@@ -28,7 +28,9 @@ use std::time::Duration;
 use tokio::runtime::{Handle, Runtime};
 
 pub struct Reactor {
-    runtime: Runtime,
+    /// `None` once [`Reactor::shut_down`]: its tasks are gone and its threads joined.
+    runtime: Option<Runtime>,
+    handle: Handle,
     /// Host mode only: the runtime's epoll descriptor.
     fd: Option<RawFd>,
 }
@@ -41,7 +43,7 @@ impl Reactor {
             .thread_name("protoloop-io")
             .enable_io()
             .build()?;
-        Ok(Reactor { runtime, fd: None })
+        Ok(Reactor { handle: runtime.handle().clone(), runtime: Some(runtime), fd: None })
     }
 
     /// A current-thread runtime that the host turns (see the module's documentation).
@@ -54,11 +56,20 @@ impl Reactor {
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
         let fd = find_epoll_fd(runtime.handle())?;
-        Ok(Reactor { runtime, fd: Some(fd) })
+        Ok(Reactor { handle: runtime.handle().clone(), runtime: Some(runtime), fd: Some(fd) })
     }
 
     pub fn handle(&self) -> &Handle {
-        self.runtime.handle()
+        &self.handle
+    }
+
+    /// Drops every task (and with it every descriptor a task holds), joins the I/O threads and, in
+    /// host mode, closes [`Reactor::fd`]: the host must have stopped watching it. Tasks spawned later
+    /// are dropped at once. Blocks while a blocking task (a name lookup, a wait for a child) runs.
+    /// Call it from outside the runtime.
+    pub fn shut_down(&mut self) {
+        self.fd = None;
+        drop(self.runtime.take());
     }
 
     /// Host mode: the descriptor to watch for readability. `None` for I/O threads.
@@ -80,10 +91,8 @@ impl Reactor {
     /// inside the runtime, so it runs in this turn, and the wake-up costs no write to the runtime's
     /// descriptor and no second trip through the host's event loop.
     pub fn turn_with(&self, mut deliver: impl FnMut() -> bool) {
-        if self.fd.is_none() {
-            return;
-        }
-        self.runtime.block_on(async {
+        let (Some(runtime), Some(_)) = (&self.runtime, self.fd) else { return };
+        runtime.block_on(async {
             let mut deliveries = 0;
             loop {
                 // A yield is woken after the scheduler has run ready tasks (all of them, or its
@@ -110,7 +119,7 @@ impl Reactor {
     pub fn wake(&self) {
         if self.fd.is_some() {
             // Spawned from outside the runtime: queued globally, with one wake-up of the driver.
-            drop(self.runtime.spawn(async {}));
+            drop(self.handle.spawn(async {}));
         }
     }
 }

@@ -113,13 +113,34 @@ impl Process {
 
     /// Reaps the child if it has exited; its return code then.
     fn try_reap(&self) -> io::Result<Option<i32>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    /// Teardown of the engine (see `Core::tear_down`): a child still running is killed, as asyncio's
+    /// `close()` kills it, and reaped, so that neither it nor a zombie outlives the engine. Blocks
+    /// until the killed child is gone, which SIGKILL makes prompt.
+    pub(crate) fn kill_and_reap(&self) {
+        let _ = self.send_signal(libc::SIGKILL);
+        if self.reap(0).is_err() {
+            // Reaped elsewhere in the process (a `waitpid(-1)`): nothing is left to wait for.
+            *self.returncode.lock().unwrap() = Some(255);
+        }
+    }
+
+    /// `waitpid` with `flags` under the signal lock; the return code once reaped.
+    fn reap(&self, flags: libc::c_int) -> io::Result<Option<i32>> {
         let mut rc = self.returncode.lock().unwrap();
         if rc.is_some() {
             return Ok(*rc);
         }
         let mut status: libc::c_int = 0;
-        // SAFETY: waitpid writes the status into a local we own.
-        let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        let r = loop {
+            // SAFETY: waitpid writes the status into a local we own.
+            let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, flags) };
+            if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break r;
+            }
+        };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }

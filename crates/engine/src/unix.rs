@@ -91,7 +91,37 @@ fn listen_socket(path: &str, backlog: i32) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// A Unix server's socket file as it was bound: removed at the engine's teardown only if the path
+/// still names that file (another server may have replaced it since).
+pub(crate) struct SocketFile {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    pub(crate) fn remove(self) {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl Engine {
+    /// Removes server `id`'s socket file at `path` if the engine is torn down while the server still
+    /// listens (its host's thread ends), as closing it would have (asyncio's `cleanup_socket`); a
+    /// server closed before then leaves the file to its host. `path` must name the file now.
+    pub fn remove_at_teardown(&self, id: u32, path: &str) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path)?;
+        let file = SocketFile { path: path.into(), dev: meta.dev(), ino: meta.ino() };
+        if self.server(id).is_some() {
+            self.core.socket_files.lock().unwrap().insert(id, file);
+        }
+        Ok(())
+    }
+
     /// Starts connecting to the Unix socket at `path`; reports [`Kind::Connected`] or
     /// [`Kind::ConnectFailed`] on the returned id, as TCP connects do.
     pub fn connect_unix(&self, path: &str) -> u32 {

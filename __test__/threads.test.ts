@@ -1,0 +1,279 @@
+// protoloop in several JavaScript threads of one process: each worker (and the main thread) has an
+// engine of its own, and a worker that ends takes everything it owned with it. Each case runs in a
+// fresh Node (so an abort or a leak shows as that process's exit status and output), under the reactor
+// this suite runs with (`PROTOLOOP_REACTOR=threads` covers the I/O-thread engine).
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { entry, runScript } from './helpers';
+
+const cjs = entry.replace(/esm\/index\.mjs$/, 'cjs/index.js');
+
+/**
+ * Script prelude: `worker(body)` starts a worker (CommonJS) that has `pl` (protoloop), `parentPort`,
+ * `Echo` and `send(message)`, and runs `body` in an async function; `message(w)` is the worker's next
+ * message, `w.exited` its exit code. `fds()` and `engineThreads()` list this process's descriptors and engine threads (the timer
+ * thread, one per process shared by every engine, is not one).
+ */
+const prelude = `
+import { once } from 'node:events';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+const workerPrelude = \`
+  const pl = require(${JSON.stringify(cjs)});
+  const { parentPort, workerData } = require('node:worker_threads');
+  const send = (m) => parentPort.postMessage(m);
+  class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); } }
+\`;
+globalThis.worker = (body, options = {}) => {
+  const w = new Worker(workerPrelude + '(async () => {' + body + '})().catch((e) => { console.error(e); process.exit(1); });', { eval: true, execArgv: [], ...options });
+  w.on('error', (e) => console.error('worker error', e));
+  w.exited = once(w, 'exit').then(([code]) => code); // listened for at once: it may come before the awaits
+  return w;
+};
+globalThis.message = async (w) => (await once(w, 'message'))[0];
+class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); } }
+globalThis.Echo = Echo;
+/** A protoloop client that sends \`text\` and resolves with what comes back first. */
+globalThis.ask = async (port, text) => {
+  let answer;
+  const answered = new Promise((r) => (answer = r));
+  class Ask extends pl.Protocol {
+    connectionMade(t) { this.t = t; t.write(Buffer.from(text)); }
+    dataReceived(d) { answer(String(d)); this.t.close(); }
+  }
+  await pl.createConnection(() => new Ask(), '127.0.0.1', port);
+  return answered;
+};
+globalThis.fds = () => readdirSync('/proc/self/fd').flatMap((fd) => { try { return [fd + ' -> ' + readlinkSync('/proc/self/fd/' + fd)]; } catch { return []; } });
+globalThis.engineThreads = () => readdirSync('/proc/self/task')
+  .map((t) => { try { return readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim(); } catch { return ''; } })
+  .filter((n) => /^(protoloop|tokio)/.test(n) && n !== 'protoloop-timer');
+globalThis.until = async (cond, what) => {
+  for (const end = Date.now() + 10_000; !cond(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+  }
+};
+`;
+
+async function run(code: string, timeoutMs = 25_000) {
+  const r = await runScript(prelude + code, timeoutMs);
+  expect(r.err).toBe('');
+  expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
+  return JSON.parse(r.out.trim().split('\n').pop() ?? 'null');
+}
+
+describe('a worker that used protoloop ends without taking the process down (reproducer 15)', () => {
+  // The reproducer as filed: the main thread never imports protoloop; a worker does, opens a connection
+  // to a Node server of its own and is terminated (with `flow`, while the server floods the connection).
+  // Before: the process aborted ("uv_loop_close() while having open handles") or segfaulted.
+  const repro = (flow: boolean) => `
+    import { Worker } from 'node:worker_threads';
+    const w = new Worker(\`
+    const pl = require(${JSON.stringify(cjs)});
+    const net = require('net');
+    const srv = net.createServer((s) => { s.on('error', () => {}); if (${flow}) { const b = Buffer.alloc(1 << 20); const f = () => { while (s.write(b)); }; s.on('drain', f); f(); } }).listen(0, '127.0.0.1', async () => {
+      await pl.createConnection(() => new pl.Protocol(), '127.0.0.1', srv.address().port);
+      require('worker_threads').parentPort.postMessage('ready');
+    });\`, { eval: true, execArgv: [] });
+    await new Promise((r) => w.on('message', r));
+    await new Promise((r) => setTimeout(r, 100));
+    await w.terminate();
+    console.log('terminated');
+  `;
+  it.each([
+    ['terminated while idle', false],
+    ['terminated while a connection is receiving', true],
+  ])('%s', async (_title, flow) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', repro(flow)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [status, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (s, g) => r([s, g])));
+    clearTimeout(timer);
+    expect({ status, signal, out, err }).toEqual({ status: 0, signal: null, out: 'terminated\n', err: '' });
+  });
+});
+
+describe('threads', () => {
+  it('a worker serves a main-thread client, and a worker is the client of a main-thread server', async () => {
+    const r = await run(`
+      const server = worker(\`
+        const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+        send(s.sockets[0].getsockname()[1]);
+        parentPort.once('message', () => s.close());
+      \`);
+      const port = await message(server);
+      const fromWorker = await ask(port, 'served by a worker');
+      server.postMessage('close');
+      const mainServer = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+      const client = worker(\`
+        let answer;
+        const answered = new Promise((r) => (answer = r));
+        class Ask extends pl.Protocol {
+          connectionMade(t) { this.t = t; t.write(Buffer.from('served by the main thread')); }
+          dataReceived(d) { answer(String(d)); this.t.close(); }
+        }
+        await pl.createConnection(() => new Ask(), '127.0.0.1', workerData);
+        send(await answered);
+      \`, { workerData: mainServer.sockets[0].getsockname()[1] });
+      const fromMain = await message(client);
+      await Promise.all([server.exited, client.exited]);
+      mainServer.close();
+      console.log(JSON.stringify({ fromWorker, fromMain }));
+    `);
+    expect(r).toEqual({ fromWorker: 'served by a worker', fromMain: 'served by the main thread' });
+  });
+
+  it('two workers serve one port with reusePort, each taking some of the connections', async () => {
+    const r = await run(`
+      import * as net from 'node:net';
+      const serve = (port) => worker(\`
+        class Tell extends pl.Protocol { connectionMade(t) { t.write(Buffer.from(String(workerData.n))); t.close(); } }
+        const s = await pl.createServer(() => new Tell(), '127.0.0.1', workerData.port, { reusePort: true });
+        send(s.sockets[0].getsockname()[1]);
+        parentPort.once('message', () => s.close());
+      \`, { workerData: { port, n: port === 0 ? 1 : 2 } });
+      const a = serve(0);
+      const port = await message(a);
+      const b = serve(port);
+      await message(b);
+      const seen = new Set();
+      // The kernel spreads connections over the two sockets by a hash of their addresses: 200 tries
+      // that all land on one worker would be a chance of 2^-199.
+      for (let i = 0; i < 200 && seen.size < 2; i++) {
+        const c = net.connect(port, '127.0.0.1');
+        let got = '';
+        c.on('data', (d) => (got += d));
+        await once(c, 'end');
+        c.destroy();
+        seen.add(got);
+      }
+      a.postMessage('close');
+      b.postMessage('close');
+      await Promise.all([a.exited, b.exited]);
+      console.log(JSON.stringify([...seen].sort()));
+    `);
+    expect(r).toEqual(['1', '2']);
+  });
+
+  it('terminating a worker closes its connections, servers (the Unix socket file too) and kills its child', async () => {
+    const r = await run(`
+      import * as net from 'node:net';
+      import { existsSync } from 'node:fs';
+      import { tmpdir } from 'node:os';
+      const unixPath = tmpdir() + '/protoloop-threads-' + process.pid + '.sock';
+      // The worker's client connects to this Node server; the main thread's Node client connects to
+      // the worker's server. Both are made before the baseline, and their sockets destroyed after.
+      const peers = [];
+      const nodeServer = net.createServer((s) => { s.on('error', () => {}); peers.push(s); });
+      await once(nodeServer.listen(0, '127.0.0.1'), 'listening');
+      const warm = worker('');
+      await warm.exited; // Node's own first-worker set-up is not the engine's
+      const before = new Set(fds());
+      const threadsBefore = engineThreads().length;
+      const w = worker(\`
+        const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+        await pl.createUnixServer(() => new Echo(), workerData.unixPath);
+        await pl.createConnection(() => new pl.Protocol(), '127.0.0.1', workerData.nodePort);
+        const [child] = await pl.subprocessExec(() => new pl.SubprocessProtocol(), 'sleep', ['30']);
+        send({ port: server.sockets[0].getsockname()[1], pid: child.getPid() });
+      \`, { workerData: { unixPath, nodePort: nodeServer.address().port } });
+      const { port, pid } = await message(w);
+      const client = net.connect(port, '127.0.0.1');
+      client.on('error', () => {});
+      client.write('ping');
+      await once(client, 'data');
+      await until(() => peers.length === 1, 'the worker connecting');
+      const during = { unixFile: existsSync(unixPath), threads: engineThreads().length - threadsBefore };
+      await w.terminate();
+      // Both ends that the worker held see their connection end.
+      const closed = (s) => s.destroyed ? null : once(s, 'close');
+      await Promise.all([closed(client), closed(peers[0])]);
+      client.destroy();
+      peers[0].destroy();
+      let childAlive = true;
+      try { process.kill(pid, 0); } catch (e) { childAlive = e.code !== 'ESRCH'; }
+      const leftover = () => fds().filter((f) => !before.has(f));
+      await until(() => leftover().length === 0, 'the descriptors to close').catch(() => {});
+      nodeServer.close();
+      console.log(JSON.stringify({ during, unixFile: existsSync(unixPath), childAlive, leftover: leftover(), threads: engineThreads().length - threadsBefore }));
+    `);
+    expect(r.during.unixFile).toBe(true);
+    if (process.env.PROTOLOOP_REACTOR === 'threads') expect(r.during.threads).toBeGreaterThan(0);
+    expect(r).toMatchObject({ unixFile: false, childAlive: false, leftover: [], threads: 0 });
+  });
+
+  it('a worker whose last transport closes exits by itself', async () => {
+    const r = await run(`
+      const w = worker(\`
+        const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+        let answer;
+        const answered = new Promise((r) => (answer = r));
+        class Ask extends pl.Protocol {
+          connectionMade(t) { this.t = t; t.write(Buffer.from('bye')); }
+          dataReceived(d) { answer(String(d)); this.t.close(); }
+        }
+        await pl.createConnection(() => new Ask(), '127.0.0.1', s.sockets[0].getsockname()[1]);
+        send(await answered);
+        s.close();
+      \`);
+      const said = await message(w);
+      const code = await w.exited;
+      console.log(JSON.stringify({ said, code }));
+    `);
+    expect(r).toEqual({ said: 'bye', code: 0 });
+  });
+
+  it('four workers import protoloop at once, each with an engine of its own', async () => {
+    const r = await run(`
+      const ws = Array.from({ length: 4 }, (_, i) => worker(\`
+        const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+        let answer;
+        const answered = new Promise((r) => (answer = r));
+        class Ask extends pl.Protocol {
+          connectionMade(t) { this.t = t; t.write(Buffer.from('worker ' + workerData)); }
+          dataReceived(d) { answer(String(d)); this.t.close(); }
+        }
+        await pl.createConnection(() => new Ask(), '127.0.0.1', s.sockets[0].getsockname()[1]);
+        send(await answered);
+        s.close();
+      \`, { workerData: i }));
+      const said = await Promise.all(ws.map(message));
+      const codes = await Promise.all(ws.map((w) => w.exited));
+      console.log(JSON.stringify({ said, codes }));
+    `);
+    expect(r).toEqual({ said: ['worker 0', 'worker 1', 'worker 2', 'worker 3'], codes: [0, 0, 0, 0] });
+  });
+
+  it("the main thread's transports go on when a worker dies, and it can start new ones", async () => {
+    const r = await run(`
+      const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+      const port = server.sockets[0].getsockname()[1];
+      let got = [];
+      let more;
+      class Keep extends pl.Protocol {
+        connectionMade(t) { this.t = t; }
+        dataReceived(d) { got.push(String(d)); more?.(); }
+      }
+      const [t] = await pl.createConnection(() => new Keep(), '127.0.0.1', port);
+      const next = (text) => new Promise((r) => { more = r; t.write(Buffer.from(text)); });
+      await next('before');
+      const w = worker(\`
+        const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+        await pl.createConnection(() => new Echo(), '127.0.0.1', s.sockets[0].getsockname()[1]);
+        await pl.createConnection(() => new Echo(), '127.0.0.1', workerData);
+        send('ready');
+      \`, { workerData: port });
+      await message(w);
+      await w.terminate();
+      await next('after');
+      const fresh = await ask(port, 'a new connection');
+      t.close();
+      server.close();
+      console.log(JSON.stringify({ got, fresh }));
+    `);
+    expect(r).toEqual({ got: ['before', 'after'], fresh: 'a new connection' });
+  });
+});
