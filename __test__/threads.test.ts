@@ -2,7 +2,7 @@
 // engine of its own, and a worker that ends takes everything it owned with it. Each case runs in a
 // fresh Node (so an abort or a leak shows as that process's exit status and output), under the reactor
 // this suite runs with (`PROTOLOOP_REACTOR=threads` covers the I/O-thread engine).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { entry, runScript } from './helpers';
 
@@ -62,6 +62,18 @@ async function run(code: string, timeoutMs = 25_000) {
   return JSON.parse(r.out.trim().split('\n').pop() ?? 'null');
 }
 
+/** How a child process ended, with its output (killed after 20 s). */
+async function exited(child: ChildProcess) {
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [status, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (s, g) => r([s, g])));
+  clearTimeout(timer);
+  return { status, signal, out, err };
+}
+
 describe('a worker that used protoloop ends without taking the process down (reproducer 15)', () => {
   // The reproducer as filed: the main thread never imports protoloop; a worker does, opens a connection
   // to a Node server of its own and is terminated (with `flow`, while the server floods the connection).
@@ -85,14 +97,24 @@ describe('a worker that used protoloop ends without taking the process down (rep
     ['terminated while a connection is receiving', true],
   ])('%s', async (_title, flow) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', repro(flow)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const [status, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (s, g) => r([s, g])));
-    clearTimeout(timer);
-    expect({ status, signal, out, err }).toEqual({ status: 0, signal: null, out: 'terminated\n', err: '' });
+    expect(await exited(child)).toEqual({ status: 0, signal: null, out: 'terminated\n', err: '' });
+  });
+
+  it('the main thread imports protoloop after a worker that used it was terminated, and serves', async () => {
+    // With the I/O-thread reactor the one engine of the process belonged to the worker: the main
+    // thread's import then failed.
+    const child = spawn(process.execPath, ['--input-type=module', '-e', repro(false) + `
+      const pl = await import(${JSON.stringify(entry)});
+      class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); this.t.close(); } }
+      const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
+      let answer;
+      const answered = new Promise((r) => (answer = r));
+      class Ask extends pl.Protocol { connectionMade(t) { t.write(Buffer.from('main')); } dataReceived(d) { answer(String(d)); } }
+      await pl.createConnection(() => new Ask(), '127.0.0.1', server.sockets[0].getsockname()[1]);
+      console.log(await answered);
+      server.close();
+    `], { stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(await exited(child)).toEqual({ status: 0, signal: null, out: 'terminated\nmain\n', err: '' });
   });
 });
 
