@@ -4,7 +4,8 @@
 // this suite runs with (`PROTOLOOP_REACTOR=threads` covers the I/O-thread engine).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { entry, runScript } from './helpers';
+import { once } from 'node:events';
+import { entry, freePort, nodeConnect, runScript, waitFor } from './helpers';
 
 const cjs = entry.replace(/esm\/index\.mjs$/, 'cjs/index.js');
 
@@ -297,5 +298,30 @@ describe('threads', () => {
       console.log(JSON.stringify({ got, fresh }));
     `);
     expect(r).toEqual({ got: ['before', 'after'], fresh: 'a new connection' });
+  });
+});
+
+describe('the multi-core echo server example', () => {
+  const example = new URL('../dist/examples/multicore-echo-server.js', import.meta.url).pathname;
+  it.each(['workers', 'cluster'])('%s: both servers of one port take connections, and a SIGTERM ends them', async (mode) => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [example, mode, '2'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ended = exited(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const names = (what: string) => new Set([...out.matchAll(new RegExp(`^(.*): ${what}`, 'gm'))].map((m) => m[1]));
+    await waitFor(() => names('serving').size === 2, 20_000, 'two servers');
+    for (let i = 0; i < 200 && names('connection from').size < 2; i++) {
+      const c = await nodeConnect(port);
+      c.write(`hello ${i}`);
+      const [echo] = await once(c, 'data');
+      expect(String(echo)).toBe(`hello ${i}`);
+      c.destroy();
+      await waitFor(() => out.split('connection from').length - 1 === i + 1, 20_000, 'the connection logged');
+    }
+    expect(names('connection from')).toEqual(names('serving'));
+    child.kill('SIGTERM');
+    const { status, signal, err } = await ended;
+    expect({ status, signal, err }).toEqual({ status: 0, signal: null, err: '' });
   });
 });
