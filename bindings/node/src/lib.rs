@@ -4,8 +4,9 @@
 //! any worker) gets an engine of its own (`Instance`), torn down with the thread's environment. The
 //! TypeScript layer registers one callback with [`init`], which receives each batch of the thread's
 //! events as two flat buffers (see `protoloop_engine::events`): right after each turn of the engine on
-//! the JavaScript thread (`reactor`), and otherwise through a weak threadsafe function, once per batch. Errors of system calls come back as
-//! negative errnos so that TypeScript can build Node-style errors with `code`, `errno` and `syscall`.
+//! the JavaScript thread (`reactor`), and otherwise through a weak threadsafe function, once per batch.
+//! Errors of system calls come back as negative errnos so that TypeScript can build Node-style errors
+//! with `code`, `errno` and `syscall`.
 
 mod buffer;
 mod convert;
@@ -234,13 +235,14 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
 /// function and closes the watch in the thread's loop, whose close callback finishes the hook, so that
 /// Node closes the loop only after libuv is done with our handle.
 unsafe extern "C" fn tear_down(hook: napi::sys::napi_async_cleanup_hook_handle, _arg: *mut std::ffi::c_void) {
-    // SAFETY (for both calls): `hook` is this hook's handle, removed exactly once, when we are done.
+    // SAFETY: `hook` is this hook's handle, removed exactly once (`finished` is FnOnce), when done.
     let finished = move || unsafe {
         napi::sys::napi_remove_async_cleanup_hook(hook);
     };
     let Some(instance) = INSTANCE.with(|i| i.borrow_mut().take()) else { return finished() };
     // From here the engine's wake-ups call nothing; Node may already be closing the function.
-    drop(instance.waker.lock().unwrap().take());
+    // (A poisoned lock still holds the function: a panic here would abort the process.)
+    drop(instance.waker.lock().unwrap_or_else(|e| e.into_inner()).take());
     // The watch stops before the engine closes the descriptor it watches. Dropping the instance drops
     // the engine: its last reference, as no JavaScript runs any more, so no binding holds one.
     match instance.watch.take() {
