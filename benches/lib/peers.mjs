@@ -43,6 +43,10 @@ export function allPeers() {
       missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON to the .node file of the other build',
     }),
     variant('protoloop-enginewrite', 'protoloop (writes by the engine)', { PROTOLOOP_WRITE_PATH: 'engine' }),
+    // The server in worker threads sharing the port with reusePort (the memory case's heap is the main
+    // thread's, which serves nothing here).
+    variant('protoloop-workers1', 'protoloop (1 worker)', { PROTOLOOP_BENCH_WORKERS: '1' }, { jsHeap: false }),
+    variant('protoloop-workers2', 'protoloop (2 workers, reusePort)', { PROTOLOOP_BENCH_WORKERS: '2' }, { jsHeap: false }),
     { name: 'node-net', label: 'Node net', cmd: node, args: ['--expose-gc', join(servers, 'node-net.cjs')], jsHeap: true, baseline: true },
     { name: 'tokio', label: 'raw tokio', cmd: join(BIN, 'release', 'tokio-server'), args: [] },
     { name: 'c-epoll', label: 'C epoll', cmd: join(BIN, 'c-epoll'), args: [] },

@@ -1,6 +1,8 @@
 // protoloop's peer: asyncio-style protocols on the built package (dist/cjs), written as a user would.
 'use strict';
+const { once } = require('node:events');
 const path = require('node:path');
+const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
 const { BufferedProtocol, Protocol, allocBuffer, createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
 const { CHUNK, parseArgs, listening, control } = require('./common.cjs');
 const { Echo, Sink } = require('./protocols.cjs');
@@ -53,8 +55,27 @@ const factory = {
 }[mode];
 if (!factory) throw new Error(`unknown mode ${mode}`);
 
+// PROTOLOOP_BENCH_WORKERS=N: the same server in N worker threads instead, each with its engine and a
+// listening socket of its own on one port (reusePort), the kernel spreading the connections (issue 17).
+const workers = Number(process.env.PROTOLOOP_BENCH_WORKERS ?? 0);
+
 (async () => {
-  const server = await createServer(factory, '127.0.0.1', port, { backlog: 1024 });
-  listening(server.sockets[0].getsockname()[1]);
-  control();
+  if (workers > 0 && isMainThread) {
+    let shared = port;
+    for (let i = 0; i < workers; i++) {
+      const w = new Worker(__filename, { argv: process.argv.slice(2), workerData: { port: shared } });
+      [shared] = await once(w, 'message');
+    }
+    listening(shared);
+    control();
+    return;
+  }
+  const server = await createServer(factory, '127.0.0.1', isMainThread ? port : workerData.port, { backlog: 1024, reusePort: !isMainThread });
+  const bound = server.sockets[0].getsockname()[1];
+  if (isMainThread) {
+    listening(bound);
+    control();
+  } else {
+    parentPort.postMessage(bound);
+  }
 })();
