@@ -295,4 +295,17 @@ mod tests {
         reactor.turn();
         assert_eq!(rx.try_recv(), Ok(()));
     }
+
+    #[test]
+    fn a_task_spawned_after_shut_down_is_dropped_unrun() {
+        for mut reactor in [Reactor::host().unwrap(), Reactor::threads(1).unwrap()] {
+            reactor.shut_down();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            drop(reactor.handle().spawn(async move { tx.send(()).unwrap() }));
+            reactor.wake();
+            reactor.turn();
+            // The task (and the sender it owned) is gone without having run.
+            assert_eq!(rx.recv_timeout(Duration::from_secs(1)), Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+        }
+    }
 }
