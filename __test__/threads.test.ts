@@ -181,7 +181,10 @@ describe('threads', () => {
     expect(r).toEqual(['1', '2']);
   });
 
-  it('terminating a worker closes its connections, servers (the Unix socket file too) and kills its child', async () => {
+  it.each([
+    ['terminated', 'await w.terminate();'],
+    ['calling process.exit()', "w.postMessage('exit'); await w.exited;"],
+  ])('a worker %s closes its connections, servers (the Unix socket file too) and kills its child', async (_how, end) => {
     const r = await run(`
       import * as net from 'node:net';
       import { existsSync } from 'node:fs';
@@ -201,6 +204,7 @@ describe('threads', () => {
         await pl.createUnixServer(() => new Echo(), workerData.unixPath);
         await pl.createConnection(() => new pl.Protocol(), '127.0.0.1', workerData.nodePort);
         const [child] = await pl.subprocessExec(() => new pl.SubprocessProtocol(), 'sleep', ['30']);
+        parentPort.on('message', () => process.exit(0));
         send({ port: server.sockets[0].getsockname()[1], pid: child.getPid() });
       \`, { workerData: { unixPath, nodePort: nodeServer.address().port } });
       const { port, pid } = await message(w);
@@ -210,7 +214,7 @@ describe('threads', () => {
       await once(client, 'data');
       await until(() => peers.length === 1, 'the worker connecting');
       const during = { unixFile: existsSync(unixPath), threads: engineThreads().length - threadsBefore };
-      await w.terminate();
+      ${end}
       // Both ends that the worker held see their connection end.
       const closed = (s) => s.destroyed ? null : once(s, 'close');
       await Promise.all([closed(client), closed(peers[0])]);
