@@ -3,17 +3,34 @@
 // fresh Node (so an abort or a leak shows as that process's exit status and output), under the reactor
 // this suite runs with (`PROTOLOOP_REACTOR=threads` covers the I/O-thread engine).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
 import { entry, freePort, nodeConnect, runScript, waitFor } from './helpers';
 
 const cjs = entry.replace(/esm\/index\.mjs$/, 'cjs/index.js');
 
+/** For the main thread and the workers: an echo protocol, and `ask(port, text)`, a protoloop client
+ * that sends `text`, resolves with what comes back first and closes. */
+const common = `
+class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); } }
+async function ask(port, text) {
+  let answer;
+  const answered = new Promise((r) => (answer = r));
+  class Ask extends pl.Protocol {
+    connectionMade(t) { this.t = t; t.write(Buffer.from(text)); }
+    dataReceived(d) { answer(String(d)); this.t.close(); }
+  }
+  await pl.createConnection(() => new Ask(), '127.0.0.1', port);
+  return answered;
+}
+`;
+
 /**
- * Script prelude: `worker(body)` starts a worker (CommonJS) that has `pl` (protoloop), `parentPort`,
- * `Echo` and `send(message)`, and runs `body` in an async function; `message(w)` is the worker's next
- * message, `w.exited` its exit code. `fds()` and `engineThreads()` list this process's descriptors and engine threads (the timer
- * thread, one per process shared by every engine, is not one).
+ * Script prelude: `common`, and `worker(body)`, which starts a worker (CommonJS) that has `pl`
+ * (protoloop), `parentPort`, `workerData`, `common` and `send(message)`, and runs `body` in an async
+ * function; `message(w)` is the worker's next message, `w.exited` its exit code. `fds()` and
+ * `engineThreads()` list this process's descriptors and engine threads (the timer thread, one per
+ * process shared by every engine, is not one).
  */
 const prelude = `
 import { once } from 'node:events';
@@ -23,7 +40,7 @@ const workerPrelude = \`
   const pl = require(${JSON.stringify(cjs)});
   const { parentPort, workerData } = require('node:worker_threads');
   const send = (m) => parentPort.postMessage(m);
-  class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); } }
+  ${common}
 \`;
 globalThis.worker = (body, options = {}) => {
   const w = new Worker(workerPrelude + '(async () => {' + body + '})().catch((e) => { console.error(e); process.exit(1); });', { eval: true, execArgv: [], ...options });
@@ -32,19 +49,7 @@ globalThis.worker = (body, options = {}) => {
   return w;
 };
 globalThis.message = async (w) => (await once(w, 'message'))[0];
-class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); } }
-globalThis.Echo = Echo;
-/** A protoloop client that sends \`text\` and resolves with what comes back first. */
-globalThis.ask = async (port, text) => {
-  let answer;
-  const answered = new Promise((r) => (answer = r));
-  class Ask extends pl.Protocol {
-    connectionMade(t) { this.t = t; t.write(Buffer.from(text)); }
-    dataReceived(d) { answer(String(d)); this.t.close(); }
-  }
-  await pl.createConnection(() => new Ask(), '127.0.0.1', port);
-  return answered;
-};
+${common}
 globalThis.fds = () => readdirSync('/proc/self/fd').flatMap((fd) => { try { return [fd + ' -> ' + readlinkSync('/proc/self/fd/' + fd)]; } catch { return []; } });
 globalThis.engineThreads = () => readdirSync('/proc/self/task')
   .map((t) => { try { return readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim(); } catch { return ''; } })
@@ -106,13 +111,9 @@ describe('a worker that used protoloop ends without taking the process down (rep
     // thread's import then failed.
     const child = spawn(process.execPath, ['--input-type=module', '-e', repro(false) + `
       const pl = await import(${JSON.stringify(entry)});
-      class Echo extends pl.Protocol { connectionMade(t) { this.t = t; } dataReceived(d) { this.t.write(d); this.t.close(); } }
+      ${common}
       const server = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
-      let answer;
-      const answered = new Promise((r) => (answer = r));
-      class Ask extends pl.Protocol { connectionMade(t) { t.write(Buffer.from('main')); } dataReceived(d) { answer(String(d)); } }
-      await pl.createConnection(() => new Ask(), '127.0.0.1', server.sockets[0].getsockname()[1]);
-      console.log(await answered);
+      console.log(await ask(server.sockets[0].getsockname()[1], 'main'));
       server.close();
     `], { stdio: ['ignore', 'pipe', 'pipe'] });
     expect(await exited(child)).toEqual({ status: 0, signal: null, out: 'terminated\nmain\n', err: '' });
@@ -132,14 +133,7 @@ describe('threads', () => {
       server.postMessage('close');
       const mainServer = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
       const client = worker(\`
-        let answer;
-        const answered = new Promise((r) => (answer = r));
-        class Ask extends pl.Protocol {
-          connectionMade(t) { this.t = t; t.write(Buffer.from('served by the main thread')); }
-          dataReceived(d) { answer(String(d)); this.t.close(); }
-        }
-        await pl.createConnection(() => new Ask(), '127.0.0.1', workerData);
-        send(await answered);
+        send(await ask(workerData, 'served by the main thread'));
       \`, { workerData: mainServer.sockets[0].getsockname()[1] });
       const fromMain = await message(client);
       await Promise.all([server.exited, client.exited]);
@@ -236,14 +230,7 @@ describe('threads', () => {
     const r = await run(`
       const w = worker(\`
         const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
-        let answer;
-        const answered = new Promise((r) => (answer = r));
-        class Ask extends pl.Protocol {
-          connectionMade(t) { this.t = t; t.write(Buffer.from('bye')); }
-          dataReceived(d) { answer(String(d)); this.t.close(); }
-        }
-        await pl.createConnection(() => new Ask(), '127.0.0.1', s.sockets[0].getsockname()[1]);
-        send(await answered);
+        send(await ask(s.sockets[0].getsockname()[1], 'bye'));
         s.close();
       \`);
       const said = await message(w);
@@ -257,14 +244,7 @@ describe('threads', () => {
     const r = await run(`
       const ws = Array.from({ length: 4 }, (_, i) => worker(\`
         const s = await pl.createServer(() => new Echo(), '127.0.0.1', 0);
-        let answer;
-        const answered = new Promise((r) => (answer = r));
-        class Ask extends pl.Protocol {
-          connectionMade(t) { this.t = t; t.write(Buffer.from('worker ' + workerData)); }
-          dataReceived(d) { answer(String(d)); this.t.close(); }
-        }
-        await pl.createConnection(() => new Ask(), '127.0.0.1', s.sockets[0].getsockname()[1]);
-        send(await answered);
+        send(await ask(s.sockets[0].getsockname()[1], 'worker ' + workerData));
         s.close();
       \`, { workerData: i }));
       const said = await Promise.all(ws.map(message));
