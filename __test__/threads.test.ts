@@ -288,13 +288,24 @@ describe('threads', () => {
 describe('the multi-core echo server example', () => {
   const example = new URL('../dist/examples/multicore-echo-server.js', import.meta.url).pathname;
   it.each(['workers', 'cluster'])('%s: both servers of one port take connections, and a SIGTERM ends them', async (mode) => {
-    const port = await freePort();
-    const child = spawn(process.execPath, [example, mode, '2'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const ended = exited(child);
     let out = '';
-    child.stdout!.on('data', (d) => (out += d));
     const names = (what: string) => new Set([...out.matchAll(new RegExp(`^(.*): ${what}`, 'gm'))].map((m) => m[1]));
-    await waitFor(() => names('serving').size === 2, 20_000, 'two servers');
+    let port = 0;
+    let child!: ChildProcess;
+    let ended!: ReturnType<typeof exited>;
+    // A port freePort() found free may be taken by a test running beside this one before the servers
+    // bind it (the example then dies of EADDRINUSE): another port then.
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      out = '';
+      child = spawn(process.execPath, [example, mode, '2'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      ended = exited(child);
+      child.stdout!.on('data', (d) => (out += d));
+      await waitFor(() => names('serving').size === 2 || child.exitCode !== null, 20_000, 'two servers');
+      if (names('serving').size === 2) break;
+      const { err } = await ended;
+      if (attempt === 5 || !err.includes('EADDRINUSE')) throw new Error(`the example ended before serving: ${err}`);
+    }
     for (let i = 0; i < 200 && names('connection from').size < 2; i++) {
       const c = await nodeConnect(port);
       c.write(`hello ${i}`);
