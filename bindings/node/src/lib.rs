@@ -59,6 +59,18 @@ const COPY_UP_TO: usize = 16 << 10;
 /// external Buffer whose memory returns to the pool when JavaScript has dropped every view of it (the
 /// queue then fills a pooled buffer next).
 fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
+    // Called from C (the threadsafe function, libuv's poll callback), where a panic would abort the
+    // process: as a last resort it becomes an Error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch_buffers_unguarded(env)))
+        .unwrap_or_else(|panic| Err(Error::from_reason(format!("protoloop: internal error while handing events over: {}", panic_message(&panic)))))
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)")
+}
+
+fn batch_buffers_unguarded(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
     engine()?.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
         let mut data = std::ptr::null_mut();
@@ -86,7 +98,7 @@ fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_va
                 ))?
             };
         } else {
-            let next = PAYLOAD_POOL.lock().unwrap().pop().unwrap_or_default();
+            let next = PAYLOAD_POOL.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
             let (ptr, len) = (vec.as_ptr(), vec.len());
             // SAFETY: the Buffer borrows the Vec's heap memory, which the boxed Vec (the finalize hint)
@@ -113,7 +125,8 @@ unsafe extern "C" fn return_payload(_env: napi::sys::napi_env, _data: *mut std::
     // SAFETY: `hint` is the boxed Vec made in `batch_buffers`, finalized exactly once.
     let mut vec = unsafe { Box::from_raw(hint as *mut Vec<u8>) };
     vec.clear();
-    let mut pool = PAYLOAD_POOL.lock().unwrap();
+    // A finalizer runs from C: a poisoned lock must not become a panic there (it would abort).
+    let mut pool = PAYLOAD_POOL.lock().unwrap_or_else(|e| e.into_inner());
     if pool.len() < POOL_KEPT {
         pool.push(*vec);
     }

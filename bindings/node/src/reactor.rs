@@ -143,6 +143,17 @@ unsafe extern "C" fn on_closed(handle: *mut c_void) {
 }
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
+    // libuv calls this from C, where a panic would abort the process; as a last resort it is reported
+    // and the loop goes on (the engine's tasks catch their own panics: this guards the turn itself).
+    // SAFETY: the arguments are libuv's, passed on unchanged.
+    let turned = std::panic::catch_unwind(|| unsafe { turn(handle, status) });
+    if let Err(panic) = turned {
+        eprintln!("protoloop: internal error in the engine's turn: {}", crate::panic_message(&panic));
+    }
+}
+
+/// One turn of the engine, and its events to JavaScript (see `on_readable`).
+unsafe fn turn(handle: *mut c_void, status: c_int) {
     if status < 0 {
         return;
     }
