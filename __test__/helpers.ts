@@ -78,6 +78,13 @@ export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'c
   }
 }
 
+/**
+ * Whether Linux abstract Unix names are available: on Linux, unless the suite runs over the addon built
+ * with the engine's portable backend (`npm run test:portable` sets PROTOLOOP_PORTABLE=1), which stands
+ * in for macOS, where there are none.
+ */
+export const abstractUnixNames = process.platform === 'linux' && process.env.PROTOLOOP_PORTABLE !== '1';
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function openFds(): number {

@@ -16,7 +16,7 @@ import {
   createUnixServer,
   socketpair,
 } from 'protoloop';
-import { Echo, Recorder, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
+import { Echo, Recorder, abstractUnixNames, expectNoNewFds, fdSnapshot, waitFor } from './helpers';
 import { makePki } from './tls-certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'protoloop-unix-'));
@@ -104,7 +104,7 @@ describe('createUnixServer / createUnixConnection', () => {
 
   // Node 20's libuv pads abstract names to the whole sun_path (108 bytes), so Node net reaches only
   // other Node processes there; Python, like protoloop, uses the name's own length. So Python is the peer.
-  it('abstract names (leading \\0) work both ways with python3 and leave no file', async () => {
+  it.runIf(abstractUnixNames)('abstract names (leading \\0) work both ways with python3 and leave no file', async () => {
     const name = abstractName();
     const server = await createUnixServer(() => new Echo(), name);
     expect(server.sockets[0].getsockname()).toBe(name);
@@ -139,6 +139,21 @@ c,_=l.accept(); c.sendall(c.recv(100).upper()); c.close()`;
     expect(await rec.lost).toBe(null);
     expect(rec.received.toString()).toBe('ABSTRACT');
     await childClosed;
+  });
+
+  // macOS has no abstract names (the portable build stands in for it here): a clear Error naming the
+  // platform, not a socket file with a NUL in its name or an errno from a path the user never meant.
+  it.skipIf(abstractUnixNames)('abstract names are refused with an Error naming the platform where there are none', async () => {
+    const name = abstractName();
+    const before = readdirSync(dir);
+    for (const attempt of [() => createUnixServer(() => new Echo(), name), () => createUnixConnection(() => new Recorder(), name)]) {
+      const err = await attempt().then(() => null, (e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(TypeError);
+      expect(err!.message).toMatch(/abstract Unix socket name .* only on Linux, not on \w+/);
+      if (process.platform === 'linux') expect(err!.message).toContain('portable backend');
+    }
+    expect(readdirSync(dir)).toEqual(before);
   });
 
   it('python asyncio connects to a protoloop Unix server', async () => {

@@ -4,7 +4,7 @@ import { afterBatch, inBatch, register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import type { Address } from './protocols';
-import { constants, socketExtra, toAddress } from './socket';
+import { checkAbstractName, constants, socketExtra, toAddress } from './socket';
 import { DatagramTransport, makeProtocol } from './transports';
 
 /** asyncio logs a warning once this many sends were dropped after the transport closed. */
@@ -65,7 +65,7 @@ function show(a: Address | null): string {
 function checkAddress(name: string, addr: unknown, family: number): Address {
   if (family === constants.AF_UNIX) {
     if (typeof addr !== 'string') throw new TypeError(`The "${name}" argument must be a path string for an AF_UNIX socket`);
-    return checkUnixPath(name, addr);
+    return checkAbstractName(name, checkUnixPath(name, addr));
   }
   if (!Array.isArray(addr) || (addr.length !== 2 && addr.length !== 4)) {
     const hint = typeof addr === 'string' ? ' (for a Unix socket path, set family: constants.AF_UNIX)' : '';

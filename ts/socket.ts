@@ -8,6 +8,22 @@ type NativeAddress = { family: number; host: string; port: number; flowinfo: num
 /** Socket option and address-family numbers of this platform (`AF_*`, `SOL_*`, `SO_*`, `TCP_*` ...). */
 export const constants: Readonly<Record<string, number>> = Object.freeze(native.socketConstants());
 
+/** Whether a Unix socket path starting with NUL names an abstract socket here (Linux only). */
+const ABSTRACT_UNIX_NAMES: boolean = native.abstractUnixNames();
+
+/**
+ * Refuses a Linux abstract Unix name (a path starting with NUL) where there are none, with an Error
+ * naming the platform, before it reaches the kernel as an odd file name (macOS would take it as one).
+ * @internal
+ */
+export function checkAbstractName(name: string, path: string): string {
+  if (path.startsWith('\0') && !ABSTRACT_UNIX_NAMES) {
+    const build = process.platform === 'linux' ? ' (this addon was built with the portable backend)' : '';
+    throw new Error(`The "${name}" argument is an abstract Unix socket name (it starts with a NUL byte); those exist only on Linux, not on ${process.platform}${build}`);
+  }
+  return path;
+}
+
 /** An engine address as asyncio shows it: `[host, port]`, `[host, port, flowinfo, scopeId]`, a path. */
 export function toAddress(a: NativeAddress | null): Address | null {
   if (a === null) return null;

@@ -5,7 +5,7 @@ import { adoptionError, checkBoolean, checkFunction, checkInteger, checkObject, 
 import { release, retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
-import { checkListeningSocket, constants } from './socket';
+import { checkAbstractName, checkListeningSocket, constants } from './socket';
 import { StreamTransport, adoptSocket, awaitConnect } from './stream';
 import { TLS_OPS, tlsConnectOptions, tlsExtra, upgradeStream, type SslOptions } from './tls';
 import type { Transport } from './transports';
@@ -41,6 +41,7 @@ export interface CreateUnixServerOptions {
 function checkPath(name: string, path: unknown): string {
   const p = checkUnixPath(name, path);
   if (p.length === 0) throw new TypeError(`The "${name}" argument must be a non-empty path`);
+  checkAbstractName(name, p);
   return p;
 }
 

@@ -77,10 +77,8 @@ pub fn peername(fd: i32) -> Option<Address> {
 /// `[domain, type, protocol]` of a socket.
 #[napi(catch_unwind)]
 pub fn socket_kind(fd: i32) -> Option<Vec<i32>> {
-    let ty = getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
-    let domain = getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).ok()?;
-    let proto = getsockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).ok()?;
-    Some(vec![domain, ty, proto])
+    check_fd(fd, true).ok()?;
+    protoloop_engine::sys::socket_kind(fd).ok().map(Vec::from)
 }
 
 fn getsockopt(fd: i32, level: i32, opt: i32) -> io::Result<i32> {
@@ -129,13 +127,21 @@ pub fn set_sock_opt(fd: i32, level: i32, opt: i32, value: i32) -> i64 {
 #[napi(catch_unwind)]
 pub fn socket_constants() -> std::collections::HashMap<String, i32> {
     macro_rules! table {
-        ($($name:ident),* $(,)?) => { [$((stringify!($name).to_string(), libc::$name)),*].into_iter().collect() };
+        ($($name:ident),* $(,)?) => { [$((stringify!($name).to_string(), libc::$name)),*].into_iter() };
     }
-    table!(
+    let mut all: std::collections::HashMap<String, i32> = table!(
         AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR,
         SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_SNDBUF, SO_RCVBUF, SO_ERROR, SO_TYPE,
-        SO_RCVLOWAT, SO_SNDLOWAT, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_CORK, TCP_QUICKACK, TCP_USER_TIMEOUT,
+        SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+        TCP_NODELAY, TCP_KEEPINTVL, TCP_KEEPCNT,
         IP_TTL, IP_TOS, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IPV6_V6ONLY, IPV6_UNICAST_HOPS,
     )
+    .collect();
+    // What only some systems have, as Python's `socket` module lists what the platform defines.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    all.extend(table!(SO_DOMAIN, SO_PROTOCOL, TCP_KEEPIDLE, TCP_CORK, TCP_QUICKACK, TCP_USER_TIMEOUT));
+    // macOS's name for the keep-alive idle time (Linux's TCP_KEEPIDLE).
+    #[cfg(target_os = "macos")]
+    all.extend(table!(TCP_KEEPALIVE));
+    all
 }

@@ -40,3 +40,10 @@ pub fn socketpair() -> Vec<i64> {
         Err(e) => vec![neg_errno(&e)],
     }
 }
+
+/// Whether a path starting with NUL names an abstract socket: on Linux, unless the addon was built
+/// with the engine's portable backend (which stands in for macOS, where there are none).
+#[napi]
+pub fn abstract_unix_names() -> bool {
+    protoloop_engine::sys::ABSTRACT_UNIX_NAMES
+}

@@ -93,7 +93,7 @@ pub fn interleave(addrs: Vec<SocketAddr>, first_count: usize) -> Vec<SocketAddr>
 /// One connection attempt to `addr`, optionally bound to `local` first (a failed bind says `bind`, as
 /// Node's errors do).
 async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<OwnedFd, ConnectError> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let sock = crate::sys::socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(local) = local {
         sock.set_reuse_address(true)?;
         sock.bind(&local.into()).map_err(|e| ConnectError { errno: errno_of(&e), syscall: Syscall::Bind })?;

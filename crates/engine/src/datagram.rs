@@ -29,11 +29,7 @@ use crate::events::{Batch, Kind, Syscall};
 use crate::stream::errno_of;
 use crate::Core;
 
-/// No SIGPIPE from a send where the platform has the flag (Node ignores the signal anyway).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = 0;
+use crate::sys::SEND_FLAGS;
 
 /// What each queued datagram adds to the write buffer besides its bytes (asyncio's `_header_size`).
 pub const HEADER_SIZE: usize = 8;
@@ -298,46 +294,15 @@ impl Datagram {
         }
     }
 
-    /// Sends a prefix of `items` (none of them a name) with one `sendmmsg`; returns how many the kernel
-    /// took (at least one), or the error of the first.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    /// Sends a prefix of `items` (none of them a name) at once (`sendmmsg` on Linux); returns how many
+    /// the kernel took (at least one), or the error of the first.
     fn send_run(&self, items: &[(&[u8], Dest)]) -> io::Result<usize> {
-        // The kernel takes at most UIO_MAXIOV messages per call.
-        let items = &items[..items.len().min(1024)];
-        let mut iov: Vec<libc::iovec> = Vec::with_capacity(items.len());
-        for (data, dest) in items {
-            // A datagram without a destination ends the run; alone, it fails as sendto would.
-            if self.target(dest).is_err() {
-                break;
-            }
-            iov.push(libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() });
+        // A datagram without a destination ends the run; alone, it fails as sendto would.
+        let msg = |k: usize| items.get(k).and_then(|(data, dest)| self.target(dest).ok().map(|to| (*data, to)));
+        match crate::sys::send_many(self.raw_fd(), items.len(), msg)? {
+            0 => self.send_one(items[0].0, &items[0].1).map(|()| 1),
+            n => Ok(n),
         }
-        if iov.is_empty() {
-            return self.send_one(items[0].0, &items[0].1).map(|()| 1);
-        }
-        // SAFETY: a zeroed mmsghdr is a valid value; the pointers set below point into `iov` and into
-        // the items' addresses, which outlive the call, and the kernel only reads through them.
-        let mut hdrs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; iov.len()];
-        for (k, h) in hdrs.iter_mut().enumerate() {
-            if let Ok(Some(a)) = self.target(&items[k].1) {
-                h.msg_hdr.msg_name = a.as_ptr() as *mut _;
-                h.msg_hdr.msg_namelen = a.len();
-            }
-            h.msg_hdr.msg_iov = &mut iov[k];
-            h.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: `hdrs` is initialised as above.
-        let n = unsafe { libc::sendmmsg(self.raw_fd(), hdrs.as_mut_ptr(), hdrs.len() as _, SEND_FLAGS) };
-        match n {
-            n if n < 0 => Err(io::Error::last_os_error()),
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n as usize),
-        }
-    }
-
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn send_run(&self, items: &[(&[u8], Dest)]) -> io::Result<usize> {
-        self.send_one(items[0].0, &items[0].1).map(|()| 1)
     }
 
     fn send_one(&self, data: &[u8], dest: &Dest) -> io::Result<()> {
@@ -593,48 +558,6 @@ fn slots(domain: i32) -> (usize, usize) {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn recv_many(fd: RawFd, slab: &mut Slab, size: usize, count: usize) -> io::Result<()> {
-    // SAFETY: zeroed iovec/mmsghdr are valid values; every pointer set below points into `slab`,
-    // which outlives the call, and each iovec covers `size` bytes inside `slab.buf`.
-    let mut iov: [libc::iovec; MAX_SLOTS] = unsafe { std::mem::zeroed() };
-    let mut hdrs: [libc::mmsghdr; MAX_SLOTS] = unsafe { std::mem::zeroed() };
-    let base = slab.buf.as_mut_ptr();
-    for i in 0..count {
-        iov[i] = libc::iovec { iov_base: unsafe { base.add(i * size) } as *mut _, iov_len: size };
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_name = &mut slab.names[i] as *mut _ as *mut _;
-        h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        h.msg_iov = &mut iov[i];
-        h.msg_iovlen = 1;
-    }
-    // SAFETY: `hdrs[..count]` is initialised as above; no timeout.
-    let n = unsafe { libc::recvmmsg(fd, hdrs.as_mut_ptr(), count as _, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    slab.got.clear();
-    for h in &hdrs[..n as usize] {
-        slab.got.push((h.msg_len as usize, h.msg_hdr.msg_namelen));
-    }
-    Ok(())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn recv_many(fd: RawFd, slab: &mut Slab, size: usize, _count: usize) -> io::Result<()> {
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `size` bytes into the slab and `len` bytes into the name.
-    let n = unsafe {
-        libc::recvfrom(fd, slab.buf.as_mut_ptr() as *mut _, size, 0, &mut slab.names[0] as *mut _ as *mut _, &mut len)
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    slab.got.clear();
-    slab.got.push((n as usize, len));
-    Ok(())
-}
-
 /// Spells out a sender's address for a [`Kind::DatagramReceived`] record: returns the record's `a`
 /// (`tag << 16 | port`) and leaves the payload prefix in `out`.
 fn encode_sender(name: &libc::sockaddr_storage, len: libc::socklen_t, out: &mut Vec<u8>) -> u32 {
@@ -727,16 +650,19 @@ impl Datagram {
         SLAB.with(|cell| {
             let mut slab = cell.borrow_mut();
             let slab = slab.get_or_insert_with(Slab::new);
-            recv_many(fd, slab, size, count)?;
             let Slab { buf, names, got, prefix } = slab;
-            self.core.queue.push_all(|batch: &mut Batch| {
-                for (i, &(len, namelen)) in got.iter().enumerate() {
-                    let a = encode_sender(&names[i], namelen, prefix);
-                    let data = &buf[i * size..i * size + len.min(size)];
-                    batch.push(Kind::DatagramReceived, self.id, a, prefix.len() as u32, &[prefix, data]);
-                }
-            });
-            Ok(())
+            // What arrived before an error is delivered before it.
+            let result = crate::sys::recv_many(fd, buf, size, &mut names[..count], got);
+            if !got.is_empty() {
+                self.core.queue.push_all(|batch: &mut Batch| {
+                    for (i, &(len, namelen)) in got.iter().enumerate() {
+                        let a = encode_sender(&names[i], namelen, prefix);
+                        let data = &buf[i * size..i * size + len.min(size)];
+                        batch.push(Kind::DatagramReceived, self.id, a, prefix.len() as u32, &[prefix, data]);
+                    }
+                });
+            }
+            result
         })
     }
 }
@@ -748,15 +674,7 @@ fn failed(syscall: Syscall) -> impl Fn(io::Error) -> ConnectError {
 }
 
 fn dgram_socket(domain: Domain) -> io::Result<Socket> {
-    // `Socket::new` sets close-on-exec everywhere; Linux takes non-blocking in the same call.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return Socket::new(domain, Type::DGRAM.nonblocking(), None);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let sock = Socket::new(domain, Type::DGRAM, None)?;
-        sock.set_nonblocking(true)?;
-        Ok(sock)
-    }
+    crate::sys::socket(domain, Type::DGRAM, None)
 }
 
 fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectError> {

@@ -21,6 +21,7 @@ pub mod reactor;
 pub mod server;
 pub mod stream;
 pub mod subprocess;
+pub mod sys;
 pub mod unix;
 pub mod tls;
 

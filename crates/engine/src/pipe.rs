@@ -70,14 +70,7 @@ fn watch(stream: &Arc<Stream>, end: PipeEnd, ty: PipeFileType) {
 /// A new anonymous pipe, `(read end, write end)`, both close-on-exec so that no other child inherits
 /// them (a stray copy of a write end would keep its reader from ever seeing EOF).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    use std::os::fd::FromRawFd;
-    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    crate::sys::pipe()
 }
 
 impl Engine {

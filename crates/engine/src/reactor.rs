@@ -21,7 +21,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ impl Reactor {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "built without --cfg tokio_unstable"));
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
-        let fd = find_epoll_fd(runtime.handle())?;
+        let fd = crate::sys::runtime_poll_fd(&runtime)?;
         Ok(Reactor { handle: runtime.handle().clone(), runtime: Some(runtime), fd: Some(fd) })
     }
 
@@ -136,32 +136,6 @@ fn queued_tasks() -> usize {
 #[cfg(not(tokio_unstable))]
 fn queued_tasks() -> usize {
     unreachable!("the host reactor needs --cfg tokio_unstable")
-}
-
-/// tokio keeps its epoll descriptor to itself. A probe socket registered with the runtime finds it:
-/// the one epoll instance of the process whose `/proc/self/fdinfo` lists the probe.
-fn find_epoll_fd(handle: &Handle) -> io::Result<RawFd> {
-    let (a, _b) = std::os::unix::net::UnixStream::pair()?;
-    a.set_nonblocking(true)?;
-    let probe_fd = a.as_raw_fd().to_string();
-    let _rt = handle.enter();
-    let _probe = tokio::net::UnixStream::from_std(a)?;
-    for entry in std::fs::read_dir("/proc/self/fd")? {
-        let entry = entry?;
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
-        if std::fs::read_link(entry.path()).ok().and_then(|t| t.to_str().map(|s| s == "anon_inode:[eventpoll]")) != Some(true) {
-            continue;
-        }
-        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else { continue };
-        let lists_probe = info.lines().any(|l| {
-            let mut words = l.split_whitespace();
-            words.next() == Some("tfd:") && words.next() == Some(probe_fd.as_str())
-        });
-        if lists_probe {
-            return Ok(fd);
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::NotFound, "the runtime's epoll descriptor is not in /proc/self/fd"))
 }
 
 /// Every engine's timers run on one small runtime of their own: a host reactor's descriptor does not

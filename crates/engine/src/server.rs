@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +70,7 @@ pub fn bind_addresses(hosts: &[String], port: u16, family: i32) -> io::Result<Ve
 }
 
 fn listen_socket(addr: SocketAddr, opts: &ListenOptions) -> io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let sock = crate::sys::socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if opts.reuse_address {
         sock.set_reuse_address(true)?;
     }
@@ -174,7 +174,7 @@ impl Server {
             if !self.is_serving() {
                 continue;
             }
-            match guard.try_io(|l| accept(l.as_raw_fd())) {
+            match guard.try_io(|l| crate::sys::accept(l.as_raw_fd())) {
                 Ok(Ok(fd)) => {
                     let sock = Socket::from(fd);
                     // Best effort, as asyncio: a socket that refuses an option still serves.
@@ -206,18 +206,6 @@ impl Server {
         }
     }
 }
-
-fn accept(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: accept4 on a listening descriptor we own; no address is asked for.
-    let s = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
-    if s < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: accept4 just returned this descriptor; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(s) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

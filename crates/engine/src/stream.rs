@@ -798,12 +798,7 @@ impl Stream {
                 _ = self.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
                 g = self.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
             };
-            let mut off = offset.saturating_add(sent) as libc::off_t;
-            // SAFETY: sendfile(2) between two descriptors we hold; `off` is a local the kernel updates.
-            match guard.try_io(|fd| match unsafe { libc::sendfile(fd.as_raw_fd(), file.as_raw_fd(), &mut off, want) } {
-                n if n >= 0 => Ok(n as usize),
-                _ => Err(io::Error::last_os_error()),
-            }) {
+            match guard.try_io(|fd| crate::sys::sendfile(fd.as_raw_fd(), file.as_raw_fd(), offset.saturating_add(sent), want)) {
                 Ok(Ok(0)) => break None, // end of file
                 Ok(Ok(n)) => sent += n as u64,
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -5,7 +5,8 @@
 //! of their own, and a task per child waits for it to exit and reaps it, so no child is left a zombie
 //! whether or not anyone asks for its status.
 //!
-//! Waiting uses a pidfd, readable once the child has exited, rather than a `SIGCHLD` handler: the host
+//! Waiting uses a descriptor readable once the child has exited (a pidfd on Linux, a kqueue on macOS:
+//! [`crate::sys::exit_fd`]), rather than a `SIGCHLD` handler: the host
 //! (Node's libuv) installs its own `SIGCHLD` handler, which would displace ours. The child is reaped
 //! under the same lock that signals are sent under, so a signal can never reach a recycled pid.
 
@@ -261,37 +262,8 @@ pub(crate) fn spawn(core: &Arc<Core>, opts: &SpawnOptions) -> io::Result<Spawned
     Ok(Spawned { id, pid, stdin: stdin?, stdout: stdout?, stderr: stderr? })
 }
 
-#[cfg(target_os = "linux")]
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags, no memory; it returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just created this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pidfd_open(_pid: u32) -> io::Result<OwnedFd> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// Waits for the child to exit (without reaping it), on a blocking thread: the fallback where pidfds
-/// are missing. Reaping stays with [`Process::try_reap`], under the signal lock.
-fn wait_exited_blocking(pid: u32) {
-    loop {
-        // SAFETY: waitid writes into a zeroed siginfo we own; WNOWAIT leaves the child unreaped.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
-}
-
 async fn reap(core: Arc<Core>, process: Arc<Process>) {
-    let pidfd = pidfd_open(process.pid).and_then(|fd| {
+    let pidfd = crate::sys::exit_fd(process.pid).and_then(|fd| {
         let _rt = core.handle.enter();
         crate::register(fd, Interest::READABLE)
     });
@@ -310,12 +282,12 @@ async fn reap(core: Arc<Core>, process: Arc<Process>) {
                 Ok(mut g) => g.clear_ready(),
                 Err(_) => {
                     let pid = process.pid;
-                    let _ = tokio::task::spawn_blocking(move || wait_exited_blocking(pid)).await;
+                    let _ = tokio::task::spawn_blocking(move || crate::sys::wait_exited_blocking(pid)).await;
                 }
             },
             Err(_) => {
                 let pid = process.pid;
-                let _ = tokio::task::spawn_blocking(move || wait_exited_blocking(pid)).await;
+                let _ = tokio::task::spawn_blocking(move || crate::sys::wait_exited_blocking(pid)).await;
             }
         }
     };

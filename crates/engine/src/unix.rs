@@ -1,7 +1,7 @@
 //! Unix domain stream sockets: asyncio's `create_unix_connection`, `create_unix_server` and
 //! `socket.socketpair()`. A connected Unix socket is an ordinary socket [`Stream`] and a listening one an
 //! ordinary [`Server`]; only making them differs from TCP. Paths starting with a NUL byte are Linux
-//! abstract names (no file).
+//! abstract names (no file); elsewhere they are refused ([`abstract_names_unsupported`]).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -31,14 +31,26 @@ pub fn path_addr(path: &str) -> io::Result<SockAddr> {
     if path.bytes().skip(1).any(|b| b == 0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    if path.starts_with('\0') && !crate::sys::ABSTRACT_UNIX_NAMES {
+        return Err(abstract_names_unsupported());
+    }
     SockAddr::unix(path).map_err(|e| match e.kind() {
         io::ErrorKind::InvalidInput => io::Error::from_raw_os_error(libc::ENAMETOOLONG),
         _ => e,
     })
 }
 
+/// Abstract names exist on Linux only; elsewhere a NUL-led path would reach the kernel as an odd file
+/// name. Hosts check first (they can name the platform in their own words); this is the engine's guard.
+pub fn abstract_names_unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("abstract Unix socket names (a path starting with NUL) are Linux-only; not on {} ({} backend)", std::env::consts::OS, crate::sys::BACKEND),
+    )
+}
+
 fn stream_socket() -> io::Result<Socket> {
-    Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+    crate::sys::socket(Domain::UNIX, Type::STREAM, None)
 }
 
 /// Connects without blocking. A Unix connect completes at once or fails; a full backlog (`EAGAIN`) is
@@ -67,9 +79,10 @@ async fn connect(addr: &SockAddr) -> io::Result<Socket> {
     }
 }
 
-/// Two connected `AF_UNIX` stream sockets, close-on-exec (Python's `socket.socketpair()`).
+/// Two connected `AF_UNIX` stream sockets, close-on-exec (socket2 sees to that on every system;
+/// Python's `socket.socketpair()`).
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
     Ok((a.into(), b.into()))
 }
 
@@ -171,6 +184,12 @@ mod tests {
     fn connect_accept_and_echo_over_a_path_and_an_abstract_name() {
         let engine = Engine::new(Box::new(|| {}), 1).unwrap();
         for path in [temp_path("echo"), format!("\0protoloop-test-{}", std::process::id())] {
+            if path.starts_with('\0') && !crate::sys::ABSTRACT_UNIX_NAMES {
+                let err = engine.listen_unix(&path, 16).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+                assert!(err.to_string().contains("Linux-only"), "{err}");
+                continue;
+            }
             let server = engine.listen_unix(&path, 16).unwrap();
             engine.server(server).unwrap().start_serving();
             let client = engine.connect_unix(&path);
