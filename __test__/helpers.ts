@@ -1,6 +1,6 @@
 // Shared test helpers: a recording protocol, Node peers, waiting for conditions, descriptor counting.
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { Protocol, type Transport } from 'protoloop';
 import { expect } from 'vitest';
@@ -87,16 +87,21 @@ export const abstractUnixNames = process.platform === 'linux' && process.env.PRO
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** This process's descriptors: `/proc/self/fd` on Linux, `/dev/fd` on macOS. */
+const FD_DIR = process.platform === 'linux' ? '/proc/self/fd' : '/dev/fd';
+
 export function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
+  return readdirSync(FD_DIR).length;
 }
 
 /** Every open descriptor as "fd -> target"; pipes and sockets carry their inode, so a reused number shows. */
 export function fdSnapshot(): Set<string> {
   const out = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
+  for (const fd of readdirSync(FD_DIR)) {
     try {
-      out.add(`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+      // macOS has no links to read in /dev/fd: the device and inode say the same.
+      const target = process.platform === 'linux' ? readlinkSync(`${FD_DIR}/${fd}`) : ((s) => `${s.dev}:${s.ino}`)(fstatSync(Number(fd)));
+      out.add(`${fd} -> ${target}`);
     } catch {
       // closed between the listing and the readlink (the listing's own descriptor, for one)
     }

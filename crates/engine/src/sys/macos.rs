@@ -108,3 +108,64 @@ pub fn find_kqueue_fd(runtime: &Runtime) -> io::Result<RawFd> {
         _ => Err(io::Error::new(io::ErrorKind::NotFound, format!("cannot tell the runtime's kqueue ({} candidates)", woke.len()))),
     }
 }
+
+// Run by `cargo test` on a Mac (the release workflow's test-macos job); type-checked here by
+// `npm run cross-check:macos`, which passes `--all-targets`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn readable_within(fd: RawFd, ms: i32) -> bool {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd we own.
+        unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+    }
+
+    #[test]
+    fn sendfile_sends_a_range_over_a_socket_and_a_pipe() {
+        let path = std::env::temp_dir().join(format!("protoloop-macos-sendfile-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789abcdef").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 4, 6).unwrap(), 6);
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"456789");
+        // A pipe is not a socket: the pread + write loop takes over.
+        let (r, w) = super::super::portable::pipe().unwrap();
+        assert_eq!(sendfile(w.as_raw_fd(), file.as_raw_fd(), 10, 100).unwrap(), 6);
+        let mut got = [0u8; 6];
+        std::fs::File::from(r).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abcdef");
+        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 16, 10).unwrap(), 0, "0 at the end");
+    }
+
+    #[test]
+    fn exit_kqueue_turns_readable_when_the_child_exits() {
+        let mut child = std::process::Command::new("sh").args(["-c", "read x"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let kq = exit_kqueue(child.id()).unwrap();
+        assert!(!readable_within(kq.as_raw_fd(), 0));
+        drop(child.stdin.take()); // EOF: the child exits
+        assert!(readable_within(kq.as_raw_fd(), 10_000));
+        assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn the_runtime_kqueue_is_found_and_wakes_for_its_sockets() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        let kq = find_kqueue_fd(&runtime).unwrap();
+        assert!(kqueue_fds().unwrap().contains(&kq));
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let _reg = {
+            let _rt = runtime.enter();
+            tokio::net::UnixStream::from_std(a).unwrap()
+        };
+        runtime.block_on(tokio::task::yield_now());
+        assert!(!readable_within(kq, 0));
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        assert!(readable_within(kq, 10_000));
+    }
+}
