@@ -1,6 +1,7 @@
 // Shared test helpers: a recording protocol, Node peers, waiting for conditions, descriptor counting.
 import { spawn } from 'node:child_process';
 import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { Protocol, type Transport } from 'protoloop';
 import { expect } from 'vitest';
@@ -84,6 +85,11 @@ export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'c
  * in for macOS, where there are none.
  */
 export const abstractUnixNames = process.platform === 'linux' && process.env.PROTOLOOP_PORTABLE !== '1';
+
+/** The addon protoloop loaded (the portable build under `npm run test:portable`), for what only it tells. */
+export const addon = createRequire(import.meta.url)(process.env.PROTOLOOP_NATIVE_LIBRARY_PATH ?? '../bindings/node/index.js') as {
+  openHandles(): number;
+};
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

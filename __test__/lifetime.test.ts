@@ -1,13 +1,10 @@
 // Process lifetime and resource hygiene: nothing keeps Node alive once everything is closed, and
 // nothing leaks a descriptor or an engine handle.
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createConnection, createServer, Protocol } from 'protoloop';
-import { Echo, Recorder, entry, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, runScript, sleep, waitFor } from './helpers';
-
-const native = createRequire(import.meta.url)('../bindings/node/index.js') as { openHandles(): number };
+import { Echo, Recorder, addon as native, entry, expectNoNewFds, fdSnapshot, freePort, openFds, portOf, runScript, sleep, waitFor } from './helpers';
 
 async function settle(): Promise<void> {
   await waitFor(() => native.openHandles() === 0, 20_000, 'engine handles to close');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectAcceptedSocket, constants, createConnection, createServer, Protocol, Transport, TransportSocket } from 'protoloop';
-import { Echo, Recorder, fdTarget, freePort, nodeServer, portOf, readAll, runScript, sleep, waitFor } from './helpers';
+import { Echo, Recorder, addon, fdTarget, freePort, nodeServer, portOf, readAll, runScript, sleep, waitFor } from './helpers';
 
 const MiB = 1 << 20;
 
@@ -845,7 +845,7 @@ os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], str(s.fileno())])`;
 
 describe('server close with connections still queued', () => {
   it('leaves no stream behind when connections were accepted just before close()', async () => {
-    const { openHandles } = await import('../bindings/node/index.js');
+    const { openHandles } = addon;
     const before = openHandles();
     for (let round = 0; round < 20; round++) {
       const server = await createServer(() => new Protocol(), '127.0.0.1', 0);

@@ -5,7 +5,7 @@
 //
 //   npm run test:portable [-- VITEST_ARGS ...]
 //
-// The addon is loaded through NAPI_RS_NATIVE_LIBRARY_PATH, so the regular build in bindings/node stays
+// The addon is loaded through PROTOLOOP_NATIVE_LIBRARY_PATH (ts/native.ts), so the regular build in bindings/node stays
 // as it is; PROTOLOOP_PORTABLE=1 tells the tests what they run over (no abstract Unix names, as on macOS).
 // Not a release build: no LTO, many codegen units, to keep CI short.
 import { execFileSync } from 'node:child_process';
@@ -24,6 +24,6 @@ run('npx', ['napi', 'build', '--platform', '--release', '--features', 'portable'
 const addon = readdirSync(out).filter((f) => f.endsWith('.node'));
 if (addon.length !== 1) throw new Error(`expected one .node in ${out}, found ${addon.join(', ') || 'none'}`);
 // package.test.ts is left out: it installs the packed addon and checks where it was loaded from, which
-// NAPI_RS_NATIVE_LIBRARY_PATH would override; it tests packaging, not system calls.
+// PROTOLOOP_NATIVE_LIBRARY_PATH would override; it tests packaging, not system calls.
 run('npx', ['vitest', 'run', '--exclude', '**/package.test.ts', ...process.argv.slice(2)],
-  { NAPI_RS_NATIVE_LIBRARY_PATH: join(out, addon[0]), PROTOLOOP_PORTABLE: '1' });
+  { PROTOLOOP_NATIVE_LIBRARY_PATH: join(out, addon[0]), PROTOLOOP_PORTABLE: '1' });

@@ -16,6 +16,12 @@ function platformSuffix(): string {
 function load(): Native {
   // dist/cjs/native.js → ../../bindings/node/index.js
   const root = path.join(__dirname, '..', '..');
+  // Another build of the addon, by path: `npm run test:portable` runs the suite over the portable one.
+  // Not NAPI_RS_NATIVE_LIBRARY_PATH: every napi-rs loader in the process obeys that one (vitest's
+  // rolldown would load protoloop's addon as its own).
+  const override = process.env.PROTOLOOP_NATIVE_LIBRARY_PATH;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (override) return require(path.resolve(override));
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(path.join(root, 'bindings', 'node', 'index.js'));
