@@ -1,10 +1,9 @@
 // Bad input: TypeError for wrong types, RangeError for out-of-range values, each naming the argument;
 // never a crash, a leaked descriptor or a half-made protocol.
-import { createRequire } from 'node:module';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { constants, createConnection, createServer, getRunningLoop, Protocol, type Transport } from 'protoloop';
-import { Recorder, fdSnapshot, newFds, nodeServer, portOf } from './helpers';
+import { Recorder, addon, fdSnapshot, newFds, nodeServer, portOf } from './helpers';
 
 const pf = () => new Protocol();
 
@@ -173,7 +172,7 @@ describe('loop', () => {
 
 describe('the addon', () => {
   // The stream write is a bare Node-API function (no napi-rs argument checks): it must check its own.
-  const write = (createRequire(import.meta.url)('../bindings/node/index.js') as { writeFunction(): (...a: unknown[]) => number }).writeFunction();
+  const write = (addon as unknown as { writeFunction(): (...a: unknown[]) => number }).writeFunction();
 
   it('its stream write rejects what is not (id, Uint8Array) with a TypeError naming the argument', () => {
     expect(() => write('x', Buffer.from('a'))).toThrow(/"id" argument/);

@@ -104,13 +104,9 @@ export function openFds(): number {
 export function fdSnapshot(): Set<string> {
   const out = new Set<string>();
   for (const fd of readdirSync(FD_DIR)) {
-    try {
-      // macOS has no links to read in /dev/fd: the device and inode say the same.
-      const target = process.platform === 'linux' ? readlinkSync(`${FD_DIR}/${fd}`) : ((s) => `${s.dev}:${s.ino}`)(fstatSync(Number(fd)));
-      out.add(`${fd} -> ${target}`);
-    } catch {
-      // closed between the listing and the readlink (the listing's own descriptor, for one)
-    }
+    // null: closed between the listing and the look (the listing's own descriptor, for one)
+    const target = fdTarget(Number(fd));
+    if (target !== null) out.add(`${fd} -> ${target}`);
   }
   return out;
 }
@@ -118,7 +114,10 @@ export function fdSnapshot(): Set<string> {
 /** What descriptor `fd` is open on ("socket:[inode]", a path), or null when it is closed. */
 export function fdTarget(fd: number): string | null {
   try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
+    if (process.platform === 'linux') return readlinkSync(`/proc/self/fd/${fd}`);
+    // macOS has no links to read in /dev/fd: the device and inode tell descriptors apart as well.
+    const s = fstatSync(fd);
+    return `${s.dev}:${s.ino}`;
   } catch {
     return null;
   }

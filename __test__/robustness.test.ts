@@ -8,7 +8,7 @@ describe('the addon boundary', () => {
     // into Node aborts the process).
     const r = await runScript(`
       import { createRequire } from 'node:module';
-      const native = createRequire(${JSON.stringify(new URL('../bindings/node/index.js', import.meta.url).pathname)})('.');
+      const native = createRequire(import.meta.url)(${JSON.stringify(process.env.PROTOLOOP_NATIVE_LIBRARY_PATH ?? new URL('../bindings/node/index.js', import.meta.url).pathname)});
       try { native._panicForTest('boom'); } catch (e) { console.log(e instanceof Error, e.message); }
       const [t] = await pl.createConnection(() => new pl.Protocol(), '127.0.0.1', 1).catch((e) => [e.code]);
       console.log('still running', t);

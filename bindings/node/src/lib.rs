@@ -216,8 +216,9 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
     let host = options.host_reactor;
     let threads = EngineOptions { host_reactor: false, ..options.clone() };
     let started = |o: EngineOptions| Engine::with_options(wake(), o).map_err(|e| Error::from_reason(format!("protoloop: cannot start the engine: {e}")));
-    // A host reactor needs /proc, a build with tokio's metrics and libuv's poll handle; without them,
-    // an I/O thread.
+    // A host reactor needs the runtime's poll descriptor (epoll through /proc on Linux, kqueue through
+    // proc_pidinfo on macOS: protoloop_engine::sys), a build with tokio's metrics and libuv's poll
+    // handle on it; without them, an I/O thread.
     let (engine, watch) = match started(options) {
         Ok(engine) => match engine.reactor_fd() {
             Some(fd) => match reactor::watch(&env, fd, on_events.value().value) {

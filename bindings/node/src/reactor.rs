@@ -1,4 +1,4 @@
-//! The host reactor in Node's event loop: libuv watches the engine's epoll descriptor, and when it is
+//! The host reactor in Node's event loop: libuv watches the engine's epoll (macOS: kqueue) descriptor, and when it is
 //! readable the engine takes a turn on the JavaScript thread and its events go to JavaScript at once,
 //! in the same loop iteration, without a wake-up across threads (`protoloop_engine::reactor`).
 

@@ -3,10 +3,10 @@
 //! With [`Reactor::threads`] a multi-thread tokio runtime reads and writes while the host's thread
 //! runs JavaScript; every event crosses between the two threads, and a request/response exchange
 //! pays that hop in latency each way. With [`Reactor::host`] a current-thread runtime lives on the
-//! host's thread: the host watches [`Reactor::fd`] (the runtime's epoll instance, readable whenever a
-//! socket it waits on is ready or a task was woken from elsewhere) in its own event loop and calls
-//! [`Reactor::turn`] when it is readable, which reads, accepts and writes without blocking and
-//! returns. Events are then delivered on the same thread, in the same loop iteration, as Node's own
+//! host's thread: the host watches [`Reactor::fd`] (the runtime's epoll instance, or its kqueue on
+//! macOS, see [`crate::sys::runtime_poll_fd`]; readable whenever a socket it waits on is ready or a
+//! task was woken from elsewhere) in its own event loop and calls [`Reactor::turn`] when it is
+//! readable, which reads, accepts and writes without blocking and returns. Events are then delivered on the same thread, in the same loop iteration, as Node's own
 //! sockets are.
 //!
 //! ```
