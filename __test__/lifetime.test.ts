@@ -244,7 +244,7 @@ describe('memory', () => {
     // twice the largest semi-space, and starts a mark-compact when external memory grew 64 MiB since the
     // last one. Up to Node 22 the scavenge comes first, every 32 MiB, and no mark-compact starts. From
     // Node 24 (V8 13.6 raised --scavenger-max-new-space-capacity-mb from 8 to 32: that scavenge comes at
-    // 128 MiB; Node 26's V8 14.6 made none for them in these 256 MiB) the limit comes first: one mark-compact per 64 MiB of fresh Buffers, as
+    // 128 MiB; Node 26's V8 14.6 seldom made it at all) the limit comes first: one mark-compact per 64 MiB of fresh Buffers, as
     // for Node's own sockets (its net sink measured 3 per 256 MiB on Node 24, 1 to 3 on Node 26).
     // Only memory that JavaScript hands back avoids them: a BufferedProtocol's reused buffer.
     const scavengesFirst = Number(process.versions.node.split('.')[0]) <= 22;
