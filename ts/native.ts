@@ -17,9 +17,9 @@ function platformSuffix(): string {
 const root = path.join(__dirname, '..', '..');
 
 /**
- * Throws an Error naming this Node.js and the supported ones when this Node.js is older than
- * package.json's `engines.node` (a lower bound, `>=20.17`): the addon would load on some of them and then
- * fail in ways that name neither, or not load at all (Node-API 8 is missing before 12.22).
+ * Throws an Error naming this Node.js and the supported ones when it is older than package.json's
+ * `engines.node` (a lower bound, `>=20.17`): nothing is tested there, and where Node-API 8 is missing
+ * (before 12.22) the addon would fail to load with a message that names neither.
  */
 function checkNodeVersion(): void {
   const version = process.versions.node;
