@@ -143,4 +143,18 @@ describe.skipIf(!host)('the packed package, installed offline without a Rust too
       renameSync(`${pkg}.away`, pkg);
     }
   });
+
+  it('on a Node.js older than its engines field, loading throws an Error naming that version and the supported ones', () => {
+    // This Node.js made to report 18.20.8 (scripts/node-versions.mjs does the same with a real Node 18).
+    const old = "Object.defineProperty(process.versions, 'node', { value: '18.20.8' });";
+    const engines = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    for (const args of [['-e', `${old} require('protoloop')`], ['--input-type=module', '-e', `${old} await import('protoloop')`]]) {
+      const r = run('node', args);
+      expect(r.signal).toBe(null);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`Error: protoloop: Node.js 18.20.8 is not supported: protoloop supports Node.js ${engines}`);
+    }
+    // The same package loads on this Node.js, which is in the range.
+    expect(ok(run('node', ['-e', "require('protoloop'); console.log('loaded')"]))).toBe('loaded\n');
+  });
 });

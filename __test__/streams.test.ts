@@ -596,7 +596,10 @@ describe('startServer and openConnection', () => {
         0,
       );
       const s = net.connect(portOf(server), '127.0.0.1');
-      s.write('line\n');
+      // Only a line the server reads: one left unread when it closes makes the kernel reset the
+      // connection instead of ending it, and the client may see ECONNRESET before the bytes (Node 24
+      // with the threads reactor did, 4 runs in 10).
+      if (kind === 'rejects') s.write('line\n');
       const got = await new Promise<string>((resolve, reject) => {
         let b = '';
         s.on('data', (d) => (b += d));

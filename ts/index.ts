@@ -1,4 +1,6 @@
 // protoloop: Python asyncio's Transports and Protocols for Node.js, on a Rust (tokio) engine.
+// The addon first: on an unsupported Node.js it throws the Error that says so before anything else runs.
+import './native';
 import './events';
 import { createDatagramEndpoint } from './datagram';
 import { EventLoop } from './loop';

@@ -13,9 +13,38 @@ function platformSuffix(): string {
   return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
 }
 
+/** The package's root: dist/cjs/native.js → ../.. */
+const root = path.join(__dirname, '..', '..');
+
+/**
+ * Throws an Error naming this Node.js and the supported ones when it is older than package.json's
+ * `engines.node` (a lower bound, `>=20.17`): nothing is tested there, and where Node-API 8 is missing
+ * (before 12.22) the addon would fail to load with a message that names neither.
+ */
+function checkNodeVersion(): void {
+  const version = process.versions.node;
+  let range: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    range = require(path.join(root, 'package.json')).engines?.node;
+  } catch {
+    return; // bundled without its package.json: nothing to check against
+  }
+  const min = typeof range === 'string' ? /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(range.trim()) : null;
+  if (!min) return;
+  const have = version.split('.').map((n) => parseInt(n, 10) || 0);
+  const want = [min[1], min[2], min[3]].map((n) => parseInt(n ?? '0', 10));
+  const diff = have[0] - want[0] || (have[1] ?? 0) - want[1] || (have[2] ?? 0) - want[2];
+  if (diff < 0) {
+    throw new Error(
+      `protoloop: Node.js ${version} is not supported: protoloop supports Node.js ${range} ("engines" in its ` +
+        `package.json). Run it with a newer Node.js than ${process.execPath}.`,
+    );
+  }
+}
+
 function load(): Native {
-  // dist/cjs/native.js → ../../bindings/node/index.js
-  const root = path.join(__dirname, '..', '..');
+  checkNodeVersion();
   // Another build of the addon, by path: `npm run test:portable` runs the suite over the portable one.
   // Not NAPI_RS_NATIVE_LIBRARY_PATH: every napi-rs loader in the process obeys that one (vitest's
   // rolldown would load protoloop's addon as its own).
