@@ -27,6 +27,8 @@ const HELP = `npm run bench [-- options]
   --bulk-mib N          bytes per bulk run, in MiB (default 1024; --quick 64)
   --idle-conns N        connections of the memory case (default 10000; --quick 2000)
   --client-threads N    load generator threads for echo (default 1)
+  --no-syscalls         do not count the server's system calls per request (echo × 1 connection;
+                        counted with perf stat's raw_syscalls:sys_enter when perf can count here)
   --install-peers       pip install uvloop when it is missing
   --out NAME            write benches/results/NAME.{json,svg,md} (default: latest)
   --readme              also put the table and chart into README.md's Benchmarks section
@@ -63,6 +65,7 @@ function parseArgs(argv) {
       case '--bulk-mib': o.bulkBytes = Number(val()) * (1 << 20); break;
       case '--idle-conns': o.idleConns = Number(val()); break;
       case '--client-threads': o.clientThreads = Number(val()); break;
+      case '--no-syscalls': o.syscalls = false; break;
       case '--out': o.out = val(); break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
@@ -81,6 +84,7 @@ function settingsFrom(o) {
     idleConns: o.idleConns ?? (q ? 2000 : 10_000),
     memoryRounds: o.rounds ? Math.min(o.rounds, 3) : q ? 1 : 3,
     clientThreads: o.clientThreads ?? 1,
+    syscalls: o.syscalls ?? true,
     sizes: o.sizes,
     conns: o.conns,
   };

@@ -1,7 +1,7 @@
 // vmbench's echo: every connection sends a message of N bytes, waits for all N back, and repeats; one
 // request in flight per connection. The figure is completed requests per second.
 import { LOADGEN } from '../lib/build.mjs';
-import { runLoadgen } from '../lib/proc.mjs';
+import { countSyscalls, runLoadgen } from '../lib/proc.mjs';
 
 const SIZES = [
   ['1KiB', 1024, '1 KiB'],
@@ -38,6 +38,8 @@ export default {
   },
 
   async measure({ s, variant, server, warmup }) {
+    // System calls per request, for one connection (issue 19: where a request's calls go).
+    const counter = !warmup && s.syscalls && variant.conns === 1 ? await countSyscalls(server.pid) : null;
     const r = await runLoadgen(LOADGEN, [
       'echo',
       '--addr', `127.0.0.1:${server.port}`,
@@ -47,9 +49,12 @@ export default {
       '--threads', String(s.clientThreads),
       '--server-pid', String(server.pid),
     ]);
+    const syscalls = counter ? await counter.stop() : null;
     return {
       metrics: { rps: r.rps },
       seconds: r.seconds,
+      // Includes the few calls of accepting and closing the connection.
+      syscallsPerUnit: syscalls != null && r.requests > 0 ? syscalls / r.requests : null,
       clientCpu: r.client_cpu.user + r.client_cpu.sys,
       serverCpu: r.server_cpu ? r.server_cpu.user + r.server_cpu.sys : null,
       extra: { p50us: r.lat_us.p50, p99us: r.lat_us.p99 },

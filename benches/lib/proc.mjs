@@ -139,3 +139,30 @@ export async function holdIdle(bin, args) {
     },
   };
 }
+
+/**
+ * Counts the system calls of process `pid`, every thread, from now until `stop()` (which resolves to
+ * the count, or null when perf cannot count here). perf's `raw_syscalls:sys_enter` tracepoint is a
+ * counter in the kernel: the server runs at full speed, where strace stops it at every call and so
+ * changes the timing that decides how many calls a request takes (whether the next request is already
+ * there when a turn ends). Start it before the load and stop it after; an idle server makes no calls.
+ */
+export async function countSyscalls(pid) {
+  const child = spawn('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter', '-p', String(pid)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const gone = new Promise((r) => child.once('close', r));
+  child.once('error', () => {});
+  // perf prints nothing once it is attached; it attaches in a few milliseconds.
+  await new Promise((r) => setTimeout(r, 250));
+  return {
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      await gone;
+      const m = /^(\d+),[^,]*,raw_syscalls:sys_enter/m.exec(err);
+      return m ? Number(m[1]) : null;
+    },
+  };
+}

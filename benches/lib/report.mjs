@@ -41,6 +41,11 @@ export function summarize(c, variant, peers, runs, s) {
         clientBound: clientCpu != null && clientCpu >= CLIENT_BOUND * s.clientThreads,
         // Server CPU per request, connection or MiB: steadier than throughput on a busy machine.
         serverUsPerUnit: metric.higherIsBetter && share('serverCpu') != null ? +((share('serverCpu') / median(vals)) * 1e6).toFixed(2) : null,
+        // System calls of the server (every thread) per request, where the case counts them.
+        syscallsPerUnit: (() => {
+          const xs = ok.map((r) => r.syscallsPerUnit).filter((v) => typeof v === 'number');
+          return xs.length ? +median(xs).toFixed(2) : null;
+        })(),
         extra: ok.map((r) => r.extra).filter(Boolean),
         errors: errors.length || undefined,
       };
@@ -105,6 +110,7 @@ export function consoleBlock(rows, peers, s) {
           `  ${name}${fmt(e.median, row.unit).padStart(10)}  [${fmt(e.min, row.unit)}-${fmt(e.max, row.unit)}]`.padEnd(60) +
             `${e.ratio != null ? `${e.ratio.toFixed(2)}x` : ''}`.padStart(7) +
             (e.serverCpu != null ? `   cpu ${pct(e.serverCpu)} / ${pct(e.clientCpu)}, server ${perUnit(e, row)}` : '') +
+            (e.syscallsPerUnit != null ? `, ${e.syscallsPerUnit.toFixed(2)} syscalls/${row.unit.split('/')[0]}` : '') +
             (e.clientBound ? '  (client-bound)' : ''),
         );
     }
@@ -173,18 +179,18 @@ export function markdown(result, chartPath) {
   out.push('');
   out.push('<details><summary>Every peer: median, min-max, CPU of the server and of the load generator (share of one core)</summary>');
   out.push('');
-  out.push('| case | variant | peer | median | min-max | vs Node | server CPU | server CPU per unit | client CPU |');
-  out.push('|---|---|---|---:|---:|---:|---:|---:|---:|');
+  out.push('| case | variant | peer | median | min-max | vs Node | server CPU | server CPU per unit | server syscalls per unit | client CPU |');
+  out.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of result.rows) {
     for (const p of result.peers) {
       const e = row.peers[p.name];
       if (!e || e.error) {
-        out.push(`| ${row.case} | ${row.label} | ${p.label} | ${e?.error ? 'failed' : 'n/a'} | | | | | |`);
+        out.push(`| ${row.case} | ${row.label} | ${p.label} | ${e?.error ? 'failed' : 'n/a'} | | | | | | |`);
         continue;
       }
       out.push(
         `| ${row.case} | ${row.label} | ${p.label} | ${fmt(e.median, row.unit)} ${row.unit} | ${fmt(e.min, row.unit)}-${fmt(e.max, row.unit)} | ` +
-          `${e.ratio != null ? e.ratio.toFixed(2) + 'x' : '-'} | ${pct(e.serverCpu)} | ${perUnit(e, row)} | ${pct(e.clientCpu)}${e.clientBound ? ' †' : ''} |`,
+          `${e.ratio != null ? e.ratio.toFixed(2) + 'x' : '-'} | ${pct(e.serverCpu)} | ${perUnit(e, row)} | ${e.syscallsPerUnit ?? '-'} | ${pct(e.clientCpu)}${e.clientBound ? ' †' : ''} |`,
       );
     }
   }
