@@ -83,6 +83,8 @@ function settingsFrom(o) {
     bulkBytes: o.bulkBytes ?? (q ? 64 : 1024) * (1 << 20),
     idleConns: o.idleConns ?? (q ? 2000 : 10_000),
     memoryRounds: o.rounds ? Math.min(o.rounds, 3) : q ? 1 : 3,
+    soakRounds: o.rounds ? Math.min(o.rounds, 3) : 1,
+    soakSeconds: q ? 5 : 20,
     clientThreads: o.clientThreads ?? 1,
     syscalls: o.syscalls ?? true,
     sizes: o.sizes,

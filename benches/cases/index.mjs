@@ -8,10 +8,11 @@ import http from './http.mjs';
 import memory from './memory.mjs';
 import proxy from './proxy.mjs';
 import sendfile from './sendfile.mjs';
+import soak from './soak.mjs';
 import streams from './streams.mjs';
 import subprocess from './subprocess.mjs';
 import tls from './tls.mjs';
 import udp from './udp.mjs';
 
-export const cases = [echo, bulk, churn, memory];
+export const cases = [echo, bulk, churn, memory, soak];
 cases.push(udp, tls, subprocess, proxy, sendfile, streams, http);

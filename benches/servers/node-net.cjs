@@ -11,6 +11,16 @@ const handlers = {
   echo(sock) {
     sock.on('data', (data) => sock.write(data));
   },
+  // The soak case's echo, for readers slower than the writers: stop reading while write() says the
+  // socket's buffer is full, until 'drain'.
+  'echo-flow'(sock) {
+    sock.on('data', (data) => {
+      if (!sock.write(data)) {
+        sock.pause();
+        sock.once('drain', () => sock.resume());
+      }
+    });
+  },
   sink(sock) {
     let received = 0;
     sock.on('data', (data) => {

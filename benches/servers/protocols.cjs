@@ -13,6 +13,17 @@ class Echo extends Protocol {
   }
 }
 
+// The soak case's echo, for readers slower than the writers: stop reading while the transport's
+// write buffer is over its high-water mark.
+class FlowEcho extends Echo {
+  pauseWriting() {
+    this.transport.pauseReading();
+  }
+  resumeWriting() {
+    this.transport.resumeReading();
+  }
+}
+
 class Sink extends Protocol {
   received = 0;
   dataReceived(data) {
@@ -23,4 +34,4 @@ class Sink extends Protocol {
   eofReceived() {}
 }
 
-module.exports = { Echo, Sink };
+module.exports = { Echo, FlowEcho, Sink };

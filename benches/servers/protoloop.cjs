@@ -5,7 +5,7 @@ const path = require('node:path');
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
 const { BufferedProtocol, Protocol, allocBuffer, createServer } = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
 const { CHUNK, parseArgs, listening, control } = require('./common.cjs');
-const { Echo, Sink } = require('./protocols.cjs');
+const { Echo, FlowEcho, Sink } = require('./protocols.cjs');
 
 const { port, mode, total } = parseArgs();
 const chunk = Buffer.alloc(CHUNK, 'x');
@@ -49,6 +49,7 @@ class Source extends Protocol {
 
 const factory = {
   echo: () => new Echo(),
+  'echo-flow': () => new FlowEcho(),
   sink: () => new Sink(),
   'sink-buffered': () => new BufferedSink(),
   source: () => new Source(),

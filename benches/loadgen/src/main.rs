@@ -13,6 +13,10 @@
 //! loadgen churn --addr A --conns C --size N --duration S                   connect, 1 request, close, repeat
 //! loadgen idle  --addr A --conns C                                         open C connections, print READY, hold
 //!                                                                          them until stdin closes
+//! loadgen soak  --addr A --conns C --size N --duration S                   every connection writes N-byte chunks as
+//!               [--read-every-ms M]                                        fast as the server takes them and reads
+//!                                                                          back at most N bytes every M ms (slow
+//!                                                                          readers), then closes
 //! ```
 
 use std::collections::HashMap;
@@ -504,6 +508,58 @@ async fn idle(a: &Args) -> Res<String> {
     Ok(format!("{{\"conns\":{conns}}}"))
 }
 
+/// Slow readers: the echo server's writes back pile up behind them, its flow control has to stop
+/// reading, and its memory shows how much it buffered meanwhile and whether it gives it back.
+async fn soak(a: &Args) -> Res<String> {
+    let addr = a.addr()?;
+    let conns: usize = a.get("conns", Some(1000))?;
+    let size: usize = a.get("size", Some(16 * 1024))?;
+    let read_every = Duration::from_millis(a.get("read-every-ms", Some(100))?);
+    let duration = a.duration()?;
+    let mut streams = Vec::with_capacity(conns);
+    for batch in (0..conns).collect::<Vec<_>>().chunks(200) {
+        let tasks: Vec<_> = batch.iter().map(|_| tokio::spawn(connect(addr))).collect();
+        for t in tasks {
+            streams.push(t.await.map_err(|e| e.to_string())??);
+        }
+    }
+    let deadline = TInstant::now() + duration;
+    let t0 = Instant::now();
+    let chunk: Arc<[u8]> = vec![b'x'; size].into();
+    let mut tasks = Vec::with_capacity(conns * 2);
+    for s in streams {
+        let (mut r, mut w) = s.into_split();
+        let chunk = chunk.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Ok(Ok(())) = tokio::time::timeout_at(deadline, w.write_all(&chunk)).await {
+                n += chunk.len() as u64;
+            }
+            drop(w);
+            n
+        }));
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; size];
+            let mut n = 0u64;
+            while TInstant::now() < deadline {
+                match tokio::time::timeout_at(deadline, r.read(&mut buf)).await {
+                    Ok(Ok(k)) if k > 0 => n += k as u64,
+                    _ => break,
+                }
+                tokio::time::sleep(read_every).await;
+            }
+            n
+        }));
+    }
+    let (mut written, mut read) = (0u64, 0u64);
+    for (i, t) in tasks.into_iter().enumerate() {
+        let n = t.await.map_err(|e| e.to_string())?;
+        if i % 2 == 0 { written += n } else { read += n }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(format!("{{\"conns\":{conns},\"written\":{written},\"read\":{read},\"seconds\":{secs:.3}}}"))
+}
+
 fn main() {
     let result = Args::parse().and_then(|a| {
         raise_nofile();
@@ -526,6 +582,7 @@ fn main() {
                 "bulk-down" => bulk_down(&a).await,
                 "churn" => churn(&a).await,
                 "idle" => idle(&a).await,
+                "soak" => soak(&a).await,
                 "tls-echo" => extra::tls_echo(&a).await,
                 "tls-bulk-up" => extra::tls_bulk_up(&a).await,
                 other => Err(format!("unknown command {other}")),
