@@ -8,6 +8,7 @@
 //! Errors of system calls come back as negative errnos so that TypeScript can build Node-style errors
 //! with `code`, `errno` and `syscall`.
 
+mod alloc;
 mod buffer;
 mod convert;
 mod datagram;
