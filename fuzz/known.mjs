@@ -3,11 +3,15 @@
 // example is skipped; when its fix lands, set `open: false`: the cases come back and the example (the
 // fuzzer's shrunk case for it) runs in every `npm test` as a regression test.
 // `npm run fuzz -- --known` runs the examples of the open ones and says which still reproduce.
+import { PROTOTYPE_KEYS } from './values.mjs';
 
 /** The values String() cannot convert (the default exception handler and _fatalError call String()). */
 const UNPRINTABLE = new Set(['nullproto', 'revoked', 'throwingToString', 'throwingGetter']);
 const unprintable = (d) => Array.isArray(d) && UNPRINTABLE.has(d[0]);
 const throwsUnprintable = (c) => c.behaviours?.some((b) => b.then[0] === 'throw' && unprintable(b.then[1]));
+/** True when some description inside `x` (a case, or part of one) satisfies `pred`. */
+const has = (x, pred) => Array.isArray(x) ? pred(x) || x.some((y) => has(y, pred)) : x !== null && typeof x === 'object' && Object.values(x).some((y) => has(y, pred));
+const calls = (c, fn) => (c.calls ?? []).filter((k) => k.fn === fn);
 
 export const KNOWN = [
   {
@@ -19,6 +23,59 @@ export const KNOWN = [
       scenario: 'stream',
       case: { peer: 'node-server', kind: 'plain', shape: 'class', handler: 'default', bufferSpec: ['u8', 1], behaviours: [{ cb: 'connectionLost', nth: 0, ops: [], then: ['throw', ['nullproto']] }], steps: [] },
     },
+  },
+  {
+    id: 'nan-message',
+    open: true,
+    what: 'README smaller list: a NaN where an integer is expected says "must be a number. Received number"',
+    excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'num' && d[1] === 'NaN'),
+    example: { scenario: 'args', case: { calls: [{ fn: 'getsockopt', args: [['num', 'NaN'], ['lit', 1]] }] } },
+  },
+  {
+    id: 'devnull-eperm',
+    open: true,
+    what: 'README smaller list: connectReadPipe/connectWritePipe on /dev/null is refused with EPERM (syscall "open") and closes the caller\'s descriptor',
+    excludes: (scenario, c) => scenario === 'args' && [...calls(c, 'connectReadPipe'), ...calls(c, 'connectWritePipe')].some((k) => has(k, (d) => d[0] === 'ctx' && d[1] === 'devnull')),
+    example: { scenario: 'args', case: { calls: [{ fn: 'connectReadPipe', args: [['pf', 'ok', 'stream'], ['ctx', 'devnull']] }] } },
+  },
+  {
+    id: 'factory-result-unchecked',
+    open: true,
+    what: 'README smaller list: subprocessExec, connectReadPipe (and connectWritePipe) accept a protocol factory that returns 5',
+    excludes: (scenario, c) => scenario === 'args' && ['subprocessExec', 'subprocessShell', 'connectReadPipe', 'connectWritePipe'].some((fn) => calls(c, fn).some((k) => k.args[0]?.[0] === 'pf' && k.args[0][1] === 'returns')),
+    example: { scenario: 'args', case: { calls: [{ fn: 'connectWritePipe', args: [['pf', 'returns', 'stream', ['num', '5']], ['ctx', 'sockA']] }] } },
+  },
+  {
+    id: 'new: failed factory closes the given socket',
+    open: true,
+    what: 'found by the fuzzer: createConnection({ sock }) and connectAcceptedSocket with a protocol factory that throws (or returns a non-object) reject, yet close the caller\'s descriptor (connectReadPipe/connectWritePipe leave it open; asyncio calls the factory before it touches the socket)',
+    excludes: (scenario, c) => scenario === 'args' && (c.calls ?? []).some((k) => k.args[0]?.[0] === 'pf' && k.args[0][1] !== 'ok' && has(k, (d) => d[0] === 'ctx')),
+    example: { scenario: 'args', case: { calls: [{ fn: 'connectAcceptedSocket', args: [['pf', 'throws', 'stream', ['error', 'boom']], ['ctx', 'sockA'], ['lit', {}]] }] } },
+  },
+  {
+    id: 'repro-14: prototype keys (and unconvertible keys)',
+    open: true,
+    what: 'getExtraInfo and sendSignal look names up in plain objects: Object.prototype members (constructor, __proto__, hasOwnProperty, toString...) are found',
+    excludes: (scenario, c) =>
+      has(c, (d) => d[0] === 'str' && PROTOTYPE_KEYS.includes(d[1])) ||
+      // a key String() cannot convert: "Cannot convert object to primitive value" from the same lookup
+      ['getExtraInfo', 'datagramExtra', 'subprocessExtra'].some((fn) => calls(c, fn).some((k) => unprintable(k.args[0]))) ||
+      (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'extra' && unprintable(op[1])),
+    example: { scenario: 'args', case: { calls: [{ fn: 'getExtraInfo', args: [['str', 'constructor']] }] } },
+  },
+  {
+    id: 'new: protocol whose property reads throw',
+    open: true,
+    what: 'found by the fuzzer: a protocol object whose property reads throw (setProtocol(revoked Proxy), or a factory returning one) makes _callProtocol throw outside its guard (the method lookup p?.[method] precedes the try): "internal error while dispatching an event", release() is skipped and the process never exits',
+    excludes: (scenario, c) => scenario === 'args' && (c.calls ?? []).some((k) => (k.fn === 'setProtocol' && has(k, (d) => d[0] === 'revoked' || d[0] === 'throwingGetter')) || (k.args[0]?.[0] === 'pf' && k.args[0][1] === 'returns' && (k.args[0][3][0] === 'revoked' || k.args[0][3][0] === 'throwingGetter'))),
+    example: { scenario: 'args', case: { calls: [{ fn: 'setProtocol', args: [['revoked']] }] } },
+  },
+  {
+    id: 'repro-01/02: huge durations',
+    open: true,
+    what: 'a finite but huge happyEyeballsDelayMs, sslHandshakeTimeoutMs or sslShutdownTimeoutMs passes validation and a Rust panic (Duration::from_secs_f64) aborts the process',
+    excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'opts' && d[1].some(([k, v]) => /Ms$/.test(k) && v[0] === 'num' && Number.isFinite(Number(v[1])) && Number(v[1]) > 1e15)),
+    example: { scenario: 'args', case: { calls: [{ fn: 'createConnection', args: [['pf', 'ok', 'stream'], ['lit', '127.0.0.1'], ['ctx', 'port'], ['opts', [['happyEyeballsDelayMs', ['num', '1e308']]]]] }] } },
   },
 ];
 

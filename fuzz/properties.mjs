@@ -1,12 +1,14 @@
 // The fuzzer's properties: each generates cases for one scenario and runs every case in a child process
 // (fuzz/runner.mjs). `checkProperty` is what both `npm run fuzz` and __test__/fuzz.test.ts call.
 import fc from 'fast-check';
-import { streamCase } from './arbitraries.mjs';
+import { argsCase, streamCase } from './arbitraries.mjs';
 import { excludedBy } from './known.mjs';
 import { runCase, stderrTail } from './runner.mjs';
 
 /** name, the scenario it runs, its cases, and the number of runs of the default (CI) budget. */
 export const properties = [
+  // Every export and transport method with generated arguments.
+  { name: 'arguments', scenario: 'args', arbitrary: argsCase, runs: 40 },
   // Protocol callbacks that throw anything, return anything, and re-enter the transport.
   { name: 'stream-callbacks', scenario: 'stream', arbitrary: streamCase({ kinds: ['plain'], throws: true, maxSteps: 6, maxBehaviours: 3 }), runs: 25 },
   // Call sequences over a connection (write, pause, resume, writeEof, close, abort, limits, the peer's side).
@@ -32,7 +34,9 @@ export async function checkProperty(prop, { seed, runs = prop.runs, path, includ
     if (!r.ok) {
       firstFailure ||= Date.now();
       log(`  failing case ${JSON.stringify(c)}\n    ${r.problems.join('\n    ')}`);
-      throw new Error(`${r.problems.join('\n')}\n--- the child's stderr (last lines) ---\n${stderrTail(r.stderr)}`);
+      const e = new Error(`${r.problems.join('\n')}\n--- the child's stderr (last lines) ---\n${stderrTail(r.stderr)}`);
+      e.stack = e.message; // the report is about the case, not about where the runner noticed
+      throw e;
     }
   });
   await fc.assert(property, { seed, numRuns: runs, path, maxSkipsPerRun: 1000, endOnFailure: path !== undefined, includeErrorInReport: true });

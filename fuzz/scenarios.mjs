@@ -1,4 +1,5 @@
 // Every scenario a fuzz case can run in the child process, by name.
+import { args } from './scenarios/args.mjs';
 import { stream } from './scenarios/stream.mjs';
 
-export const scenarios = { stream };
+export const scenarios = { args, stream };

@@ -172,6 +172,7 @@ export function show(v) {
   try {
     if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
     if (typeof v === 'bigint') return `${v}n`;
+    if (typeof v === 'function') return v.name ? `[function ${v.name}]` : '[function]';
     if (typeof v === 'symbol' || typeof v !== 'object' || v === null) return String(v);
     if (v instanceof Error) return `${v.constructor.name}(${JSON.stringify(v.message)}${v.code ? `, code ${v.code}` : ''})`;
     return Object.prototype.toString.call(v);
