@@ -11,6 +11,7 @@ const unprintable = (d) => Array.isArray(d) && UNPRINTABLE.has(d[0]);
 const throwsUnprintable = (c) => c.behaviours?.some((b) => b.then[0] === 'throw' && unprintable(b.then[1]));
 /** True when some description inside `x` (a case, or part of one) satisfies `pred`. */
 const has = (x, pred) => Array.isArray(x) ? pred(x) || x.some((y) => has(y, pred)) : x !== null && typeof x === 'object' && Object.values(x).some((y) => has(y, pred));
+const PROXIES = new Set(['proxyOfU8', 'revoked', 'throwingGetter']);
 const calls = (c, fn) => (c.calls ?? []).filter((k) => k.fn === fn);
 
 export const KNOWN = [
@@ -18,7 +19,7 @@ export const KNOWN = [
     id: 'repro-03/04/06: unprintable thrown value',
     open: true,
     what: 'a protocol callback throws a value String() cannot convert: the library throws inside its error path (crash from the held-events path, no exit after connectionLost, no close after connectionMade)',
-    excludes: (scenario, c) => throwsUnprintable(c) || (c.handler === 'throwing' && unprintable(c.handlerThrows) && c.behaviours?.some((b) => b.then[0] === 'throw')),
+    excludes: (scenario, c) => throwsUnprintable(c),
     example: {
       scenario: 'stream',
       case: { peer: 'node-server', kind: 'plain', shape: 'class', handler: 'default', bufferSpec: ['u8', 1], behaviours: [{ cb: 'connectionLost', nth: 0, ops: [], then: ['throw', ['nullproto']] }], steps: [] },
@@ -76,6 +77,28 @@ export const KNOWN = [
     what: 'a finite but huge happyEyeballsDelayMs, sslHandshakeTimeoutMs or sslShutdownTimeoutMs passes validation and a Rust panic (Duration::from_secs_f64) aborts the process',
     excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'opts' && d[1].some(([k, v]) => /Ms$/.test(k) && v[0] === 'num' && Number.isFinite(Number(v[1])) && Number(v[1]) > 1e15)),
     example: { scenario: 'args', case: { calls: [{ fn: 'createConnection', args: [['pf', 'ok', 'stream'], ['lit', '127.0.0.1'], ['ctx', 'port'], ['opts', [['happyEyeballsDelayMs', ['num', '1e308']]]]] }] } },
+  },
+  {
+    id: 'repro-13: detached getBuffer view',
+    open: true,
+    what: 'the getBuffer() view\'s ArrayBuffer is detached before bytes arrive: the chunk is dropped and the connection ends with connectionLost(null)',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.bufferSpec[0] === 'detachLater',
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['detachLater', 1], behaviours: [], steps: [['peerWrite', 1, 1]] } },
+  },
+  {
+    id: 'repro-07: getBuffer returns a Proxy',
+    open: true,
+    what: 'getBuffer() returns a Proxy (of a Uint8Array, revoked, or with throwing traps): the library inspects it outside the protocol-call guard; connecting rejects, the transport is never closed, no exit',
+    excludes: (scenario, c) =>
+      scenario === 'stream' && c.kind === 'buffered' && (PROXIES.has(c.bufferSpec[0]) || c.behaviours.some((b) => b.cb === 'getBuffer' && b.then[0] === 'return' && PROXIES.has(b.then[1][0]))),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['proxyOfU8'], behaviours: [], steps: [['peerWrite', 10, 1]] } },
+  },
+  {
+    id: 'new: exception handler throws an unprintable value',
+    open: true,
+    what: 'found by the fuzzer: a custom exception handler (setExceptionHandler) that throws a value String() or instanceof cannot handle: callExceptionHandler passes it to the default handler, which throws inside the library (connecting rejects with that value, the transport is left open)',
+    excludes: (scenario, c) => c.handler === 'throwing' && unprintable(c.handlerThrows),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'throwing', handlerThrows: ['throwingGetter'], bufferSpec: ['nullproto'], behaviours: [], steps: [] } },
   },
 ];
 

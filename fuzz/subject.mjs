@@ -40,6 +40,7 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
     transport: null,
     lostAt: 0,
     buffer: null,
+    behaving: true, // false once the checks at the end take over
   };
   const counts = new Map();
   const violation = (msg) => ctx.fail(`${msg} (calls: ${s.calls.slice(-8).join(', ')})`);
@@ -53,6 +54,7 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
     return n;
   }
   function behave(cb, n) {
+    if (!s.behaving) return null;
     for (const b of behaviours) {
       if (b.cb !== cb || (b.nth !== 0 && b.nth !== n)) continue;
       for (const op of b.ops) run.doOp(op, `in ${cb}`);
@@ -118,7 +120,7 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
     delete methods.dataReceived;
     methods.getBuffer = function getBuffer(sizehint) {
       const n = enter('getBuffer');
-      if (s.paused) violation('getBuffer while reading is paused');
+      // (getBuffer while paused is allowed: protoloop asks for the next buffer in advance, to lend it)
       if (s.eof) violation('getBuffer after eofReceived');
       if (!Number.isInteger(sizehint)) violation(`getBuffer(${show(sizehint)}): the size hint is not an integer`);
       const r = behave('getBuffer', n);
