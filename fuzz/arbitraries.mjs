@@ -140,3 +140,43 @@ export const argsCase = fc.record({
     { minLength: 1, maxLength: 4 },
   ),
 });
+
+// ---- datagram cases ----
+
+const datagramSize = fc.integer({ min: 1, max: 2000 });
+const DATAGRAM_CALLBACKS = ['connectionMade', 'datagramReceived', 'errorReceived', 'pauseWriting', 'resumeWriting', 'connectionLost'];
+/** Where a sendto goes: the peer, no address (connected endpoints), or an odd address. */
+const sendAddress = fc.oneof({ weight: 6, arbitrary: fc.constant(['peer']) }, { weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.oneof(odd, lit(['127.0.0.1', 0], ['127.0.0.1', 9], ['::1', 9], '/nonexistent/sock', 'a\0b', [])) });
+const datagramOp = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.constant('sendto'), datagramSize, seed, sendAddress) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('sendOdd'), fc.oneof(anyDesc, hostileDesc)) },
+  { weight: 3, arbitrary: fc.constantFrom(['pause'], ['resume']) },
+  { weight: 1, arbitrary: fc.constantFrom(['close'], ['abort']) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+);
+
+export const datagramCase = fc.record({
+  peer: fc.constantFrom('dgram', 'own', 'unix'),
+  connected: fc.boolean(),
+  shape: fc.constantFrom('class', 'plain', 'nullproto'),
+  handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
+  handlerThrows: thrownDesc,
+  behaviours: fc.array(
+    fc.record({
+      cb: fc.constantFrom(...DATAGRAM_CALLBACKS),
+      nth: fc.integer({ min: 0, max: 3 }),
+      ops: fc.array(datagramOp, { maxLength: 3 }),
+      then: fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) }),
+    }),
+    { maxLength: 3 },
+  ),
+  steps: fc.array(
+    fc.oneof(
+      { weight: 5, arbitrary: datagramOp },
+      { weight: 4, arbitrary: fc.tuple(fc.constant('peerSend'), datagramSize, seed) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) },
+    ),
+    { maxLength: 14 },
+  ),
+});

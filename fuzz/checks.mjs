@@ -3,7 +3,7 @@
 import { show } from './values.mjs';
 
 /** Messages that come from inside the library or the addon, not from a check naming the argument. */
-const INTERNAL = /Cannot read propert|Cannot set propert|is not a function|is not iterable|Cannot convert|Maximum call stack|internal error|Expected|InvalidArg|GenericFailure|napi|panicked|undefined \(reading/i;
+const INTERNAL = /Cannot read propert|incompatible receiver|TypedArray info|Cannot set propert|is not a function|is not iterable|Cannot convert|Maximum call stack|internal error|Expected|InvalidArg|GenericFailure|napi|panicked|undefined \(reading/i;
 
 /**
  * An error thrown or rejected at the user must be an Error with a message that says what was wrong: not

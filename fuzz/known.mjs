@@ -60,8 +60,8 @@ export const KNOWN = [
     excludes: (scenario, c) =>
       has(c, (d) => d[0] === 'str' && PROTOTYPE_KEYS.includes(d[1])) ||
       // a key String() cannot convert: "Cannot convert object to primitive value" from the same lookup
-      ['getExtraInfo', 'datagramExtra', 'subprocessExtra'].some((fn) => calls(c, fn).some((k) => unprintable(k.args[0]))) ||
-      (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'extra' && unprintable(op[1])),
+      ['getExtraInfo', 'datagramExtra', 'subprocessExtra'].some((fn) => calls(c, fn).some((k) => unprintable(k.args[0]) || PROXIES.has(k.args[0][0]))) ||
+      (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'extra' && (unprintable(op[1]) || PROXIES.has(op[1][0]))),
     example: { scenario: 'args', case: { calls: [{ fn: 'getExtraInfo', args: [['str', 'constructor']] }] } },
   },
   {
@@ -99,6 +99,22 @@ export const KNOWN = [
     what: 'found by the fuzzer: a custom exception handler (setExceptionHandler) that throws a value String() or instanceof cannot handle: callExceptionHandler passes it to the default handler, which throws inside the library (connecting rejects with that value, the transport is left open)',
     excludes: (scenario, c) => c.handler === 'throwing' && unprintable(c.handlerThrows),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'throwing', handlerThrows: ['throwingGetter'], bufferSpec: ['nullproto'], behaviours: [], steps: [] } },
+  },
+  {
+    id: 'new: Proxy of a Uint8Array as data',
+    open: true,
+    what: 'found by the fuzzer: write()/writelines() given new Proxy(new Uint8Array(n), {}) throw V8\'s "Method get TypedArray.prototype.length called on incompatible receiver", DatagramTransport.sendto() the addon\'s Error "Get TypedArray info failed" (code InvalidArg): not a TypeError naming "data"',
+    excludes: (scenario, c) =>
+      (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => (op[0] === 'writeOdd' || op[0] === 'sendOdd') && has(op, (d) => d[0] === 'proxyOfU8')) ||
+      ['write', 'writelines', 'sendto'].some((fn) => calls(c, fn).some((k) => has(k, (d) => d[0] === 'proxyOfU8'))),
+    example: { scenario: 'args', case: { calls: [{ fn: 'sendto', args: [['proxyOfU8'], ['udpAddr']] }] } },
+  },
+  {
+    id: 'unix-datagram-nul',
+    open: true,
+    what: 'README smaller list: an AF_UNIX datagram path with an interior NUL is accepted and silently truncated',
+    excludes: (scenario, c) => scenario === 'datagram' && c.peer === 'unix' && has(c, (d) => (d[0] === 'str' || d[0] === 'lit') && typeof d[1] === 'string' && d[1].indexOf('\0') > 0),
+    example: { scenario: 'datagram', case: { peer: 'unix', connected: false, shape: 'class', handler: 'recording', handlerThrows: ['error', 'boom'], behaviours: [], steps: [['sendto', 10, 1, ['lit', 'a\0b']]] } },
   },
 ];
 

@@ -1,7 +1,7 @@
 // The fuzzer's properties: each generates cases for one scenario and runs every case in a child process
 // (fuzz/runner.mjs). `checkProperty` is what both `npm run fuzz` and __test__/fuzz.test.ts call.
 import fc from 'fast-check';
-import { argsCase, streamCase } from './arbitraries.mjs';
+import { argsCase, datagramCase, streamCase } from './arbitraries.mjs';
 import { excludedBy } from './known.mjs';
 import { runCase, stderrTail } from './runner.mjs';
 
@@ -15,6 +15,8 @@ export const properties = [
   { name: 'stream-sequence', scenario: 'stream', arbitrary: streamCase({ throws: false, maxSteps: 20, maxBehaviours: 2 }), runs: 25 },
   // BufferedProtocol: what getBuffer() returns, and pausing or throwing around bufferUpdated.
   { name: 'buffered', scenario: 'stream', arbitrary: streamCase({ kinds: ['buffered'], throws: true, maxSteps: 10, maxBehaviours: 3 }), runs: 25 },
+  // Datagram endpoints (UDP, AF_UNIX) against Node's dgram and protoloop's own endpoints.
+  { name: 'datagram', scenario: 'datagram', arbitrary: datagramCase, runs: 25 },
 ];
 
 /**

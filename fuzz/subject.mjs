@@ -8,6 +8,27 @@ import { materialize, show } from './values.mjs';
  * @typedef {{ cb: string, nth: number, ops: any[], then: any[] }} Behaviour
  */
 
+/**
+ * The function that makes callback `cb`, on its `n`th call, behave as the case says: it runs the ops
+ * (through `run.doOp`), then throws (recorded in `s.thrown`) or returns `{ value }`, or returns null.
+ */
+export function behaviour(behaviours, s, run) {
+  return function behave(cb, n) {
+    if (!s.behaving) return null;
+    for (const b of behaviours) {
+      if (b.cb !== cb || (b.nth !== 0 && b.nth !== n)) continue;
+      for (const op of b.ops) run.doOp(op, `in ${cb}`);
+      if (b.then[0] === 'throw') {
+        const v = materialize(b.then[1]);
+        s.thrown.push({ cb, v });
+        throw v;
+      }
+      if (b.then[0] === 'return') return { value: materialize(b.then[1]) };
+    }
+    return null;
+  };
+}
+
 /** The exception handler variants: the default one (prints), one that records, one that throws. */
 export function installHandler(pl, kind, thrownDesc, log) {
   const loop = pl.getRunningLoop();
@@ -53,20 +74,7 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
     counts.set(cb, n);
     return n;
   }
-  function behave(cb, n) {
-    if (!s.behaving) return null;
-    for (const b of behaviours) {
-      if (b.cb !== cb || (b.nth !== 0 && b.nth !== n)) continue;
-      for (const op of b.ops) run.doOp(op, `in ${cb}`);
-      if (b.then[0] === 'throw') {
-        const v = materialize(b.then[1]);
-        s.thrown.push({ cb, v });
-        throw v;
-      }
-      if (b.then[0] === 'return') return { value: materialize(b.then[1]) };
-    }
-    return null;
-  }
+  const behave = behaviour(behaviours, s, run);
 
   const methods = {
     connectionMade(t) {
