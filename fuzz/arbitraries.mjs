@@ -180,3 +180,53 @@ export const datagramCase = fc.record({
     { maxLength: 14 },
   ),
 });
+
+// ---- subprocess cases ----
+
+const SUBPROCESS_CALLBACKS = ['connectionMade', 'pipeDataReceived', 'pipeConnectionLost', 'processExited', 'pauseWriting', 'resumeWriting', 'connectionLost'];
+const subprocessOp = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.constant('write'), size, seed) },
+  { weight: 1, arbitrary: fc.constant(['writeEof']) },
+  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('pause', 'resume'), fc.constantFrom(1, 2)) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('signal'), signal) },
+  { weight: 1, arbitrary: fc.constantFrom(['kill'], ['close']) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('getPipe'), fc.oneof(numberDesc, stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('setPipeProtocol'), fc.constantFrom(0, 1, 2)) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+);
+
+export const subprocessCase = fc.record({
+  program: fc.constantFrom('cat', 'sh'),
+  shape: fc.constantFrom('class', 'plain'),
+  handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
+  handlerThrows: thrownDesc,
+  behaviours: fc.array(
+    fc.record({
+      cb: fc.constantFrom(...SUBPROCESS_CALLBACKS),
+      nth: fc.integer({ min: 0, max: 3 }),
+      ops: fc.array(subprocessOp, { maxLength: 3 }),
+      then: fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) }),
+    }),
+    { maxLength: 3 },
+  ),
+  steps: fc.array(fc.oneof({ weight: 5, arbitrary: subprocessOp }, { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) }), { maxLength: 10 }),
+});
+
+// ---- loop cases ----
+
+const fut = fc.integer({ min: 0, max: 2 });
+const callbackThen = fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) });
+export const loopCase = fc.record({
+  handler: fc.constantFrom('recording', 'recording', 'default'),
+  ops: fc.array(
+    fc.oneof(
+      fc.tuple(fc.constant('callSoon'), fc.constant(null), callbackThen),
+      fc.tuple(fc.constant('cancelHandle'), fc.nat(5)),
+      fc.tuple(fc.constant('addDoneCallback'), fut, callbackThen),
+      fc.tuple(fc.constantFrom('setResult', 'setException', 'cancel'), fut, fc.oneof(anyDesc, thrownDesc, fc.constant(['undef']))),
+      fc.tuple(fc.constantFrom('query', 'await'), fut),
+      fc.constant(['tick']),
+    ),
+    { maxLength: 14 },
+  ),
+});

@@ -8,7 +8,7 @@ import { PROTOTYPE_KEYS } from './values.mjs';
 /** The values String() cannot convert (the default exception handler and _fatalError call String()). */
 const UNPRINTABLE = new Set(['nullproto', 'revoked', 'throwingToString', 'throwingGetter']);
 const unprintable = (d) => Array.isArray(d) && UNPRINTABLE.has(d[0]);
-const throwsUnprintable = (c) => c.behaviours?.some((b) => b.then[0] === 'throw' && unprintable(b.then[1]));
+const throwsUnprintable = (c) => c.behaviours?.some((b) => b.then[0] === 'throw' && unprintable(b.then[1])) || c.ops?.some((op) => op[2]?.[0] === 'throw' && unprintable(op[2][1]));
 /** True when some description inside `x` (a case, or part of one) satisfies `pred`. */
 const has = (x, pred) => Array.isArray(x) ? pred(x) || x.some((y) => has(y, pred)) : x !== null && typeof x === 'object' && Object.values(x).some((y) => has(y, pred));
 const PROXIES = new Set(['proxyOfU8', 'revoked', 'throwingGetter']);
@@ -115,6 +115,27 @@ export const KNOWN = [
     what: 'README smaller list: an AF_UNIX datagram path with an interior NUL is accepted and silently truncated',
     excludes: (scenario, c) => scenario === 'datagram' && c.peer === 'unix' && has(c, (d) => (d[0] === 'str' || d[0] === 'lit') && typeof d[1] === 'string' && d[1].indexOf('\0') > 0),
     example: { scenario: 'datagram', case: { peer: 'unix', connected: false, shape: 'class', handler: 'recording', handlerThrows: ['error', 'boom'], behaviours: [], steps: [['sendto', 10, 1, ['lit', 'a\0b']]] } },
+  },
+  {
+    id: 'pipe-setprotocol-detaches',
+    open: true,
+    what: 'README smaller list: subprocess.getPipeTransport(n).setProtocol(x) detaches that pipe from its SubprocessTransport, which never finishes (no connectionLost, no exit)',
+    excludes: (scenario, c) => scenario === 'subprocess' && (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'setPipeProtocol'),
+    example: { scenario: 'subprocess', case: { program: 'cat', shape: 'class', handler: 'recording', handlerThrows: ['null'], behaviours: [], steps: [['setPipeProtocol', 0]] } },
+  },
+  {
+    id: 'done-callback-throw',
+    open: true,
+    what: 'README smaller list: a Future.addDoneCallback callback that throws crashes the process (uncaught); asyncio sends it to the exception handler, as callSoon does',
+    excludes: (scenario, c) => scenario === 'loop' && c.ops.some((op) => op[0] === 'addDoneCallback' && op[2][0] === 'throw'),
+    example: { scenario: 'loop', case: { handler: 'recording', ops: [['addDoneCallback', 0, ['throw', ['error', 'boom']]]] } },
+  },
+  {
+    id: 'new: Future.cancel(msg) converts msg',
+    open: true,
+    what: 'found by the fuzzer: Future.cancel(msg) with a msg that String() cannot convert (Object.create(null), a Symbol, an object whose toString returns an object) throws "Cannot convert object to primitive value" and leaves the future pending; asyncio keeps any msg as the CancelledError\'s argument',
+    excludes: (scenario, c) => scenario === 'loop' && c.ops.some((op) => op[0] === 'cancel' && !['str', 'longstr', 'num', 'undef', 'null', 'true', 'false', 'bigint', 'error', 'typeError', 'errorWithNullProtoCause', 'date', 'u8', 'emptyArr'].includes(op[2][0])),
+    example: { scenario: 'loop', case: { handler: 'recording', ops: [['cancel', 0, ['nullproto']]] } },
   },
 ];
 

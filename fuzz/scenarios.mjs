@@ -1,6 +1,8 @@
 // Every scenario a fuzz case can run in the child process, by name.
 import { args } from './scenarios/args.mjs';
 import { datagram } from './scenarios/datagram.mjs';
+import { loop } from './scenarios/loop.mjs';
 import { stream } from './scenarios/stream.mjs';
+import { subprocess } from './scenarios/subprocess.mjs';
 
-export const scenarios = { args, datagram, stream };
+export const scenarios = { args, datagram, loop, stream, subprocess };
