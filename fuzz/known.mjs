@@ -29,7 +29,9 @@ export const KNOWN = [
     id: 'nan-message',
     open: true,
     what: 'README smaller list: a NaN where an integer is expected says "must be a number. Received number"',
-    excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'num' && d[1] === 'NaN'),
+    excludes: (scenario, c) =>
+      (scenario === 'args' && has(c, (d) => d[0] === 'num' && d[1] === 'NaN')) ||
+      (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'limits' && has(op, (d) => d[0] === 'num' && d[1] === 'NaN')),
     example: { scenario: 'args', case: { calls: [{ fn: 'getsockopt', args: [['num', 'NaN'], ['lit', 1]] }] } },
   },
   {
@@ -136,6 +138,20 @@ export const KNOWN = [
     what: 'found by the fuzzer: Future.cancel(msg) with a msg that String() cannot convert (Object.create(null), a Symbol, an object whose toString returns an object) throws "Cannot convert object to primitive value" and leaves the future pending; asyncio keeps any msg as the CancelledError\'s argument',
     excludes: (scenario, c) => scenario === 'loop' && c.ops.some((op) => op[0] === 'cancel' && !['str', 'longstr', 'num', 'undef', 'null', 'true', 'false', 'bigint', 'error', 'typeError', 'errorWithNullProtoCause', 'date', 'u8', 'emptyArr'].includes(op[2][0])),
     example: { scenario: 'loop', case: { handler: 'recording', ops: [['cancel', 0, ['nullproto']]] } },
+  },
+  {
+    id: 'repro-09: pauseReading in bufferUpdated (copy path)',
+    open: true,
+    what: 'pauseReading() inside bufferUpdated on the copy path (a plain Uint8Array from getBuffer) lets the rest of the chunk through in more bufferUpdated calls',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && !['alloc', 'sab'].includes(c.bufferSpec[0]) && c.behaviours.some((b) => b.cb === 'bufferUpdated' && b.ops.some((op) => op[0] === 'pause')),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['u8', 1], behaviours: [{ cb: 'bufferUpdated', nth: 0, ops: [['pause']], then: ['none'] }], steps: [['peerWrite', 2, 1]] } },
+  },
+  {
+    id: 'new: pipe write after close() throws',
+    open: true,
+    what: 'found by the fuzzer: a pipe WriteTransport (connectWritePipe, a subprocess\'s stdin) throws "Cannot call write() after writeEof()" on write() after close() (the user never called writeEof); the API says a write after close() is dropped, as stream transports do and asyncio does',
+    excludes: (scenario, c) => scenario === 'subprocess' && has(c, (d) => d[0] === 'close') && has(c, (d) => d[0] === 'write'),
+    example: { scenario: 'subprocess', case: { program: 'cat', shape: 'class', handler: 'recording', handlerThrows: ['null'], behaviours: [], steps: [['close'], ['write', 10, 1]] } },
   },
 ];
 
