@@ -6,6 +6,13 @@ const seed = fc.integer({ min: 1, max: 1 << 30 });
 /** Write sizes: mostly small, sometimes over the 64 KiB high-water mark. */
 const size = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 2000 }) }, { weight: 1, arbitrary: fc.integer({ min: 60_000, max: 300_000 }) });
 
+/** The buffer getBuffer() returns: engine memory, plain views, or something that must fail the transport. */
+const bufferSpec = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.constantFrom('alloc', 'u8', 'buffer', 'sab', 'offset'), fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 70_000 }))) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('detachLater'), fc.integer({ min: 1, max: 5000 })) },
+  { weight: 1, arbitrary: fc.oneof(hostileDesc, anyDesc, fc.constant(['u8', 0])) },
+);
+
 /** What the protocol or the test does with a stream transport. */
 export const streamOp = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(fc.constant('write'), size, seed) },
@@ -15,6 +22,7 @@ export const streamOp = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(['writeEof'], ['close'], ['abort']) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('setProtocol'), bufferSpec) },
 );
 
 /** Steps from outside: the transport's operations, the peer's, and short waits. */
@@ -39,13 +47,6 @@ function behaviour(callbacks, throws) {
     then,
   });
 }
-
-/** The buffer getBuffer() returns: engine memory, plain views, or something that must fail the transport. */
-const bufferSpec = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.constantFrom('alloc', 'u8', 'buffer', 'sab', 'offset'), fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 70_000 }))) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('detachLater'), fc.integer({ min: 1, max: 5000 })) },
-  { weight: 1, arbitrary: fc.oneof(hostileDesc, anyDesc, fc.constant(['u8', 0])) },
-);
 
 /** A stream case: which peer and protocol, how the protocol behaves, and the steps from outside. */
 export function streamCase({ kinds = ['plain', 'buffered'], throws = true, maxSteps = 12, maxBehaviours = 3 } = {}) {

@@ -12,6 +12,8 @@ const throwsUnprintable = (c) => c.behaviours?.some((b) => b.then[0] === 'throw'
 /** True when some description inside `x` (a case, or part of one) satisfies `pred`. */
 const has = (x, pred) => Array.isArray(x) ? pred(x) || x.some((y) => has(y, pred)) : x !== null && typeof x === 'object' && Object.values(x).some((y) => has(y, pred));
 const PROXIES = new Set(['proxyOfU8', 'revoked', 'throwingGetter']);
+/** Every buffer description of a stream case: the protocol's, and those of the protocols set later. */
+const bufferSpecs = (c) => [c.bufferSpec, ...(c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).filter((op) => op[0] === 'setProtocol').map((op) => op[1])].filter(Boolean);
 const calls = (c, fn) => (c.calls ?? []).filter((k) => k.fn === fn);
 
 export const KNOWN = [
@@ -84,7 +86,7 @@ export const KNOWN = [
     id: 'repro-13: detached getBuffer view',
     open: true,
     what: 'the getBuffer() view\'s ArrayBuffer is detached before bytes arrive: the chunk is dropped and the connection ends with connectionLost(null)',
-    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.bufferSpec[0] === 'detachLater',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).some((b) => b[0] === 'detachLater'),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['detachLater', 1], behaviours: [], steps: [['peerWrite', 1, 1]] } },
   },
   {
@@ -92,7 +94,7 @@ export const KNOWN = [
     open: true,
     what: 'getBuffer() returns a Proxy (of a Uint8Array, revoked, or with throwing traps): the library inspects it outside the protocol-call guard; connecting rejects, the transport is never closed, no exit',
     excludes: (scenario, c) =>
-      scenario === 'stream' && c.kind === 'buffered' && (PROXIES.has(c.bufferSpec[0]) || c.behaviours.some((b) => b.cb === 'getBuffer' && b.then[0] === 'return' && PROXIES.has(b.then[1][0]))),
+      scenario === 'stream' && c.kind === 'buffered' && (bufferSpecs(c).some((b) => PROXIES.has(b[0])) || c.behaviours.some((b) => b.cb === 'getBuffer' && b.then[0] === 'return' && PROXIES.has(b.then[1][0]))),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['proxyOfU8'], behaviours: [], steps: [['peerWrite', 10, 1]] } },
   },
   {
@@ -143,7 +145,7 @@ export const KNOWN = [
     id: 'repro-09: pauseReading in bufferUpdated (copy path)',
     open: true,
     what: 'pauseReading() inside bufferUpdated on the copy path (a plain Uint8Array from getBuffer) lets the rest of the chunk through in more bufferUpdated calls',
-    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && !['alloc', 'sab'].includes(c.bufferSpec[0]) && c.behaviours.some((b) => b.cb === 'bufferUpdated' && b.ops.some((op) => op[0] === 'pause')),
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).some((b) => !['alloc', 'sab'].includes(b[0])) && c.behaviours.some((b) => b.cb === 'bufferUpdated' && b.ops.some((op) => op[0] === 'pause')),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['u8', 1], behaviours: [{ cb: 'bufferUpdated', nth: 0, ops: [['pause']], then: ['none'] }], steps: [['peerWrite', 2, 1]] } },
   },
   {
@@ -152,6 +154,13 @@ export const KNOWN = [
     what: 'found by the fuzzer: a pipe WriteTransport (connectWritePipe, a subprocess\'s stdin) throws "Cannot call write() after writeEof()" on write() after close() (the user never called writeEof); the API says a write after close() is dropped, as stream transports do and asyncio does',
     excludes: (scenario, c) => scenario === 'subprocess' && has(c, (d) => d[0] === 'close') && has(c, (d) => d[0] === 'write'),
     example: { scenario: 'subprocess', case: { program: 'cat', shape: 'class', handler: 'recording', handlerThrows: ['null'], behaviours: [], steps: [['close'], ['write', 10, 1]] } },
+  },
+  {
+    id: 'new: setProtocol calls getBuffer inside itself',
+    open: true,
+    what: 'found by the fuzzer (threads reactor): StreamTransport.setProtocol(p) calls p.getBuffer() synchronously, inside setProtocol (asyncio never runs a protocol callback inside a transport call); a BufferedProtocol that switches protocols from getBuffer recurses until setProtocol throws RangeError "Maximum call stack size exceeded"',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.behaviours.some((b) => b.cb === 'getBuffer' && b.ops.some((op) => op[0] === 'setProtocol')),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['alloc', 1], behaviours: [{ cb: 'getBuffer', nth: 0, ops: [['setProtocol', ['alloc', 1]]], then: ['none'] }], steps: [] } },
   },
 ];
 

@@ -124,42 +124,49 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
       behave('connectionLost', n);
     },
   };
-  if (kind === 'buffered') {
-    delete methods.dataReceived;
-    methods.getBuffer = function getBuffer(sizehint) {
-      const n = enter('getBuffer');
-      // (getBuffer while paused is allowed: protoloop asks for the next buffer in advance, to lend it)
-      if (s.eof) violation('getBuffer after eofReceived');
-      if (!Number.isInteger(sizehint)) violation(`getBuffer(${show(sizehint)}): the size hint is not an integer`);
-      const r = behave('getBuffer', n);
-      s.buffer = r ? r.value : makeBuffer(pl, bufferSpec);
-      return s.buffer;
-    };
-    methods.bufferUpdated = function bufferUpdated(nbytes) {
-      const n = enter('bufferUpdated');
-      if (s.eof) violation('bufferUpdated after eofReceived');
-      if (s.paused) violation('bufferUpdated while reading is paused');
-      if (s.closedByUs) violation(`bufferUpdated after ${s.closedByUs}()`);
-      let len = -1;
-      try {
-        len = s.buffer.length;
-      } catch {
-        // a buffer whose length cannot be read never gets this far (the transport must fail first)
-      }
-      if (!Number.isInteger(nbytes) || nbytes <= 0 || nbytes > len) violation(`bufferUpdated(${show(nbytes)}) for a buffer of ${len} bytes`);
-      else s.chunks.push(Buffer.from(s.buffer.subarray(0, nbytes)));
-      behave('bufferUpdated', n);
-    };
-  }
-
-  let protocol;
-  if (shape === 'plain') protocol = { ...methods };
-  else if (shape === 'nullproto') protocol = Object.assign(Object.create(null), methods);
-  else {
+  /**
+   * A protocol object over the shared record `s`; every object has its own last buffer, since
+   * bufferUpdated(n) is about the buffer that object's getBuffer() handed out.
+   */
+  function build(spec) {
+    const own = { ...methods };
+    let buffer = null;
+    if (kind === 'buffered') {
+      delete own.dataReceived;
+      own.getBuffer = function getBuffer(sizehint) {
+        const n = enter('getBuffer');
+        // (getBuffer while paused is allowed: protoloop asks for the next buffer in advance, to lend it)
+        if (s.eof) violation('getBuffer after eofReceived');
+        if (!Number.isInteger(sizehint)) violation(`getBuffer(${show(sizehint)}): the size hint is not an integer`);
+        const r = behave('getBuffer', n);
+        buffer = r ? r.value : makeBuffer(pl, spec);
+        return buffer;
+      };
+      own.bufferUpdated = function bufferUpdated(nbytes) {
+        const n = enter('bufferUpdated');
+        if (s.eof) violation('bufferUpdated after eofReceived');
+        if (s.paused) violation('bufferUpdated while reading is paused');
+        if (s.closedByUs) violation(`bufferUpdated after ${s.closedByUs}()`);
+        if (buffer === null) violation('bufferUpdated on a protocol whose getBuffer() was never called');
+        let len = -1;
+        try {
+          len = buffer.length;
+        } catch {
+          // a buffer whose length cannot be read never gets this far (the transport must fail first)
+        }
+        if (!Number.isInteger(nbytes) || nbytes <= 0 || nbytes > len) violation(`bufferUpdated(${show(nbytes)}) for a buffer of ${len} bytes`);
+        else s.chunks.push(Buffer.from(buffer.subarray(0, nbytes)));
+        behave('bufferUpdated', n);
+      };
+    }
+    if (shape === 'plain') return own;
+    if (shape === 'nullproto') return Object.assign(Object.create(null), own);
     const Base = kind === 'buffered' ? pl.BufferedProtocol : pl.Protocol;
-    protocol = new (class Subject extends Base {})();
-    Object.assign(protocol, methods);
+    return Object.assign(new (class Subject extends Base {})(), own);
   }
+  const protocol = build(bufferSpec);
+  /** Another protocol object for setProtocol(): the same record, a buffer of `spec`. */
+  s.another = (spec) => build(spec);
   s.protocol = protocol;
   return s;
 }

@@ -129,6 +129,10 @@ export async function stream(c, ctx) {
         s.closedByUs = 'abort';
         call('abort()', where, () => t.abort(), false);
         return;
+      case 'setProtocol':
+        // A protocol upgrade: events go to another object (of the same record) from the next one on.
+        call('setProtocol()', where, () => t.setProtocol(s.another(op[1] ?? c.bufferSpec)), false);
+        return;
       case 'limits': {
         const h = materialize(op[1]);
         const l = materialize(op[2]);
