@@ -162,6 +162,13 @@ export const KNOWN = [
     excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.behaviours.some((b) => b.cb === 'getBuffer' && b.ops.some((op) => op[0] === 'setProtocol')),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['alloc', 1], behaviours: [{ cb: 'getBuffer', nth: 0, ops: [['setProtocol', ['alloc', 1]]], then: ['none'] }], steps: [] } },
   },
+  {
+    id: 'repro-08: adopting an owned descriptor closes it',
+    open: true,
+    what: 'handing a descriptor a live transport owns to createConnection({ sock }), connectAcceptedSocket, connectReadPipe/connectWritePipe, createServer({ sock }) or createDatagramEndpoint({ sock }) fails with EEXIST, yet closes it',
+    excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'ctx' && d[1] === 'transportFd'),
+    example: { scenario: 'args', case: { calls: [{ fn: 'connectAcceptedSocket', args: [['pf', 'ok', 'stream'], ['ctx', 'transportFd'], ['lit', {}]] }] } },
+  },
 ];
 
 /** The open known defect that explains case `c` of `scenario`, or null. */

@@ -97,8 +97,12 @@ export async function args(c, ctx) {
         closeSync(fd);
         return (env.closedFd = fd);
       }
-      case 'transportFd':
-        return (env.transportFd = (await need('transport')).getExtraInfo('socket').fd);
+      case 'transportFd': {
+        // The live transport's own descriptor: nobody else may take it, and a refusal must not close it.
+        const fd = (await need('transport')).getExtraInfo('socket').fd;
+        fdTargets.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+        return (env.transportFd = fd);
+      }
       case 'unixPath':
         return (env.unixPath = join(dir, `s${Math.random().toString(36).slice(2)}`));
       default:
@@ -255,6 +259,7 @@ export async function args(c, ctx) {
       result = settled.v;
     }
     if (ADOPTERS.has(fn)) for (const fd of given) adopted.add(fd);
+    if (ADOPTERS.has(fn) && given.includes(env.transportFd)) ctx.fail(`${what} took descriptor ${env.transportFd}, which a live transport owns`);
     keep(result, what);
   }
 
