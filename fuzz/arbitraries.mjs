@@ -231,3 +231,29 @@ export const loopCase = fc.record({
     { maxLength: 14 },
   ),
 });
+
+// ---- pipe cases ----
+
+const pipeOp = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.constant('write'), size, seed) },
+  { weight: 3, arbitrary: fc.constantFrom(['pause'], ['resume']) },
+  { weight: 1, arbitrary: fc.constantFrom(['writeEof'], ['close'], ['abort']) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
+  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+);
+export const pipeCase = fc.record({
+  direction: fc.constantFrom('read', 'write'),
+  shape: fc.constantFrom('class', 'plain', 'nullproto'),
+  handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
+  handlerThrows: thrownDesc,
+  behaviours: fc.array(behaviour(PLAIN_CALLBACKS, true).map((b) => b), { maxLength: 3 }),
+  steps: fc.array(
+    fc.oneof(
+      { weight: 5, arbitrary: pipeOp },
+      { weight: 4, arbitrary: fc.tuple(fc.constant('peerWrite'), size, seed) },
+      { weight: 1, arbitrary: fc.constant(['peerEnd']) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) },
+    ),
+    { maxLength: 12 },
+  ),
+});

@@ -1,7 +1,7 @@
 // The fuzzer's properties: each generates cases for one scenario and runs every case in a child process
 // (fuzz/runner.mjs). `checkProperty` is what both `npm run fuzz` and __test__/fuzz.test.ts call.
 import fc from 'fast-check';
-import { argsCase, datagramCase, loopCase, streamCase, subprocessCase } from './arbitraries.mjs';
+import { argsCase, datagramCase, loopCase, pipeCase, streamCase, subprocessCase } from './arbitraries.mjs';
 import { excludedBy } from './known.mjs';
 import { runCase, stderrTail } from './runner.mjs';
 
@@ -17,6 +17,8 @@ export const properties = [
   { name: 'buffered', scenario: 'stream', arbitrary: streamCase({ kinds: ['buffered'], throws: true, maxSteps: 10, maxBehaviours: 3 }), runs: 25 },
   // Datagram endpoints (UDP, AF_UNIX) against Node's dgram and protoloop's own endpoints.
   { name: 'datagram', scenario: 'datagram', arbitrary: datagramCase, runs: 25 },
+  // Pipe transports over FIFOs, the other end a Node socket (a writer, or a reader that may go away).
+  { name: 'pipe', scenario: 'pipe', arbitrary: pipeCase, runs: 20 },
   // Child processes with pipes: stdin writes and EOF, paused output, signals, throwing callbacks.
   { name: 'subprocess', scenario: 'subprocess', arbitrary: subprocessCase, runs: 20 },
   // The loop: callSoon and Futures with callbacks that throw or return anything, in any order.

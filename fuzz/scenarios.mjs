@@ -2,7 +2,8 @@
 import { args } from './scenarios/args.mjs';
 import { datagram } from './scenarios/datagram.mjs';
 import { loop } from './scenarios/loop.mjs';
+import { pipe } from './scenarios/pipe.mjs';
 import { stream } from './scenarios/stream.mjs';
 import { subprocess } from './scenarios/subprocess.mjs';
 
-export const scenarios = { args, datagram, loop, stream, subprocess };
+export const scenarios = { args, datagram, loop, pipe, stream, subprocess };
