@@ -19,7 +19,7 @@ const calls = (c, fn) => (c.calls ?? []).filter((k) => k.fn === fn);
 export const KNOWN = [
   {
     id: 'repro-03/04/06: unprintable thrown value',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'a protocol callback throws a value String() cannot convert: the library throws inside its error path (crash from the held-events path, no exit after connectionLost, no close after connectionMade)',
     excludes: (scenario, c) => throwsUnprintable(c),
     example: {
@@ -29,7 +29,7 @@ export const KNOWN = [
   },
   {
     id: 'nan-message',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: a NaN where an integer is expected says "must be a number. Received number"',
     excludes: (scenario, c) =>
       (scenario === 'args' && has(c, (d) => d[0] === 'num' && d[1] === 'NaN')) ||
@@ -38,14 +38,14 @@ export const KNOWN = [
   },
   {
     id: 'devnull-eperm',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: connectReadPipe/connectWritePipe on /dev/null is refused with EPERM (syscall "open") and closes the caller\'s descriptor',
     excludes: (scenario, c) => scenario === 'args' && [...calls(c, 'connectReadPipe'), ...calls(c, 'connectWritePipe')].some((k) => has(k, (d) => d[0] === 'ctx' && d[1] === 'devnull')),
     example: { scenario: 'args', case: { calls: [{ fn: 'connectReadPipe', args: [['pf', 'ok', 'stream'], ['ctx', 'devnull']] }] } },
   },
   {
     id: 'factory-result-unchecked',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: subprocessExec, connectReadPipe (and connectWritePipe) accept a protocol factory that returns 5',
     excludes: (scenario, c) => scenario === 'args' && ['subprocessExec', 'subprocessShell', 'connectReadPipe', 'connectWritePipe'].some((fn) => calls(c, fn).some((k) => k.args[0]?.[0] === 'pf' && k.args[0][1] === 'returns')),
     example: { scenario: 'args', case: { calls: [{ fn: 'connectWritePipe', args: [['pf', 'returns', 'stream', ['num', '5']], ['ctx', 'sockA']] }] } },
@@ -59,7 +59,7 @@ export const KNOWN = [
   },
   {
     id: 'repro-14: prototype keys (and unconvertible keys)',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'getExtraInfo and sendSignal look names up in plain objects: Object.prototype members (constructor, __proto__, hasOwnProperty, toString...) are found',
     excludes: (scenario, c) =>
       has(c, (d) => d[0] === 'str' && PROTOTYPE_KEYS.includes(d[1])) ||
@@ -70,28 +70,28 @@ export const KNOWN = [
   },
   {
     id: 'new: protocol whose property reads throw',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: a protocol object whose property reads throw (setProtocol(revoked Proxy), or a factory returning one) makes _callProtocol throw outside its guard (the method lookup p?.[method] precedes the try): "internal error while dispatching an event", release() is skipped and the process never exits',
     excludes: (scenario, c) => scenario === 'args' && (c.calls ?? []).some((k) => (k.fn === 'setProtocol' && has(k, (d) => d[0] === 'revoked' || d[0] === 'throwingGetter')) || (k.args[0]?.[0] === 'pf' && k.args[0][1] === 'returns' && (k.args[0][3][0] === 'revoked' || k.args[0][3][0] === 'throwingGetter'))),
     example: { scenario: 'args', case: { calls: [{ fn: 'setProtocol', args: [['revoked']] }] } },
   },
   {
     id: 'repro-01/02: huge durations',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'a finite but huge happyEyeballsDelayMs, sslHandshakeTimeoutMs or sslShutdownTimeoutMs passes validation and a Rust panic (Duration::from_secs_f64) aborts the process',
     excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'opts' && d[1].some(([k, v]) => /Ms$/.test(k) && v[0] === 'num' && Number.isFinite(Number(v[1])) && Number(v[1]) > 1e15)),
     example: { scenario: 'args', case: { calls: [{ fn: 'createConnection', args: [['pf', 'ok', 'stream'], ['lit', '127.0.0.1'], ['ctx', 'port'], ['opts', [['happyEyeballsDelayMs', ['num', '1e308']]]]] }] } },
   },
   {
     id: 'repro-13: detached getBuffer view',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'the getBuffer() view\'s ArrayBuffer is detached before bytes arrive: the chunk is dropped and the connection ends with connectionLost(null)',
     excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).some((b) => b[0] === 'detachLater'),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['detachLater', 1], behaviours: [], steps: [['peerWrite', 1, 1]] } },
   },
   {
     id: 'repro-07: getBuffer returns a Proxy',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'getBuffer() returns a Proxy (of a Uint8Array, revoked, or with throwing traps): the library inspects it outside the protocol-call guard; connecting rejects, the transport is never closed, no exit',
     excludes: (scenario, c) =>
       scenario === 'stream' && c.kind === 'buffered' && (bufferSpecs(c).some((b) => PROXIES.has(b[0])) || c.behaviours.some((b) => b.cb === 'getBuffer' && b.then[0] === 'return' && PROXIES.has(b.then[1][0]))),
@@ -99,7 +99,7 @@ export const KNOWN = [
   },
   {
     id: 'new: exception handler throws an unprintable value',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: a custom exception handler (setExceptionHandler) that throws a value String() or instanceof cannot handle: callExceptionHandler passes it to the default handler, which throws inside the library (connecting rejects with that value, the transport is left open)',
     excludes: (scenario, c) => c.handler === 'throwing' && unprintable(c.handlerThrows),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'throwing', handlerThrows: ['throwingGetter'], bufferSpec: ['nullproto'], behaviours: [], steps: [] } },
@@ -115,21 +115,21 @@ export const KNOWN = [
   },
   {
     id: 'unix-datagram-nul',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: an AF_UNIX datagram path with an interior NUL is accepted and silently truncated',
     excludes: (scenario, c) => scenario === 'datagram' && c.peer === 'unix' && has(c, (d) => (d[0] === 'str' || d[0] === 'lit') && typeof d[1] === 'string' && d[1].indexOf('\0') > 0),
     example: { scenario: 'datagram', case: { peer: 'unix', connected: false, shape: 'class', handler: 'recording', handlerThrows: ['error', 'boom'], behaviours: [], steps: [['sendto', 10, 1, ['lit', 'a\0b']]] } },
   },
   {
     id: 'pipe-setprotocol-detaches',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: subprocess.getPipeTransport(n).setProtocol(x) detaches that pipe from its SubprocessTransport, which never finishes (no connectionLost, no exit)',
     excludes: (scenario, c) => scenario === 'subprocess' && (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'setPipeProtocol'),
     example: { scenario: 'subprocess', case: { program: 'cat', shape: 'class', handler: 'recording', handlerThrows: ['null'], behaviours: [], steps: [['setPipeProtocol', 0]] } },
   },
   {
     id: 'done-callback-throw',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'README smaller list: a Future.addDoneCallback callback that throws crashes the process (uncaught); asyncio sends it to the exception handler, as callSoon does',
     excludes: (scenario, c) => scenario === 'loop' && c.ops.some((op) => op[0] === 'addDoneCallback' && op[2][0] === 'throw'),
     example: { scenario: 'loop', case: { handler: 'recording', ops: [['addDoneCallback', 0, ['throw', ['error', 'boom']]]] } },
@@ -143,7 +143,7 @@ export const KNOWN = [
   },
   {
     id: 'repro-09: pauseReading in bufferUpdated (copy path)',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'pauseReading() inside bufferUpdated on the copy path (a plain Uint8Array from getBuffer) lets the rest of the chunk through in more bufferUpdated calls',
     excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).some((b) => !['alloc', 'sab'].includes(b[0])) && c.behaviours.some((b) => b.cb === 'bufferUpdated' && b.ops.some((op) => op[0] === 'pause')),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['u8', 1], behaviours: [{ cb: 'bufferUpdated', nth: 0, ops: [['pause']], then: ['none'] }], steps: [['peerWrite', 2, 1]] } },
@@ -164,7 +164,7 @@ export const KNOWN = [
   },
   {
     id: 'repro-08: adopting an owned descriptor closes it',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'handing a descriptor a live transport owns to createConnection({ sock }), connectAcceptedSocket, connectReadPipe/connectWritePipe, createServer({ sock }) or createDatagramEndpoint({ sock }) fails with EEXIST, yet closes it',
     excludes: (scenario, c) => scenario === 'args' && has(c, (d) => d[0] === 'ctx' && d[1] === 'transportFd'),
     example: { scenario: 'args', case: { calls: [{ fn: 'connectAcceptedSocket', args: [['pf', 'ok', 'stream'], ['ctx', 'transportFd'], ['lit', {}]] }] } },
