@@ -12,7 +12,7 @@ export async function subprocess(c, ctx) {
   const { pl } = ctx;
   const handlerLog = [];
   installHandler(pl, c.handler, c.handlerThrows, handlerLog);
-  const s = { calls: [], made: false, lost: false, lostExc: undefined, exited: false, pipesLost: new Set(), paused: new Set(), thrown: [], out: [], behaving: true, killed: false, stdinEof: false, detached: new Set() };
+  const s = { calls: [], made: false, lost: false, lostExc: undefined, exited: false, pipesLost: new Set(), paused: new Set(), thrown: [], out: [], behaving: true, killed: false, stdinEof: false, detached: new Set(), opened: new Set() };
   const accepted = [];
   let t = null;
   const run = {
