@@ -257,3 +257,12 @@ export const pipeCase = fc.record({
     { maxLength: 12 },
   ),
 });
+
+// ---- worker cases ----
+
+export const workerCase = fc.record({
+  uses: fc.array(fc.constantFrom('connect', 'server', 'subprocess', 'datagram', 'buffered'), { minLength: 1, maxLength: 3 }),
+  flow: fc.boolean(),
+  end: fc.constantFrom('terminate', 'return', 'exit'),
+  delayMs: fc.integer({ min: 0, max: 50 }),
+});

@@ -174,6 +174,13 @@ export const KNOWN = [
       (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => op[0] === 'extra' && (unprintable(op[1]) || PROXIES.has(op[1][0]))),
     example: { scenario: 'args', case: { calls: [{ fn: 'getExtraInfo', args: [['nullproto']] }] } },
   },
+  {
+    id: 'new: getBuffer after eofReceived',
+    open: true,
+    what: 'found by the fuzzer: on a half-open stream (eofReceived returned true), setProtocol(another BufferedProtocol) (from a protocol that received into a plain Uint8Array to one with an allocBuffer) makes the transport call the new protocol\'s getBuffer(), though no byte can come after EOF (asyncio never calls get_buffer after eof_received)',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).length > 1 && c.behaviours.some((b) => b.cb === 'eofReceived' && b.then[0] === 'return'),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['u8', 1], behaviours: [{ cb: 'eofReceived', nth: 0, ops: [], then: ['return', ['true']] }], steps: [['peerEnd'], ['wait', 20], ['setProtocol', ['alloc', 1]]] } },
+  },
 ];
 
 /** The open known defect that explains case `c` of `scenario`, or null. */

@@ -1,7 +1,7 @@
 // The fuzzer's properties: each generates cases for one scenario and runs every case in a child process
 // (fuzz/runner.mjs). `checkProperty` is what both `npm run fuzz` and __test__/fuzz.test.ts call.
 import fc from 'fast-check';
-import { argsCase, datagramCase, loopCase, pipeCase, streamCase, subprocessCase } from './arbitraries.mjs';
+import { argsCase, datagramCase, loopCase, pipeCase, streamCase, subprocessCase, workerCase } from './arbitraries.mjs';
 import { excludedBy } from './known.mjs';
 import { runCase, stderrTail } from './runner.mjs';
 
@@ -23,6 +23,8 @@ export const properties = [
   { name: 'subprocess', scenario: 'subprocess', arbitrary: subprocessCase, runs: 20 },
   // The loop: callSoon and Futures with callbacks that throw or return anything, in any order.
   { name: 'loop', scenario: 'loop', arbitrary: loopCase, runs: 30 },
+  // Worker threads that use protoloop and then end (terminated, returning, process.exit()).
+  { name: 'worker', scenario: 'worker', arbitrary: workerCase, runs: 10 },
 ];
 
 /**

@@ -5,5 +5,6 @@ import { loop } from './scenarios/loop.mjs';
 import { pipe } from './scenarios/pipe.mjs';
 import { stream } from './scenarios/stream.mjs';
 import { subprocess } from './scenarios/subprocess.mjs';
+import { worker } from './scenarios/worker.mjs';
 
-export const scenarios = { args, datagram, loop, pipe, stream, subprocess };
+export const scenarios = { args, datagram, loop, pipe, stream, subprocess, worker };
