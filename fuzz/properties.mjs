@@ -8,23 +8,23 @@ import { runCase, stderrTail } from './runner.mjs';
 /** name, the scenario it runs, its cases, and the number of runs of the default (CI) budget. */
 export const properties = [
   // Every export and transport method with generated arguments.
-  { name: 'arguments', scenario: 'args', arbitrary: argsCase, runs: 40 },
+  { name: 'arguments', scenario: 'args', arbitrary: argsCase, runs: 30 },
   // Protocol callbacks that throw anything, return anything, and re-enter the transport.
-  { name: 'stream-callbacks', scenario: 'stream', arbitrary: streamCase({ kinds: ['plain'], throws: true, maxSteps: 6, maxBehaviours: 3 }), runs: 25 },
+  { name: 'stream-callbacks', scenario: 'stream', arbitrary: streamCase({ kinds: ['plain'], throws: true, maxSteps: 6, maxBehaviours: 3 }), runs: 20 },
   // Call sequences over a connection (write, pause, resume, writeEof, close, abort, limits, the peer's side).
-  { name: 'stream-sequence', scenario: 'stream', arbitrary: streamCase({ throws: false, maxSteps: 20, maxBehaviours: 2 }), runs: 25 },
+  { name: 'stream-sequence', scenario: 'stream', arbitrary: streamCase({ throws: false, maxSteps: 20, maxBehaviours: 2 }), runs: 20 },
   // BufferedProtocol: what getBuffer() returns, and pausing or throwing around bufferUpdated.
-  { name: 'buffered', scenario: 'stream', arbitrary: streamCase({ kinds: ['buffered'], throws: true, maxSteps: 10, maxBehaviours: 3 }), runs: 25 },
+  { name: 'buffered', scenario: 'stream', arbitrary: streamCase({ kinds: ['buffered'], throws: true, maxSteps: 10, maxBehaviours: 3 }), runs: 20 },
   // Datagram endpoints (UDP, AF_UNIX) against Node's dgram and protoloop's own endpoints.
-  { name: 'datagram', scenario: 'datagram', arbitrary: datagramCase, runs: 25 },
+  { name: 'datagram', scenario: 'datagram', arbitrary: datagramCase, runs: 20 },
   // Pipe transports over FIFOs, the other end a Node socket (a writer, or a reader that may go away).
-  { name: 'pipe', scenario: 'pipe', arbitrary: pipeCase, runs: 20 },
+  { name: 'pipe', scenario: 'pipe', arbitrary: pipeCase, runs: 15 },
   // Child processes with pipes: stdin writes and EOF, paused output, signals, throwing callbacks.
-  { name: 'subprocess', scenario: 'subprocess', arbitrary: subprocessCase, runs: 20 },
+  { name: 'subprocess', scenario: 'subprocess', arbitrary: subprocessCase, runs: 15 },
   // The loop: callSoon and Futures with callbacks that throw or return anything, in any order.
-  { name: 'loop', scenario: 'loop', arbitrary: loopCase, runs: 30 },
+  { name: 'loop', scenario: 'loop', arbitrary: loopCase, runs: 20 },
   // Worker threads that use protoloop and then end (terminated, returning, process.exit()).
-  { name: 'worker', scenario: 'worker', arbitrary: workerCase, runs: 10 },
+  { name: 'worker', scenario: 'worker', arbitrary: workerCase, runs: 8 },
 ];
 
 /**
