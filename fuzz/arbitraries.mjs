@@ -246,7 +246,7 @@ export const pipeCase = fc.record({
   shape: fc.constantFrom('class', 'plain', 'nullproto'),
   handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
   handlerThrows: thrownDesc,
-  behaviours: fc.array(behaviour(PLAIN_CALLBACKS, true).map((b) => b), { maxLength: 3 }),
+  behaviours: fc.array(behaviour(PLAIN_CALLBACKS, true), { maxLength: 3 }),
   steps: fc.array(
     fc.oneof(
       { weight: 5, arbitrary: pipeOp },
