@@ -138,14 +138,19 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
         // (getBuffer while paused is allowed: protoloop asks for the next buffer in advance, to lend it)
         if (s.eof) violation('getBuffer after eofReceived');
         if (!Number.isInteger(sizehint)) violation(`getBuffer(${show(sizehint)}): the size hint is not an integer`);
+        const pausedBefore = s.paused;
         const r = behave('getBuffer', n);
         buffer = r ? r.value : makeBuffer(pl, spec);
+        // Paused inside getBuffer: the read in progress still completes with its one bufferUpdated, as
+        // asyncio's get_buffer -> recv_into -> buffer_updated does.
+        s.fillInProgress = s.paused && !pausedBefore;
         return buffer;
       };
       own.bufferUpdated = function bufferUpdated(nbytes) {
         const n = enter('bufferUpdated');
         if (s.eof) violation('bufferUpdated after eofReceived');
-        if (s.paused) violation('bufferUpdated while reading is paused');
+        if (s.paused && !s.fillInProgress) violation('bufferUpdated while reading is paused');
+        s.fillInProgress = false;
         if (s.closedByUs) violation(`bufferUpdated after ${s.closedByUs}()`);
         if (buffer === null) violation('bufferUpdated on a protocol whose getBuffer() was never called');
         let len = -1;

@@ -237,7 +237,9 @@ export async function datagram(c, ctx) {
     // ---- datagrams ----
     if (!isSubsequence(s.got, peerSent)) ctx.fail(`datagrams received are not the peer's, in order (${s.got.length} received, ${peerSent.length} sent)`);
     else if (!threw && !s.closedByUs && s.got.length < peerSent.length) ctx.fail(`${peerSent.length - s.got.length} of the peer's ${peerSent.length} datagrams never arrived (loopback), though reading was resumed`);
-    await ctx.waitFor(() => peer.got.length >= accepted.length, 1000);
+    // An empty datagram (empty or detached data) may be sent or skipped (asyncio 3.12 skips it, 3.13 sends it).
+    await ctx.waitFor(() => peer.got.filter((b) => b.length > 0).length >= accepted.length, 1000);
+    peer.got = peer.got.filter((b) => b.length > 0);
     if (!isSubsequence(peer.got, accepted)) ctx.fail(`the peer received datagrams that were not sent (${peer.got.length} received, ${accepted.length} accepted)`);
     else if (peer.got.length < accepted.length && s.closedByUs !== 'abort' && !threw && s.lostExc === null)
       ctx.fail(`sendto() accepted ${accepted.length} datagrams, the peer received ${peer.got.length}, and no error was reported`);
