@@ -1,0 +1,38 @@
+// The fuzzer (fuzz/), within the fixed budget of the test suite: each property runs its default number
+// of cases (fuzz/properties.mjs) from a fixed seed, each case in a child process of its own, under the
+// reactor this run uses. A failure prints fast-check's report: the seed, the path, the shrunk case and
+// what broke; `npm run fuzz -- --property NAME --seed N --runs M` replays and widens it.
+// FUZZ_SEED=<n> runs other cases than CI's; `npm run fuzz` runs longer, from a random seed.
+import { describe, expect, it } from 'vitest';
+// @ts-ignore -- plain ES modules, shared with `npm run fuzz`
+import { KNOWN } from '../fuzz/known.mjs';
+// @ts-ignore
+import { checkProperty, properties } from '../fuzz/properties.mjs';
+// @ts-ignore
+import { runCase } from '../fuzz/runner.mjs';
+
+const seed = Number(process.env.FUZZ_SEED ?? 22);
+// CI runs the suite again under other Node versions (scripts/node-versions.mjs, a Node from .cache/node)
+// and over the portable build (test:portable): there every property runs a fifth of its cases, which
+// keeps the fuzzer's share of CI at a few minutes while each of those runs still fuzzes every property.
+const secondary = process.env.PROTOLOOP_NATIVE_LIBRARY_PATH !== undefined || process.execPath.includes('/.cache/node/');
+
+describe(`fuzz (seed ${seed})`, () => {
+  for (const prop of properties) {
+    const runs = secondary ? Math.ceil(prop.runs / 5) : prop.runs;
+    it(`${prop.name}: ${runs} cases`, async () => {
+      await checkProperty(prop, { seed, runs, shrinkMs: 30_000 });
+    }, 300_000);
+  }
+});
+
+// The shrunk case of each defect the fuzzer found: skipped while its fix is under way (open: true in
+// fuzz/known.mjs), a regression test once it is closed.
+describe('defects the fuzzer found', () => {
+  for (const k of KNOWN) {
+    it.skipIf(k.open)(`${k.id}: ${k.what}`, async () => {
+      const r = await runCase(k.example.scenario, k.example.case);
+      expect(r.problems).toEqual([]);
+    }, 30_000);
+  }
+});
