@@ -254,6 +254,19 @@ pub(crate) fn timeout<F: Future>(d: Duration, f: F) -> tokio::time::Timeout<F> {
     tokio::time::timeout(d, f)
 }
 
+/// Makes a descriptor non-blocking, as the reactor needs it.
+pub(crate) fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
+    socket2::SockRef::from(fd).set_nonblocking(true)
+}
+
+/// Registers a descriptor-owning value with the current reactor.
+pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T, interest: tokio::io::Interest) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: `T` is `OwnedFd` or `socket2::Socket`: each owns its descriptor, always reports the same
+    // one, and closes it only when dropped, which the `AsyncFd` holding it decides.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }.map_err(|e| e.into())
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

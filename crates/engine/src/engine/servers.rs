@@ -1,0 +1,41 @@
+//! The engine's listening sockets: binding, serving a descriptor handed over, closing.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use crate::{adopt, server, Engine, ListenOptions, Refused, Server};
+
+impl Engine {
+    /// The listening server `id`, if there is one.
+    pub fn server(&self, id: u32) -> Option<Arc<Server>> {
+        self.core.servers.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Binds and listens on `hosts` (none: every interface). Serving starts with `start_serving`.
+    pub fn listen(&self, hosts: &[String], port: u16, opts: &ListenOptions) -> io::Result<u32> {
+        let addrs = server::bind_addresses(hosts, port, opts.family)?;
+        let id = self.core.next_id();
+        Server::bind(&self.core, id, &addrs, opts)?;
+        Ok(id)
+    }
+
+    /// Serves on a listening socket the caller hands over. Refused, the descriptor is left open.
+    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> Result<u32, Refused> {
+        let fd = adopt::Handover::new(&self.core, fd)?;
+        fd.set_nonblocking()?;
+        let listener = fd.register(&self.core, tokio::io::Interest::READABLE)?;
+        let id = self.core.next_id();
+        Server::from_listeners(&self.core, id, vec![Arc::new(listener)], keep_alive);
+        Ok(id)
+    }
+
+    /// Stops server `id` listening (asyncio's `Server.close`); its accepted connections stay open.
+    pub fn close_server(&self, id: u32) {
+        if let Some(s) = self.server(id) {
+            s.close(&self.core);
+        }
+        // Closed by its host, which removes the file itself if it wants to (`remove_at_teardown`).
+        self.core.socket_files.lock().unwrap().remove(&id);
+    }
+}
