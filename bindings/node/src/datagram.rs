@@ -6,7 +6,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use protoloop_engine::datagram::{Dest, Endpoint, Sent};
-use protoloop_engine::{Datagram, DatagramOptions};
+use protoloop_engine::{Datagram, DatagramOptions, Transport};
 
 use crate::socket::{to_address, Address};
 use crate::{engine, neg_errno};

@@ -5,7 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use protoloop_engine::stream::ForwardRefused;
-use protoloop_engine::{ConnectOptions, FdKind, Stream};
+use protoloop_engine::{ConnectOptions, FdKind, Stream, Transport};
 
 use crate::{engine, neg_errno};
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use protoloop_engine::{ConnectOptions, TlsConn, TlsContext, TlsOptions};
+use protoloop_engine::{ConnectOptions, TlsConn, TlsContext, TlsOptions, Transport};
 
 use crate::engine;
 

@@ -87,6 +87,7 @@ impl AsFd for Handover {
 
 #[cfg(test)]
 mod tests {
+    use crate::Transport;
     use crate::{Engine, FdKind, PipeEnd};
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 

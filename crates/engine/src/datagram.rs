@@ -22,10 +22,11 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::Notify;
 
 use crate::connect::{resolve, ConnectError};
 use crate::events::{Batch, Kind, Syscall};
+use crate::lifecycle::{Lifecycle, Transport};
+use crate::registry::Handle;
 use crate::stream::errno_of;
 use crate::Core;
 
@@ -108,23 +109,18 @@ struct WriteState {
 }
 
 pub struct Datagram {
-    pub id: u32,
+    /// Id, core, closed flag, stop signal, read pause: what every transport has.
+    pub life: Lifecycle,
     /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
     pub domain: i32,
     fd: AsyncFd<OwnedFd>,
-    core: Arc<Core>,
     /// Where `Dest::Default` goes when the socket is not connected (`allow_broadcast` with a remote).
     remote: Option<SockAddr>,
     connected: bool,
     write: Mutex<WriteState>,
-    closed: AtomicBool,
-    /// `close` was called: the reader stops while queued datagrams still go out.
+    /// `close` was called: the reader stops while queued datagrams still go out (the lifecycle's
+    /// `stop` wakes it).
     reading_stopped: AtomicBool,
-    /// `pause_reading`: the reader waits for `read_wake` before its next receive.
-    read_paused: AtomicBool,
-    read_wake: Notify,
-    /// Wakes the tasks when `closed` or `reading_stopped` is set.
-    stop: Notify,
 }
 
 /// What an endpoint's descriptor is registered for.
@@ -159,20 +155,15 @@ impl Datagram {
     pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, place: Place, remote: Option<SockAddr>) -> Arc<Datagram> {
         let connected = place.peer.is_some();
         let d = Arc::new(Datagram {
-            id,
+            life: Lifecycle::new(core, id),
             domain: place.domain,
             fd,
-            core: core.clone(),
             remote: remote.or(place.peer),
             connected,
             write: Mutex::new(WriteState::default()),
-            closed: AtomicBool::new(false),
             reading_stopped: AtomicBool::new(false),
-            read_paused: AtomicBool::new(false),
-            read_wake: Notify::new(),
-            stop: Notify::new(),
         });
-        core.datagrams.lock().unwrap().insert(id, d.clone());
+        core.register(id, Handle::Datagram(d.clone()));
         d
     }
 
@@ -180,17 +171,9 @@ impl Datagram {
         self.core.handle.spawn(self.clone().read_loop());
     }
 
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.get_ref().as_raw_fd()
-    }
-
     /// The address datagrams go to when `sendto` names none (connected peer or broadcast target).
     pub fn remote(&self) -> Option<&SockAddr> {
         self.remote.as_ref()
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Buffer units (bytes plus [`HEADER_SIZE`] each) accepted but not yet taken by the kernel.
@@ -461,9 +444,19 @@ impl Datagram {
         }
         true
     }
+}
+
+impl Transport for Datagram {
+    fn life(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
 
     /// Stops receiving, sends what is queued, then finishes (asyncio's `close`).
-    pub fn close(&self) {
+    fn close(&self) {
         let mut st = self.write.lock().unwrap();
         if st.closing || self.is_closed() {
             return;
@@ -473,46 +466,34 @@ impl Datagram {
         drop(st);
         // Receiving stops now, not after the flush: asyncio removes the reader at once.
         self.reading_stopped.store(true, Ordering::Release);
-        self.stop.notify_waiters();
+        self.life.stopped_now();
         if !flushing {
             self.finish(None, Syscall::None);
         }
     }
 
-    /// Stops receiving until [`Datagram::resume_reading`]; the kernel keeps (or drops) what arrives.
-    pub fn pause_reading(&self) {
-        self.read_paused.store(true, Ordering::Release);
-    }
-
-    pub fn resume_reading(&self) {
-        self.read_paused.store(false, Ordering::Release);
-        self.read_wake.notify_one();
-    }
-
-    /// Drops whatever is queued and finishes now (asyncio's `abort`).
-    pub fn abort(&self) {
-        self.finish(None, Syscall::None);
-    }
-
     /// Ends the endpoint exactly once: unregisters it, stops its tasks and reports
     /// [`Kind::DatagramClosed`]. The descriptor closes when the last task lets go of it.
-    pub(crate) fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+    fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
+        if !self.life.end() {
             return;
         }
-        self.core.datagrams.lock().unwrap().remove(&self.id);
         {
             let mut st = self.write.lock().unwrap();
             st.queue.clear();
             st.queued = 0;
         }
-        self.stop.notify_waiters();
+        self.life.stopped_now();
         let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
         self.core.queue.push(Kind::DatagramClosed, self.id, errno, syscall as u32);
     }
+}
 
-    async fn stopped(&self) {
-        crate::wait_until(&self.stop, || self.is_closed()).await
+/// A datagram endpoint is its lifecycle plus its send queue: its id, core, stop signal and closed flag read as its own.
+impl std::ops::Deref for Datagram {
+    type Target = Lifecycle;
+    fn deref(&self) -> &Lifecycle {
+        &self.life
     }
 }
 
@@ -611,7 +592,7 @@ impl Datagram {
 
     async fn read_loop(self: Arc<Self>) {
         loop {
-            if self.read_paused.load(Ordering::Acquire) {
+            if self.life.read_paused() {
                 tokio::select! {
                     _ = self.reading_halted() => return,
                     _ = self.read_wake.notified() => continue,

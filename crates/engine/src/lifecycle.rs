@@ -1,4 +1,114 @@
-//! What every transport's life shares.
+//! What every transport's life shares, whatever its kind: an id in its engine's registry, the
+//! "closed" flag that ends it exactly once, the signal that stops its tasks, and the switch that
+//! pauses its reader. Each kind embeds one [`Lifecycle`] and implements [`Transport`], so the host
+//! closes, aborts, pauses and resumes any transport through one set of calls.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::events::Syscall;
+use crate::Core;
+
+/// The life of one transport: open from [`Lifecycle::new`] until [`Lifecycle::end`].
+pub struct Lifecycle {
+    /// The transport's id in its engine's registry (one id space for every kind).
+    pub id: u32,
+    pub(crate) core: Arc<Core>,
+    closed: AtomicBool,
+    /// Wakes the transport's tasks when it ends (and, for a datagram endpoint, when reading stops).
+    pub(crate) stop: Notify,
+    /// `pause_reading`: the reader waits for `read_wake` before its next read.
+    read_paused: AtomicBool,
+    pub(crate) read_wake: Notify,
+}
+
+impl Lifecycle {
+    /// An open transport `id` of `core` (registered by its kind, which knows its entry).
+    pub(crate) fn new(core: &Arc<Core>, id: u32) -> Lifecycle {
+        Lifecycle {
+            id,
+            core: core.clone(),
+            closed: AtomicBool::new(false),
+            stop: Notify::new(),
+            read_paused: AtomicBool::new(false),
+            read_wake: Notify::new(),
+        }
+    }
+
+    /// Whether the transport has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Ends the transport: true the first time only, when it also leaves the registry. The caller then
+    /// lets go of its queues and calls [`Lifecycle::stopped_now`].
+    pub(crate) fn end(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.core.unregister(self.id);
+        true
+    }
+
+    /// Wakes every task waiting in [`Lifecycle::stopped`] (or on `stop`).
+    pub(crate) fn stopped_now(&self) {
+        self.stop.notify_waiters();
+    }
+
+    /// Resolves once the transport has ended.
+    pub(crate) async fn stopped(&self) {
+        wait_until(&self.stop, || self.is_closed()).await
+    }
+
+    /// Whether the reader is to wait for [`Lifecycle::resume_reading`].
+    pub(crate) fn read_paused(&self) -> bool {
+        self.read_paused.load(Ordering::Acquire)
+    }
+
+    /// Stops the reader before its next read.
+    pub fn pause_reading(&self) {
+        self.read_paused.store(true, Ordering::Release);
+    }
+
+    /// Lets the reader go on.
+    pub fn resume_reading(&self) {
+        self.read_paused.store(false, Ordering::Release);
+        self.read_wake.notify_one();
+    }
+}
+
+/// What the host does alike to every kind of transport, by id (see [`crate::Engine::transport`]).
+pub trait Transport: Send + Sync {
+    /// The transport's shared lifecycle.
+    fn life(&self) -> &Lifecycle;
+    /// The descriptor it reads and writes.
+    fn raw_fd(&self) -> RawFd;
+    /// asyncio's `close`: stops reading, sends what is queued, then ends.
+    fn close(&self);
+    /// Ends the transport exactly once (see [`Lifecycle::end`]): lets go of what is queued, stops its
+    /// tasks and reports `Closed` with `err`'s errno and the `syscall` that met it.
+    fn finish(&self, err: Option<io::Error>, syscall: Syscall);
+    /// asyncio's `abort`: drops whatever is queued and ends now.
+    fn abort(&self) {
+        self.finish(None, Syscall::None)
+    }
+    /// asyncio's `pause_reading`.
+    fn pause_reading(&self) {
+        self.life().pause_reading()
+    }
+    /// asyncio's `resume_reading`.
+    fn resume_reading(&self) {
+        self.life().resume_reading()
+    }
+    /// Whether the transport has ended.
+    fn is_closed(&self) -> bool {
+        self.life().is_closed()
+    }
+}
 
 /// Waits on `notify` until `done()` holds. The notification is armed before each check, so one sent
 /// between the check and the wait is not missed (the pattern every "stopped"/"room" wait needs).

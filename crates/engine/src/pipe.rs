@@ -90,6 +90,7 @@ impl Engine {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::Transport;
     use super::*;
     use crate::events::Kind;
     use std::time::{Duration, Instant};

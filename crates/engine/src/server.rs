@@ -111,7 +111,7 @@ impl Server {
         for l in &server.listeners {
             core.handle.spawn(server.clone().accept_loop(core.clone(), l.clone()));
         }
-        core.servers.lock().unwrap().insert(id, server.clone());
+        core.register(id, crate::registry::Handle::Server(server.clone()));
         server
     }
 
@@ -139,7 +139,7 @@ impl Server {
             return;
         }
         self.serving.send_replace(false);
-        core.servers.lock().unwrap().remove(&self.id);
+        core.unregister(self.id);
         // Stop listening now, as asyncio's close() does, not when the accept tasks get round to
         // dropping the sockets: on Linux, shutdown() of a listening socket refuses new connections
         // and resets the ones waiting in the backlog. The descriptors close with their tasks.

@@ -17,6 +17,8 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 
 use crate::events::{Kind, Syscall};
+use crate::lifecycle::{Lifecycle, Transport};
+use crate::registry::Handle;
 use crate::Core;
 
 /// Reads go into this much memory at a time; the same size asyncio and Node use.
@@ -109,17 +111,13 @@ pub struct Stats {
 }
 
 pub struct Stream {
-    pub id: u32,
+    /// Id, core, closed flag, stop signal, read pause: what every transport has.
+    pub life: Lifecycle,
     pub kind: FdKind,
     fd: AsyncFd<OwnedFd>,
-    core: Arc<Core>,
     write: Mutex<WriteState>,
     /// Reads happen under this lock, so switching modes or targets never races a read in progress.
     read: Mutex<ReadState>,
-    read_paused: AtomicBool,
-    read_wake: Notify,
-    closed: AtomicBool,
-    stop: Notify,
     /// Woken whenever the writer makes progress (and on finish): forwarders into this stream and
     /// `sendfile` wait on it for room.
     room: Notify,
@@ -170,23 +168,18 @@ impl Stream {
     /// [`Stream::start`] of a descriptor already registered (with [`interest`]).
     pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, kind: FdKind) -> Arc<Stream> {
         let stream = Arc::new(Stream {
-            id,
+            life: Lifecycle::new(core, id),
             kind,
             fd,
-            core: core.clone(),
             write: Mutex::new(WriteState::default()),
             read: Mutex::new(ReadState::default()),
-            read_paused: AtomicBool::new(false),
-            read_wake: Notify::new(),
-            closed: AtomicBool::new(false),
-            stop: Notify::new(),
             room: Notify::new(),
             forward: Mutex::new(None),
             stats: Stats::default(),
             detaching: AtomicBool::new(false),
             read_eof: AtomicBool::new(false),
         });
-        core.streams.lock().unwrap().insert(id, stream.clone());
+        core.register(id, Handle::Stream(stream.clone()));
         stream
     }
 
@@ -262,13 +255,12 @@ impl Stream {
                 return None;
             }
         };
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.life.end() {
             return None;
         }
         // As `finish`: no read can touch a lent target from here on, so the host may let it go.
         self.read.lock().unwrap().target = None;
-        self.core.streams.lock().unwrap().remove(&self.id);
-        self.stop.notify_waiters();
+        self.life.stopped_now();
         self.room.notify_waiters();
         Some(fd)
     }
@@ -289,14 +281,6 @@ impl Stream {
                 },
             }
         });
-    }
-
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.get_ref().as_raw_fd()
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Bytes accepted by [`Stream::write`] that the kernel has not taken yet.
@@ -490,66 +474,9 @@ impl Stream {
         }
     }
 
-    /// Stops reading, sends what is queued, then finishes the stream (asyncio's `close`).
-    pub fn close(&self) {
-        self.read_paused.store(true, Ordering::Release);
-        let mut st = self.write.lock().unwrap();
-        if st.closing || self.is_closed() {
-            return;
-        }
-        st.closing = true;
-        if !st.writer_running {
-            drop(st);
-            self.finish(None, Syscall::None);
-        }
-    }
-
-    /// Drops whatever is queued and finishes the stream now (asyncio's `abort`).
-    pub fn abort(&self) {
-        self.finish(None, Syscall::None);
-    }
-
-    pub fn pause_reading(&self) {
-        self.read_paused.store(true, Ordering::Release);
-    }
-
-    pub fn resume_reading(&self) {
-        if self.write.lock().unwrap().closing {
-            return;
-        }
-        self.read_paused.store(false, Ordering::Release);
-        self.read_wake.notify_one();
-    }
-
-    /// Ends the stream exactly once: unregisters it, stops its tasks and reports [`Kind::Closed`]. The
-    /// descriptor closes when the last task lets go of it.
-    pub(crate) fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.core.streams.lock().unwrap().remove(&self.id);
-        // After this no read can touch a target, so the host may release its memory on `Closed`.
-        self.read.lock().unwrap().target = None;
-        {
-            let mut st = self.write.lock().unwrap();
-            st.chunks.clear();
-            st.queued = 0;
-        }
-        self.stop.notify_waiters();
-        self.room.notify_waiters();
-        self.end_forward(false);
-        let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
-        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
-    }
-
-    /// Resolves once the stream is finished.
-    async fn stopped(&self) {
-        crate::wait_until(&self.stop, || self.is_closed()).await
-    }
-
     async fn read_loop(self: Arc<Self>) {
         loop {
-            let waiting = self.read_paused.load(Ordering::Acquire) || self.detaching.load(Ordering::Acquire) || {
+            let waiting = self.life.read_paused() || self.detaching.load(Ordering::Acquire) || {
                 let rs = self.read.lock().unwrap();
                 rs.target_mode && rs.target.is_none()
             };
@@ -814,6 +741,66 @@ impl Stream {
             Some(e) => self.core.queue.push_with(Kind::SendfileFailed, self.id, errno_of(&e), 0, &sent.to_le_bytes()),
         }
         !self.is_closed()
+    }
+}
+
+impl Transport for Stream {
+    fn life(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
+
+    /// Stops reading, sends what is queued, then finishes the stream (asyncio's `close`).
+    fn close(&self) {
+        self.life.pause_reading();
+        let mut st = self.write.lock().unwrap();
+        if st.closing || self.is_closed() {
+            return;
+        }
+        st.closing = true;
+        if !st.writer_running {
+            drop(st);
+            self.finish(None, Syscall::None);
+        }
+    }
+
+    /// A closing stream reads no more.
+    fn resume_reading(&self) {
+        if self.write.lock().unwrap().closing {
+            return;
+        }
+        self.life.resume_reading();
+    }
+
+    /// Ends the stream exactly once: unregisters it, stops its tasks and reports [`Kind::Closed`]. The
+    /// descriptor closes when the last task lets go of it.
+    fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
+        if !self.life.end() {
+            return;
+        }
+        // After this no read can touch a target, so the host may release its memory on `Closed`.
+        self.read.lock().unwrap().target = None;
+        {
+            let mut st = self.write.lock().unwrap();
+            st.chunks.clear();
+            st.queued = 0;
+        }
+        self.life.stopped_now();
+        self.room.notify_waiters();
+        self.end_forward(false);
+        let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
+        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+    }
+}
+
+/// A stream is its lifecycle plus its queues: its id, core, stop signal and closed flag read as its own.
+impl std::ops::Deref for Stream {
+    type Target = Lifecycle;
+    fn deref(&self) -> &Lifecycle {
+        &self.life
     }
 }
 

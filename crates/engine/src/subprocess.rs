@@ -21,6 +21,7 @@ use tokio::io::Interest;
 
 use crate::events::Kind;
 use crate::pipe::{self, PipeEnd};
+use crate::registry::Handle;
 use crate::{Core, Engine};
 
 /// Where one of the child's standard streams goes (Python's `PIPE`, `DEVNULL`, `STDOUT`, `None`, fd).
@@ -253,7 +254,7 @@ pub(crate) fn spawn(core: &Arc<Core>, opts: &SpawnOptions) -> io::Result<Spawned
 
     let id = core.next_id();
     let process = Arc::new(Process { id, pid, returncode: Mutex::new(None) });
-    core.processes.lock().unwrap().insert(id, process.clone());
+    core.register(id, crate::registry::Handle::Process(process.clone()));
     let open = |fd: Option<OwnedFd>, end| fd.map(|fd| pipe::open(core, fd, end).map(|s| s.id)).transpose();
     let stdin = open(parent_in, PipeEnd::Write);
     let stdout = open(parent_out, PipeEnd::Read);
@@ -293,7 +294,7 @@ async fn reap(core: Arc<Core>, process: Arc<Process>) {
     };
     // The pidfd closes before the exit is reported, so a host that saw the exit sees no descriptor left.
     drop(pidfd);
-    core.processes.lock().unwrap().remove(&process.id);
+    core.unregister(process.id);
     core.queue.push(Kind::ProcessExited, process.id, code as u32, 0);
 }
 
@@ -303,8 +304,9 @@ impl Engine {
         spawn(&self.core, opts)
     }
 
+    /// The child process `id`, until it is reaped.
     pub fn process(&self, id: u32) -> Option<Arc<Process>> {
-        self.core.processes.lock().unwrap().get(&id).cloned()
+        self.core.find(id, |h| if let Handle::Process(p) = h { Some(p.clone()) } else { None })
     }
 }
 

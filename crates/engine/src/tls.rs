@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -32,6 +32,8 @@ use tokio::sync::Notify;
 
 use crate::connect::{connect_any, interleave, resolve, ConnectError, ConnectOptions};
 use crate::events::{Kind, Syscall};
+use crate::lifecycle::{Lifecycle, Transport};
+use crate::registry::Handle;
 use crate::stream::{errno_of, Stats};
 use crate::Core;
 
@@ -483,9 +485,9 @@ struct WriteState {
 
 /// One TLS connection after its handshake.
 pub struct TlsConn {
-    pub id: u32,
+    /// Id, core, closed flag, stop signal, read pause: what every transport has.
+    pub life: Lifecycle,
     raw_fd: RawFd,
-    core: Arc<Core>,
     pub info: TlsInfo,
     write: Mutex<WriteState>,
     /// The session's sending half: the writer task's, and the host thread's for direct writes while
@@ -493,23 +495,11 @@ pub struct TlsConn {
     /// reader.
     wr: Mutex<Option<WriteHalf<Tls>>>,
     write_wake: Notify,
-    read_paused: AtomicBool,
-    read_wake: Notify,
-    closed: AtomicBool,
-    stop: Notify,
     shutdown_timeout: Duration,
     pub stats: Stats,
 }
 
 impl TlsConn {
-    pub fn raw_fd(&self) -> RawFd {
-        self.raw_fd
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
     pub fn write_buffer_size(&self) -> usize {
         self.write.lock().unwrap().queued
     }
@@ -589,65 +579,6 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Flushes, sends close_notify, waits (bounded by the shutdown timeout) for the peer's, then finishes.
-    pub fn close(&self) {
-        let mut st = self.write.lock().unwrap();
-        if st.closing || self.is_closed() {
-            return;
-        }
-        st.closing = true;
-        drop(st);
-        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported.
-        self.read_paused.store(false, Ordering::Release);
-        self.read_wake.notify_one();
-        self.write_wake.notify_one();
-    }
-
-    pub fn abort(&self) {
-        self.finish(None, Syscall::None);
-    }
-
-    pub fn pause_reading(&self) {
-        self.read_paused.store(true, Ordering::Release);
-    }
-
-    pub fn resume_reading(&self) {
-        self.read_paused.store(false, Ordering::Release);
-        self.read_wake.notify_one();
-    }
-
-    fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.core.tls.lock().unwrap().remove(&self.id);
-        {
-            let mut st = self.write.lock().unwrap();
-            st.chunks.clear();
-            st.queued = 0;
-            st.unflushed = 0;
-        }
-        self.wr.lock().unwrap().take();
-        self.stop.notify_waiters();
-        // A TLS-level failure (a bad record, an alert) has no errno: its code goes first, in the same
-        // `TlsFailed` record a handshake failure uses, and the `Closed` that follows carries EPROTO.
-        let tls_error = err.as_ref().and_then(|e| e.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>());
-        let errno = match (tls_error, &err) {
-            (Some(t), _) => {
-                let e = HandshakeError::from_rustls(t);
-                self.core.queue.push_with(Kind::TlsFailed, self.id, 0, syscall as u32, &e.payload());
-                libc::EPROTO as u32
-            }
-            (None, Some(e)) => errno_of(e),
-            (None, None) => 0,
-        };
-        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
-    }
-
-    async fn stopped(&self) {
-        crate::wait_until(&self.stop, || self.is_closed()).await
-    }
-
     /// The reader saw the end; returns whether a close is under way (then the connection is done).
     fn read_ended(&self) -> bool {
         let closing = {
@@ -663,7 +594,7 @@ impl TlsConn {
     async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            if self.read_paused.load(Ordering::Acquire) {
+            if self.life.read_paused() {
                 tokio::select! {
                     _ = self.stopped() => return,
                     _ = self.read_wake.notified() => continue,
@@ -787,6 +718,64 @@ async fn handshake(ctx: &TlsContext, io: FdIo) -> Result<(Tls, Option<String>), 
     }
 }
 
+impl Transport for TlsConn {
+    fn life(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.raw_fd
+    }
+
+    /// Flushes, sends close_notify, waits (bounded by the shutdown timeout) for the peer's, then finishes.
+    fn close(&self) {
+        let mut st = self.write.lock().unwrap();
+        if st.closing || self.is_closed() {
+            return;
+        }
+        st.closing = true;
+        drop(st);
+        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported.
+        self.life.resume_reading();
+        self.write_wake.notify_one();
+    }
+
+    fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
+        if !self.life.end() {
+            return;
+        }
+        {
+            let mut st = self.write.lock().unwrap();
+            st.chunks.clear();
+            st.queued = 0;
+            st.unflushed = 0;
+        }
+        self.wr.lock().unwrap().take();
+        self.life.stopped_now();
+        // A TLS-level failure (a bad record, an alert) has no errno: its code goes first, in the same
+        // `TlsFailed` record a handshake failure uses, and the `Closed` that follows carries EPROTO.
+        let tls_error = err.as_ref().and_then(|e| e.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>());
+        let errno = match (tls_error, &err) {
+            (Some(t), _) => {
+                let e = HandshakeError::from_rustls(t);
+                self.core.queue.push_with(Kind::TlsFailed, self.id, 0, syscall as u32, &e.payload());
+                libc::EPROTO as u32
+            }
+            (None, Some(e)) => errno_of(e),
+            (None, None) => 0,
+        };
+        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+    }
+}
+
+/// A TLS connection is its lifecycle plus its session: its id, core, stop signal and closed flag read as its own.
+impl std::ops::Deref for TlsConn {
+    type Target = Lifecycle;
+    fn deref(&self) -> &Lifecycle {
+        &self.life
+    }
+}
+
 /// Runs the handshake on `fd`; on success registers connection `id` and reports it with `ok` (on
 /// `report_id`), on failure reports [`Kind::TlsFailed`] on `report_id`.
 async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, prefix: Vec<u8>, ok: (Kind, u32, u32)) -> Result<(), HandshakeError> {
@@ -796,21 +785,16 @@ async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, 
     let info = info_of(&tls, ctx.server_side(), client_name);
     let (rd, wr) = tokio::io::split(tls);
     let conn = Arc::new(TlsConn {
-        id,
+        life: Lifecycle::new(&core, id),
         raw_fd,
-        core: core.clone(),
         info,
         write: Mutex::new(WriteState::default()),
         wr: Mutex::new(Some(wr)),
         write_wake: Notify::new(),
-        read_paused: AtomicBool::new(false),
-        read_wake: Notify::new(),
-        closed: AtomicBool::new(false),
-        stop: Notify::new(),
         shutdown_timeout: ctx.shutdown_timeout,
         stats: Stats::default(),
     });
-    core.tls.lock().unwrap().insert(id, conn.clone());
+    core.register(id, Handle::Tls(conn.clone()));
     // Announce first: no Data of a connection may precede the event that makes it known.
     core.queue.push(ok.0, ok.1, ok.2, 0);
     core.handle.spawn(conn.clone().write_loop());

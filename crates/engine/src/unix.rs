@@ -173,6 +173,7 @@ fn listen(core: &Arc<Core>, id: u32, path: &str, backlog: i32) -> io::Result<Arc
 
 #[cfg(test)]
 mod tests {
+    use crate::Transport;
     use super::*;
     use crate::pipe::tests::collect;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use protoloop_engine::events::{Batch, Kind};
 use protoloop_engine::stream::ReadTarget;
-use protoloop_engine::Engine;
+use protoloop_engine::{Engine, Transport};
 
 /// Collects events until `done` says the wanted one arrived.
 fn events_until(engine: &Engine, seen: &mut Vec<[u32; 5]>, payload: &mut Vec<u8>, done: impl Fn(&[[u32; 5]]) -> bool) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use protoloop_engine::connect::{connect_any, ConnectOptions};
 use protoloop_engine::events::{Kind, Syscall, ENOTFOUND};
-use protoloop_engine::{Engine, FdKind, ListenOptions};
+use protoloop_engine::{Engine, FdKind, ListenOptions, Transport};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -4,12 +4,13 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use crate::registry::Handle;
 use crate::{adopt, datagram, Datagram, DatagramOptions, Engine, Refused};
 
 impl Engine {
     /// The open datagram endpoint `id`, if there is one.
     pub fn datagram(&self, id: u32) -> Option<Arc<Datagram>> {
-        self.core.datagrams.lock().unwrap().get(&id).cloned()
+        self.core.find(id, |h| if let Handle::Datagram(d) = h { Some(d.clone()) } else { None })
     }
 
     /// Starts opening a datagram endpoint; the id is reported with `DatagramOpened` or

@@ -7,11 +7,9 @@ mod streams;
 mod tls;
 
 use std::io;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use crate::events::EventQueue;
-use crate::ids::IdMap;
 use crate::registry::Core;
 use crate::Reactor;
 
@@ -62,19 +60,7 @@ impl Engine {
     /// Starts the engine as `options` say; `wake` is called whenever events are waiting.
     pub fn with_options(wake: Box<dyn Fn() + Send + Sync>, options: EngineOptions) -> io::Result<Engine> {
         let reactor = if options.host_reactor { Reactor::host()? } else { Reactor::threads(options.io_threads)? };
-        let core = Arc::new(Core {
-            queue: EventQueue::new(wake),
-            handle: reactor.handle().clone(),
-            direct_writes: options.direct_writes,
-            streams: IdMap::default(),
-            servers: IdMap::default(),
-            datagrams: IdMap::default(),
-            tls: IdMap::default(),
-            detached: IdMap::default(),
-            processes: IdMap::default(),
-            socket_files: IdMap::default(),
-            next_id: AtomicU32::new(1),
-        });
+        let core = Arc::new(Core::new(EventQueue::new(wake), reactor.handle().clone(), options.direct_writes));
         Ok(Engine { core, reactor })
     }
 
@@ -102,11 +88,6 @@ impl Engine {
     /// Open streams, servers, datagram endpoints and unreaped children; the host keeps its process alive while this is
     /// not zero.
     pub fn open_handles(&self) -> usize {
-        self.core.streams.lock().unwrap().len()
-            + self.core.servers.lock().unwrap().len()
-            + self.core.datagrams.lock().unwrap().len()
-            + self.core.tls.lock().unwrap().len()
-            + self.core.detached.lock().unwrap().len()
-            + self.core.processes.lock().unwrap().len()
+        self.core.len()
     }
 }

@@ -4,12 +4,13 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use crate::registry::Handle;
 use crate::{adopt, server, Engine, ListenOptions, Refused, Server};
 
 impl Engine {
     /// The listening server `id`, if there is one.
     pub fn server(&self, id: u32) -> Option<Arc<Server>> {
-        self.core.servers.lock().unwrap().get(&id).cloned()
+        self.core.find(id, |h| if let Handle::Server(s) = h { Some(s.clone()) } else { None })
     }
 
     /// Binds and listens on `hosts` (none: every interface). Serving starts with `start_serving`.

@@ -3,12 +3,20 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use crate::lifecycle::Transport;
+use crate::registry::Handle;
 use crate::{adopt, connect, stream, ConnectOptions, Engine, FdKind, Refused, Stream};
 
 impl Engine {
+    /// The open transport `id`, whatever its kind (stream, TLS connection, datagram endpoint): what
+    /// the host closes, aborts, pauses and resumes alike.
+    pub fn transport(&self, id: u32) -> Option<Arc<dyn Transport>> {
+        self.core.transport(id)
+    }
+
     /// The open byte stream `id`, if there is one.
     pub fn stream(&self, id: u32) -> Option<Arc<Stream>> {
-        self.core.streams.lock().unwrap().get(&id).cloned()
+        self.core.find(id, |h| if let Handle::Stream(s) = h { Some(s.clone()) } else { None })
     }
 
     /// Starts connecting; the id is reported with `Connected` or `ConnectFailed`.

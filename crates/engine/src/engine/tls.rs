@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::registry::Handle;
 use crate::{events, tls, ConnectOptions, Engine, TlsConn, TlsContext};
 
 impl Engine {
     /// The open TLS connection `id`, if there is one.
     pub fn tls(&self, id: u32) -> Option<Arc<TlsConn>> {
-        self.core.tls.lock().unwrap().get(&id).cloned()
+        self.core.find(id, |h| if let Handle::Tls(t) = h { Some(t.clone()) } else { None })
     }
 
     /// Connects and runs a TLS client handshake; reported as `Connected`, `ConnectFailed` or `TlsFailed`.
@@ -32,7 +33,7 @@ impl Engine {
         let core = self.core.clone();
         self.core.handle.spawn(async move {
             if let Some(fd) = stream.detach().await {
-                core.detached.lock().unwrap().insert(new_id, fd);
+                core.register(new_id, Handle::Detached(fd));
                 core.queue.push(events::Kind::Detached, id, new_id, 0);
             }
         });
@@ -42,7 +43,7 @@ impl Engine {
     /// STARTTLS, second half: the handshake on the socket detached for `new_id`, replaying `prefix`
     /// (bytes the host had received but not delivered to its protocol) before the socket's.
     pub fn start_tls(&self, new_id: u32, prefix: &[u8], ctx: Arc<TlsContext>) -> bool {
-        let Some(fd) = self.core.detached.lock().unwrap().remove(&new_id) else { return false };
+        let Some(fd) = self.core.take_detached(new_id) else { return false };
         tls::spawn_upgrade(&self.core, new_id, fd, prefix.to_vec(), ctx);
         true
     }
