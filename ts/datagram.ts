@@ -132,8 +132,8 @@ export class DatagramSocketTransport extends DatagramTransport {
    * @internal
    */
   static _start<P>(id: number, protocolFactory: () => P, remote: Address | null): [DatagramSocketTransport, P] {
-    const protocol = makeProtocol(protocolFactory, () => native.datagramAbort(id));
-    const fd = native.datagramFd(id);
+    const protocol = makeProtocol(protocolFactory, () => native.abort(id));
+    const fd = native.fd(id);
     const t = new DatagramSocketTransport(id, protocol, socketExtra(fd), native.socketKind(fd)?.[0] ?? 0, remote, toAddress(native.datagramRemote(id)));
     t._sockFd = fd;
     t._callProtocol('connectionMade', t);
@@ -200,13 +200,13 @@ export class DatagramSocketTransport extends DatagramTransport {
   pauseReading(): void {
     if (this._closing || this.#paused) return;
     this.#paused = true;
-    native.datagramPauseReading(this._id);
+    native.pauseReading(this._id);
   }
 
   resumeReading(): void {
     if (this._closing || !this.#paused) return;
     this.#paused = false;
-    native.datagramResumeReading(this._id);
+    native.resumeReading(this._id);
     // What came in while paused goes out on a later turn, never inside this call.
     if (this.#held.length > 0 && !this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -405,7 +405,7 @@ export class DatagramSocketTransport extends DatagramTransport {
     this.#flush();
     this._closing = true;
     this.#held = [];
-    native.datagramClose(this._id);
+    native.close(this._id);
   }
 
   abort(): void {
@@ -418,7 +418,7 @@ export class DatagramSocketTransport extends DatagramTransport {
     this._closing = true;
     this.#held = [];
     this.#sendDeferredQuietly();
-    native.datagramAbort(this._id);
+    native.abort(this._id);
   }
 
   override toString(): string {

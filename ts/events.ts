@@ -84,7 +84,6 @@ function dispatch(records: Uint32Array, payload: Buffer): void {
       // A server closed while this connection waited in the queue: nobody will ever own it.
       if (kind === EventKind.Accepted) {
         native.abort(a);
-        native.tlsAbort(a); // ids are unique: at most one of the two has it
       }
       continue;
     }

@@ -33,7 +33,7 @@ export class ReadPipeTransport extends ReadTransport {
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
     super(protocol, extra);
     this._id = id;
-    this.#reader = new ReadHalf(id, STREAM_OPS, this);
+    this.#reader = new ReadHalf(id, this);
     register(id, this);
     retain();
   }

@@ -73,11 +73,11 @@ export class Server implements StreamOwner {
       return;
     }
     if (kind !== EventKind.Accepted) return;
-    const tls = this.#ssl !== null;
     if (this.#closed) {
-      (tls ? TLS_OPS : native).abort(a);
+      native.abort(a);
       return;
     }
+    const tls = this.#ssl !== null;
     try {
       const [t] = tls
         ? StreamTransport._start(a, this.#protocolFactory, this, TLS_OPS, tlsExtra(a, this.#ssl))

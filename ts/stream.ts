@@ -23,16 +23,14 @@ import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type Nat
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
 
-/** What a stream transport asks of the engine: the same operations for plain and TLS streams. */
+/**
+ * How a stream transport writes: the engine's plain or TLS writes. Closing, aborting, pausing and the
+ * descriptor are every transport's alike (`native.close`, `native.abort`, ...: one id space).
+ */
 export interface StreamOps {
   write(id: number, data: Uint8Array): number;
   writev(id: number, data: Uint8Array[]): number;
   writeEof(id: number): void;
-  close(id: number): void;
-  abort(id: number): void;
-  pauseReading(id: number): void;
-  resumeReading(id: number): void;
-  fd(id: number): number;
   /** TLS cannot half-close. */
   canWriteEof: boolean;
   /** A plain stream of the engine: zero-copy receive, forwardTo and sendfile(2) work on it. */
@@ -44,18 +42,11 @@ export const STREAM_OPS: StreamOps = {
   write: native.writeFunction(),
   writev: native.writev,
   writeEof: native.writeEof,
-  close: native.close,
-  abort: native.abort,
-  pauseReading: native.pauseReading,
-  resumeReading: native.resumeReading,
-  fd: native.streamFd,
   canWriteEof: true,
   engineStream: true,
 };
 
 type Held = [EventKind, number, Buffer | null];
-
-type ReaderOps = Pick<StreamOps, 'pauseReading' | 'resumeReading'>;
 
 /** What a `ReadHalf` asks of its transport. @internal */
 export interface ReaderOwner {
@@ -83,7 +74,6 @@ export class ReadHalf {
   // with 10,000 connections.
   constructor(
     private readonly id: number,
-    private readonly ops: ReaderOps,
     private readonly owner: ReaderOwner,
   ) {}
 
@@ -106,13 +96,13 @@ export class ReadHalf {
   pause(): void {
     if (this.owner.isClosing() || this.#paused) return;
     this.#paused = true;
-    this.ops.pauseReading(this.id);
+    native.pauseReading(this.id);
   }
 
   resume(): void {
     if (this.owner.isClosing() || !this.#paused) return;
     this.#paused = false;
-    this.ops.resumeReading(this.id);
+    native.resumeReading(this.id);
     // Events that came in while paused go out on a later turn, never inside this call.
     if (this.#held !== null) this.#scheduleFlush();
   }
@@ -284,7 +274,7 @@ export class StreamTransport extends Transport {
     this._id = id;
     this._ops = ops;
     this.#owner = owner;
-    this.#reader = new ReadHalf(id, ops, this);
+    this.#reader = new ReadHalf(id, this);
     this.#writer = new WriteHalf(id, ops);
     register(id, this);
     retain();
@@ -308,8 +298,8 @@ export class StreamTransport extends Transport {
     moreExtra: Record<string, unknown> = {},
     connectionMade = true,
   ): [StreamTransport, P] {
-    const protocol = makeProtocol(protocolFactory, () => ops.abort(id));
-    const fd = ops.fd(id);
+    const protocol = makeProtocol(protocolFactory, () => native.abort(id));
+    const fd = native.fd(id);
     const t = new StreamTransport(id, protocol, { ...socketExtra(fd), ...moreExtra }, owner, ops);
     t._sockFd = fd;
     if (connectionMade) t._callProtocol('connectionMade', t);
@@ -657,7 +647,7 @@ export class StreamTransport extends Transport {
     if (this._closing) return;
     this._closing = true;
     this.#reader.clear();
-    this._ops.close(this._id);
+    native.close(this._id);
   }
 
   abort(): void {
@@ -670,7 +660,7 @@ export class StreamTransport extends Transport {
     this._closing = true;
     this.#reader.clear();
     this.#writer.drop(); // asyncio's abort() empties the buffer at once
-    this._ops.abort(this._id);
+    native.abort(this._id);
   }
 
   override toString(): string {

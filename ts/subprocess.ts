@@ -101,7 +101,7 @@ class UnixSubprocessTransport extends SubprocessTransport {
       this.#pipes.set(fd, pipe);
       // Finishing counts closed pipes through the owner hook, not through PipeProtocol: a user may
       // give a pipe a protocol of their own (setProtocol), and the child must still finish.
-      pipe.transport = startPipe(streamId, fd === 0, new PipeProtocol(this, fd), native.streamFd(streamId), () => {
+      pipe.transport = startPipe(streamId, fd === 0, new PipeProtocol(this, fd), native.fd(streamId), () => {
         pipe.closed = true;
         this.#tryFinish();
       });

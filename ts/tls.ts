@@ -72,11 +72,6 @@ export const TLS_OPS: StreamOps = {
   write: native.tlsWrite,
   writev: native.tlsWritev,
   writeEof: native.tlsWriteEof,
-  close: native.tlsClose,
-  abort: native.tlsAbort,
-  pauseReading: native.tlsPauseReading,
-  resumeReading: native.tlsResumeReading,
-  fd: native.tlsFd,
   canWriteEof: false,
   engineStream: false,
 };

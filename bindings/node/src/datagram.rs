@@ -1,4 +1,4 @@
-//! Datagram endpoints: open (resolve, bind, connect), adopt a descriptor, sendto, close, abort.
+//! Datagram endpoints: open (resolve, bind, connect), adopt a descriptor, sendto (close, abort and read pausing are every transport's: transport.rs).
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use protoloop_engine::datagram::{Dest, Endpoint, Sent};
-use protoloop_engine::{Datagram, DatagramOptions, Transport};
+use protoloop_engine::{Datagram, DatagramOptions};
 
 use crate::socket::{to_address, Address};
 use crate::{engine, neg_errno};
@@ -130,40 +130,6 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
         });
     }
     Some(out)
-}
-
-#[napi(catch_unwind)]
-pub fn datagram_close(id: u32) {
-    if let Some(d) = datagram(id) {
-        d.close();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn datagram_abort(id: u32) {
-    if let Some(d) = datagram(id) {
-        d.abort();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn datagram_pause_reading(id: u32) {
-    if let Some(d) = datagram(id) {
-        d.pause_reading();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn datagram_resume_reading(id: u32) {
-    if let Some(d) = datagram(id) {
-        d.resume_reading();
-    }
-}
-
-/// The endpoint's descriptor, or -1 once it is gone.
-#[napi(catch_unwind)]
-pub fn datagram_fd(id: u32) -> i32 {
-    datagram(id).map_or(-1, |d| d.raw_fd())
 }
 
 /// Where datagrams go when `sendto` names no address: the connected peer or the broadcast target.

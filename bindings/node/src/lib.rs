@@ -20,6 +20,7 @@ mod socket;
 mod stream;
 mod subprocess;
 mod tls;
+mod transport;
 mod unix;
 
 use std::cell::RefCell;

@@ -1,11 +1,11 @@
-//! Stream transports: connect, adopt a descriptor, write, half-close, close, read pausing, stats.
+//! Stream transports: connect, adopt a descriptor, write, half-close, forward, sendfile, stats (close, abort and read pausing are every transport's: transport.rs).
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use protoloop_engine::stream::ForwardRefused;
-use protoloop_engine::{ConnectOptions, FdKind, Stream, Transport};
+use protoloop_engine::{ConnectOptions, FdKind, Stream};
 
 use crate::{engine, neg_errno};
 
@@ -110,40 +110,6 @@ pub fn write_eof(id: u32) {
     if let Some(s) = stream(id) {
         s.write_eof();
     }
-}
-
-#[napi(catch_unwind)]
-pub fn close(id: u32) {
-    if let Some(s) = stream(id) {
-        s.close();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn abort(id: u32) {
-    if let Some(s) = stream(id) {
-        s.abort();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn pause_reading(id: u32) {
-    if let Some(s) = stream(id) {
-        s.pause_reading();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn resume_reading(id: u32) {
-    if let Some(s) = stream(id) {
-        s.resume_reading();
-    }
-}
-
-/// The stream's descriptor, or -1 once it is gone.
-#[napi(catch_unwind)]
-pub fn stream_fd(id: u32) -> i32 {
-    stream(id).map_or(-1, |s| s.raw_fd())
 }
 
 /// `[bytesRead, bytesWritten, bytesCopiedOnReceive]`, or null once the stream is gone.

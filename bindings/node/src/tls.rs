@@ -1,10 +1,10 @@
-//! TLS connections: connect, serve, STARTTLS, and the stream operations on a TLS connection's id.
+//! TLS connections: connect, serve, STARTTLS, info and writes (close, abort and read pausing are every transport's: transport.rs).
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use protoloop_engine::{ConnectOptions, TlsConn, TlsContext, TlsOptions, Transport};
+use protoloop_engine::{ConnectOptions, TlsConn, TlsContext, TlsOptions};
 
 use crate::engine;
 
@@ -143,36 +143,3 @@ pub fn tls_writev(id: u32, data: Vec<Uint8Array>) -> u32 {
 /// TLS cannot half-close; the TypeScript layer refuses `writeEof` before it gets here.
 #[napi(catch_unwind)]
 pub fn tls_write_eof(_id: u32) {}
-
-#[napi(catch_unwind)]
-pub fn tls_close(id: u32) {
-    if let Some(c) = conn(id) {
-        c.close();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn tls_abort(id: u32) {
-    if let Some(c) = conn(id) {
-        c.abort();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn tls_pause_reading(id: u32) {
-    if let Some(c) = conn(id) {
-        c.pause_reading();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn tls_resume_reading(id: u32) {
-    if let Some(c) = conn(id) {
-        c.resume_reading();
-    }
-}
-
-#[napi(catch_unwind)]
-pub fn tls_fd(id: u32) -> i32 {
-    conn(id).map_or(-1, |c| c.raw_fd())
-}

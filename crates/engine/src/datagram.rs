@@ -155,7 +155,7 @@ impl Datagram {
     pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, place: Place, remote: Option<SockAddr>) -> Arc<Datagram> {
         let connected = place.peer.is_some();
         let d = Arc::new(Datagram {
-            life: Lifecycle::new(core, id),
+            life: Lifecycle::new(core, id, fd.get_ref().as_raw_fd()),
             domain: place.domain,
             fd,
             remote: remote.or(place.peer),
@@ -449,10 +449,6 @@ impl Datagram {
 impl Transport for Datagram {
     fn life(&self) -> &Lifecycle {
         &self.life
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.fd.get_ref().as_raw_fd()
     }
 
     /// Stops receiving, sends what is queued, then finishes (asyncio's `close`).

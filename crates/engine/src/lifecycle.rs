@@ -18,6 +18,8 @@ pub struct Lifecycle {
     /// The transport's id in its engine's registry (one id space for every kind).
     pub id: u32,
     pub(crate) core: Arc<Core>,
+    /// The descriptor it reads and writes (owned by the transport; the number stays while it lives).
+    raw_fd: RawFd,
     closed: AtomicBool,
     /// Wakes the transport's tasks when it ends (and, for a datagram endpoint, when reading stops).
     pub(crate) stop: Notify,
@@ -27,11 +29,13 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// An open transport `id` of `core` (registered by its kind, which knows its entry).
-    pub(crate) fn new(core: &Arc<Core>, id: u32) -> Lifecycle {
+    /// An open transport `id` of `core` on descriptor `raw_fd` (registered by its kind, which knows
+    /// its entry).
+    pub(crate) fn new(core: &Arc<Core>, id: u32, raw_fd: RawFd) -> Lifecycle {
         Lifecycle {
             id,
             core: core.clone(),
+            raw_fd,
             closed: AtomicBool::new(false),
             stop: Notify::new(),
             read_paused: AtomicBool::new(false),
@@ -86,7 +90,9 @@ pub trait Transport: Send + Sync {
     /// The transport's shared lifecycle.
     fn life(&self) -> &Lifecycle;
     /// The descriptor it reads and writes.
-    fn raw_fd(&self) -> RawFd;
+    fn raw_fd(&self) -> RawFd {
+        self.life().raw_fd
+    }
     /// asyncio's `close`: stops reading, sends what is queued, then ends.
     fn close(&self);
     /// Ends the transport exactly once (see [`Lifecycle::end`]): lets go of what is queued, stops its

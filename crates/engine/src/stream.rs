@@ -168,7 +168,7 @@ impl Stream {
     /// [`Stream::start`] of a descriptor already registered (with [`interest`]).
     pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, kind: FdKind) -> Arc<Stream> {
         let stream = Arc::new(Stream {
-            life: Lifecycle::new(core, id),
+            life: Lifecycle::new(core, id, fd.get_ref().as_raw_fd()),
             kind,
             fd,
             write: Mutex::new(WriteState::default()),
@@ -747,10 +747,6 @@ impl Stream {
 impl Transport for Stream {
     fn life(&self) -> &Lifecycle {
         &self.life
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.fd.get_ref().as_raw_fd()
     }
 
     /// Stops reading, sends what is queued, then finishes the stream (asyncio's `close`).

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -487,7 +487,6 @@ struct WriteState {
 pub struct TlsConn {
     /// Id, core, closed flag, stop signal, read pause: what every transport has.
     pub life: Lifecycle,
-    raw_fd: RawFd,
     pub info: TlsInfo,
     write: Mutex<WriteState>,
     /// The session's sending half: the writer task's, and the host thread's for direct writes while
@@ -723,10 +722,6 @@ impl Transport for TlsConn {
         &self.life
     }
 
-    fn raw_fd(&self) -> RawFd {
-        self.raw_fd
-    }
-
     /// Flushes, sends close_notify, waits (bounded by the shutdown timeout) for the peer's, then finishes.
     fn close(&self) {
         let mut st = self.write.lock().unwrap();
@@ -785,8 +780,7 @@ async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, 
     let info = info_of(&tls, ctx.server_side(), client_name);
     let (rd, wr) = tokio::io::split(tls);
     let conn = Arc::new(TlsConn {
-        life: Lifecycle::new(&core, id),
-        raw_fd,
+        life: Lifecycle::new(&core, id, raw_fd),
         info,
         write: Mutex::new(WriteState::default()),
         wr: Mutex::new(Some(wr)),

@@ -1,0 +1,49 @@
+//! What every kind of transport (stream, pipe, TLS connection, datagram endpoint) does alike, by id:
+//! one id space in the engine, so one set of calls serves them all.
+
+use std::sync::Arc;
+
+use napi_derive::napi;
+use protoloop_engine::Transport;
+
+use crate::engine;
+
+fn transport(id: u32) -> Option<Arc<dyn Transport>> {
+    engine().ok()?.transport(id)
+}
+
+/// asyncio's `close`: stops reading, sends what is queued, then closes.
+#[napi(catch_unwind)]
+pub fn close(id: u32) {
+    if let Some(t) = transport(id) {
+        t.close();
+    }
+}
+
+/// asyncio's `abort`: closes now, dropping what is queued.
+#[napi(catch_unwind)]
+pub fn abort(id: u32) {
+    if let Some(t) = transport(id) {
+        t.abort();
+    }
+}
+
+#[napi(catch_unwind)]
+pub fn pause_reading(id: u32) {
+    if let Some(t) = transport(id) {
+        t.pause_reading();
+    }
+}
+
+#[napi(catch_unwind)]
+pub fn resume_reading(id: u32) {
+    if let Some(t) = transport(id) {
+        t.resume_reading();
+    }
+}
+
+/// The transport's descriptor, or -1 once it is gone.
+#[napi(catch_unwind)]
+pub fn fd(id: u32) -> i32 {
+    transport(id).map_or(-1, |t| t.raw_fd())
+}
