@@ -226,11 +226,11 @@ export class DatagramSocketTransport extends DatagramTransport {
       case EventKind.DatagramError:
         if (!this._lost) this._callProtocol('errorReceived', systemError(a, b));
         return;
-      case EventKind.DatagramDrained:
+      case EventKind.Drained:
         this.#flushed += a;
         this._maybeResumeProtocol();
         return;
-      case EventKind.DatagramClosed:
+      case EventKind.Closed:
         unregister(this._id);
         this._connectionLost(a === 0 ? null : systemError(a, b));
         release();

@@ -78,7 +78,8 @@ function load(): Native {
 
 export const native: Native = load();
 
-/** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind`
+/** Record kinds of an engine event batch; the numbers match `protoloop_engine::events::Kind` (its test
+ * `ts_event_kind_matches_the_rust_enum` fails when they differ)
  * (ranges: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39, stream extras 40-49). */
 export const enum EventKind {
   Data = 1,
@@ -96,8 +97,6 @@ export const enum EventKind {
   TargetMode = 9,
   DatagramReceived = 10,
   DatagramError = 11,
-  DatagramDrained = 12,
-  DatagramClosed = 13,
   DatagramOpened = 14,
   DatagramOpenFailed = 15,
   ForwardEnded = 40,

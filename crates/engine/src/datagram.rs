@@ -7,7 +7,7 @@
 //! [`encode_sender`]). Sends come from the host thread first, as the stream transport's writes do
 //! (unless [`crate::EngineOptions::direct_writes`] is off); only what the kernel refuses with `EAGAIN`
 //! is queued for a writer task, which reports progress as
-//! [`Kind::DatagramDrained`] in buffer units: datagram length plus [`HEADER_SIZE`], so that empty
+//! [`Kind::Drained`] in buffer units: datagram length plus [`HEADER_SIZE`], so that empty
 //! datagrams weigh on flow control too (asyncio's `_header_size`).
 
 use std::cell::RefCell;
@@ -372,7 +372,7 @@ impl Datagram {
             Err(e) => {
                 let units = st.queue.pop_front().map_or(0, |p| p.data.len() + HEADER_SIZE);
                 st.queued -= units;
-                self.core.queue.push(Kind::DatagramDrained, self.id, units as u32, 0);
+                self.core.queue.push(Kind::Drained, self.id, units as u32, 0);
                 self.core.queue.push(Kind::DatagramError, self.id, e.errno, e.syscall as u32);
                 self.after_round(st)
             }
@@ -408,7 +408,7 @@ impl Datagram {
                     drained += units;
                     if let Err(e) = result {
                         // asyncio drops the datagram and tells the protocol; the rest still goes.
-                        self.core.queue.push(Kind::DatagramDrained, self.id, drained as u32, 0);
+                        self.core.queue.push(Kind::Drained, self.id, drained as u32, 0);
                         drained = 0;
                         self.core.queue.push(Kind::DatagramError, self.id, errno_of(&e), Syscall::Sendto as u32);
                     }
@@ -420,7 +420,7 @@ impl Datagram {
             }
         }
         if drained > 0 {
-            self.core.queue.push(Kind::DatagramDrained, self.id, drained as u32, 0);
+            self.core.queue.push(Kind::Drained, self.id, drained as u32, 0);
         }
         if self.after_round(st) {
             Round::Done
@@ -469,7 +469,7 @@ impl Transport for Datagram {
     }
 
     /// Ends the endpoint exactly once: unregisters it, stops its tasks and reports
-    /// [`Kind::DatagramClosed`]. The descriptor closes when the last task lets go of it.
+    /// [`Kind::Closed`]. The descriptor closes when the last task lets go of it.
     fn finish(&self, err: Option<io::Error>, syscall: Syscall) {
         if !self.life.end() {
             return;
@@ -481,7 +481,7 @@ impl Transport for Datagram {
         }
         self.life.stopped_now();
         let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
-        self.core.queue.push(Kind::DatagramClosed, self.id, errno, syscall as u32);
+        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
     }
 }
 
@@ -856,7 +856,7 @@ mod tests {
             assert_eq!(&p[*b as usize..], want);
         }
         d.close();
-        wait(&engine, &mut seen, "the close", |s| s.of(Kind::DatagramClosed, d.id) == vec![(0, 0, &[][..])]);
+        wait(&engine, &mut seen, "the close", |s| s.of(Kind::Closed, d.id) == vec![(0, 0, &[][..])]);
         assert_eq!(engine.open_handles(), 0);
     }
 
@@ -929,7 +929,7 @@ mod tests {
         };
         assert_eq!([got(&p1), got(&p1)], ["one", "three"]);
         assert_eq!([got(&p2), got(&p2), got(&p2)], ["two", "four", "five"]);
-        wait(&engine, &mut seen, "the queue drained", |s| s.of(Kind::DatagramDrained, d.id).iter().map(|r| r.0).sum::<u32>() == 24);
+        wait(&engine, &mut seen, "the queue drained", |s| s.of(Kind::Drained, d.id).iter().map(|r| r.0).sum::<u32>() == 24);
         d.abort();
     }
 
@@ -992,7 +992,7 @@ mod tests {
             let n = rx.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[i; 100][..]);
         }
-        let drained = |s: &Seen| s.of(Kind::DatagramDrained, d.id).iter().map(|r| r.0 as usize).sum::<usize>();
+        let drained = |s: &Seen| s.of(Kind::Drained, d.id).iter().map(|r| r.0 as usize).sum::<usize>();
         wait(&engine, &mut seen, "the drain", |s| drained(s) == queued);
         assert_eq!(d.write_buffer_size(), 0);
         d.close();

@@ -14,64 +14,82 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-/// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript layer
-/// (`ts/native.ts`). Ranges by transport kind: streams 1-9, datagram 10-19, pipe and subprocess
-/// 20-29, tls 30-39, stream extras (forwarding, sendfile) 40-49.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// `a` bytes of payload were read. `b` is unused.
-    Data = 1,
-    /// The peer closed its write side.
-    Eof = 2,
-    /// The engine's writer sent `a` queued bytes.
-    Drained = 3,
-    /// The transport is gone. `a` is an errno (0: closed cleanly), `b` a [`Syscall`].
-    Closed = 4,
-    /// A connect request finished; the id is now a live stream.
-    Connected = 5,
-    /// A connect request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
-    ConnectFailed = 6,
-    /// Server `id` accepted stream `a`.
-    Accepted = 7,
-    /// `a` bytes were read into the stream's current target (zero-copy receive); the target is spent.
-    BufferFilled = 8,
-    /// A TLS handshake failed on `id` (a connect, an upgrade, or a server's accepted socket): `a` errno
-    /// (0 for TLS-level failures), `b` a [`Syscall`], payload `code\tmessage` (Node's code). On a live
-    /// TLS connection it precedes the `Closed` of a TLS-level failure (a bad record, an alert).
-    TlsFailed = 30,
-    /// STARTTLS: plain stream `id` gave its socket up; `a` is the id the TLS connection will take.
-    /// Every event of the plain stream precedes this one.
-    Detached = 31,
-    /// The stream entered target mode: no `Data` event of it follows this one.
-    TargetMode = 9,
-    /// A datagram arrived. `a` is `tag << 16 | port` and `b` the length of the sender's address at
-    /// the start of the payload; the data follows it (`datagram::tag`, `datagram::encode_sender`).
-    DatagramReceived = 10,
-    /// A send or receive of a datagram endpoint failed; the endpoint goes on (asyncio's
-    /// `error_received`). `a` errno, `b` a [`Syscall`].
-    DatagramError = 11,
-    /// The endpoint's writer sent queued datagrams worth `a` buffer units.
-    DatagramDrained = 12,
-    /// The endpoint is gone. `a` errno (0: closed cleanly), `b` a [`Syscall`].
-    DatagramClosed = 13,
-    /// An endpoint request finished; the id is now a live endpoint.
-    DatagramOpened = 14,
-    /// An endpoint request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
-    DatagramOpenFailed = 15,
-    /// Forwarding from this stream ended; `a` + `b << 32` bytes were forwarded.
-    ForwardEnded = 40,
-    /// `sendfile` finished: `a` + `b << 32` bytes sent.
-    SendfileDone = 41,
-    /// `sendfile` failed with errno `a`; the payload holds the bytes sent before, as a u64 LE.
-    SendfileFailed = 42,
-    /// Forwarding from this stream failed: the other stream refused bytes this one had read (it closed,
-    /// or its write side was shut), errno `a` (`EPIPE`); the payload holds the bytes forwarded before,
-    /// as a u64 LE.
-    ForwardFailed = 43,
-    /// Child process `id` was reaped. `a` is its return code as an `i32` (the exit status, or
-    /// `-signal` when a signal ended it, Python's convention); `b` is unused.
-    ProcessExited = 20,
+/// Defines [`Kind`] and [`Kind::ALL`] from one list, so that the list a test compares with
+/// TypeScript's `EventKind` cannot miss a kind.
+macro_rules! kinds {
+    ($(#[$enum_meta:meta])* pub enum Kind { $($(#[$meta:meta])* $name:ident = $value:literal,)* }) => {
+        $(#[$enum_meta])*
+        pub enum Kind {
+            $($(#[$meta])* $name = $value,)*
+        }
+
+        impl Kind {
+            /// Every kind with its name, as TypeScript's `EventKind` (`ts/native.ts`) must have it.
+            pub const ALL: &'static [(Kind, &'static str)] = &[$((Kind::$name, stringify!($name)),)*];
+        }
+    };
+}
+
+kinds! {
+    /// Kinds of records. The numbers are part of the contract with the bindings and the TypeScript
+    /// layer (`ts/native.ts`, whose copy a test checks against [`Kind::ALL`]). Ranges by transport
+    /// kind: streams 1-9, datagram 10-19, pipe and subprocess 20-29, tls 30-39, stream extras
+    /// (forwarding, sendfile) 40-49.
+    #[repr(u32)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Kind {
+        /// `a` bytes of payload were read. `b` is unused.
+        Data = 1,
+        /// The peer closed its write side.
+        Eof = 2,
+        /// The engine's writer sent `a` queued bytes (a datagram endpoint: `a` buffer units, the
+        /// datagrams' lengths plus [`crate::datagram::HEADER_SIZE`] each).
+        Drained = 3,
+        /// The transport (stream, TLS connection or datagram endpoint) is gone. `a` is an errno (0: closed
+        /// cleanly), `b` a [`Syscall`].
+        Closed = 4,
+        /// A connect request finished; the id is now a live stream.
+        Connected = 5,
+        /// A connect request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
+        ConnectFailed = 6,
+        /// Server `id` accepted stream `a`.
+        Accepted = 7,
+        /// `a` bytes were read into the stream's current target (zero-copy receive); the target is spent.
+        BufferFilled = 8,
+        /// A TLS handshake failed on `id` (a connect, an upgrade, or a server's accepted socket): `a` errno
+        /// (0 for TLS-level failures), `b` a [`Syscall`], payload `code\tmessage` (Node's code). On a live
+        /// TLS connection it precedes the `Closed` of a TLS-level failure (a bad record, an alert).
+        TlsFailed = 30,
+        /// STARTTLS: plain stream `id` gave its socket up; `a` is the id the TLS connection will take.
+        /// Every event of the plain stream precedes this one.
+        Detached = 31,
+        /// The stream entered target mode: no `Data` event of it follows this one.
+        TargetMode = 9,
+        /// A datagram arrived. `a` is `tag << 16 | port` and `b` the length of the sender's address at
+        /// the start of the payload; the data follows it (`datagram::tag`, `datagram::encode_sender`).
+        DatagramReceived = 10,
+        /// A send or receive of a datagram endpoint failed; the endpoint goes on (asyncio's
+        /// `error_received`). `a` errno, `b` a [`Syscall`].
+        DatagramError = 11,
+        /// An endpoint request finished; the id is now a live endpoint.
+        DatagramOpened = 14,
+        /// An endpoint request failed: `a` errno (or [`ENOTFOUND`]), `b` a [`Syscall`].
+        DatagramOpenFailed = 15,
+        /// Forwarding from this stream ended; `a` + `b << 32` bytes were forwarded.
+        ForwardEnded = 40,
+        /// `sendfile` finished: `a` + `b << 32` bytes sent.
+        SendfileDone = 41,
+        /// `sendfile` failed with errno `a`; the payload holds the bytes sent before, as a u64 LE.
+        SendfileFailed = 42,
+        /// Forwarding from this stream failed: the other stream refused bytes this one had read (it closed,
+        /// or its write side was shut), errno `a` (`EPIPE`); the payload holds the bytes forwarded before,
+        /// as a u64 LE.
+        ForwardFailed = 43,
+        /// Child process `id` was reaped. `a` is its return code as an `i32` (the exit status, or
+        /// `-signal` when a signal ended it, Python's convention); `b` is unused.
+        ProcessExited = 20,
+
+    }
 }
 
 /// Which system call an error came from; the host turns it into Node's `syscall` property
@@ -355,5 +373,30 @@ mod tests {
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 4, 0, 4, 1, 2, 1, 0, 1, 1, 1, 1, 0, 1, 2, 1, 0, 0, 0, 1, 1, 1, 0, 1]);
         assert_eq!(b.payload, b"abcdefg");
+    }
+}
+
+/// TypeScript's copy of [`Kind`] (`EventKind` in `ts/native.ts`, a `const enum` the compiler inlines)
+/// must name the same kinds with the same numbers: a kind added, renumbered or removed on one side
+/// only would hand events to the wrong handler.
+#[cfg(test)]
+mod typescript_kinds {
+    use super::Kind;
+
+    #[test]
+    fn ts_event_kind_matches_the_rust_enum() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ts/native.ts");
+        let ts = std::fs::read_to_string(path).expect("ts/native.ts");
+        let start = ts.find("export const enum EventKind {").expect("EventKind in ts/native.ts");
+        let body = &ts[start..ts[start..].find("\n}").map(|e| start + e).expect("end of EventKind")];
+        let mut in_ts: Vec<(String, u32)> = body
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').split_once(" = "))
+            .map(|(name, n)| (name.to_string(), n.parse().expect("a number")))
+            .collect();
+        let mut in_rust: Vec<(String, u32)> = Kind::ALL.iter().map(|&(k, name)| (name.to_string(), k as u32)).collect();
+        in_ts.sort();
+        in_rust.sort();
+        assert_eq!(in_ts, in_rust, "ts/native.ts EventKind differs from protoloop_engine::events::Kind");
     }
 }
