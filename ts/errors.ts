@@ -68,6 +68,29 @@ export function systemError(errno: number, syscall: string | number, address?: s
 }
 
 /**
+ * The error of a failed handshake, from a `TlsFailed` record: Node's `code` (`'ERR_TLS_CERT_ALTNAME_INVALID'`,
+ * `'UNABLE_TO_VERIFY_LEAF_SIGNATURE'`, `'ECONNRESET'`, `'ETIMEDOUT'` ...), plus `errno`/`syscall` when
+ * the socket failed.
+ * @internal
+ */
+export function tlsError(errno: number, syscall: number, payload: Buffer | null, host?: string, port?: number): SystemError {
+  const text = payload?.toString() ?? '';
+  const tab = text.indexOf('\t');
+  const code = tab < 0 ? '' : text.slice(0, tab);
+  const message = tab < 0 ? text : text.slice(tab + 1);
+  if (code === '') return systemError(errno, syscall, host, port);
+  const err = new Error(message) as SystemError;
+  err.code = code;
+  if (errno !== 0) {
+    err.errno = -errno;
+    err.syscall = 'handshake';
+  }
+  if (host !== undefined) err.address = host;
+  if (port !== undefined) err.port = port;
+  return err;
+}
+
+/**
  * The error of an adoption the engine refused (`-(errno + syscall * 2^32)` from the bindings). The
  * descriptor is left open: it is still the caller's. One that a transport or server of protoloop already
  * owns gets `EEXIST` with a message that says so.

@@ -7,7 +7,7 @@ import { EventLoop } from './loop';
 import { sendfile } from './sendfile';
 import { createServer } from './server';
 import { connectReadPipe, connectWritePipe } from './pipe';
-import { connectAcceptedSocket, createConnection } from './stream';
+import { connectAcceptedSocket, createConnection } from './connect';
 import { startTls } from './tls';
 import { subprocessExec, subprocessShell } from './subprocess';
 import { createUnixConnection, createUnixServer } from './unix';
@@ -21,7 +21,7 @@ export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessP
 export { SendfileNotAvailableError, sendfile, type FileLike } from './sendfile';
 export { Server, createServer, type CreateServerOptions } from './server';
 export { TransportSocket, constants } from './socket';
-export { connectAcceptedSocket, createConnection, type ConnectAcceptedSocketOptions, type CreateConnectionOptions } from './stream';
+export { connectAcceptedSocket, createConnection, type ConnectAcceptedSocketOptions, type CreateConnectionOptions } from './connect';
 export { startTls, type PeerCertificate, type SslObject, type SslOptions, type StartTlsOptions } from './tls';
 export { connectReadPipe, connectWritePipe } from './pipe';
 export { createUnixConnection, createUnixServer, socketpair, type CreateUnixConnectionOptions, type CreateUnixServerOptions } from './unix';

@@ -5,7 +5,8 @@ import { EventLoop, getRunningLoop, release, retain } from './loop';
 import { EventKind, native } from './native';
 import { TransportSocket, checkFamily, checkListeningSocket } from './socket';
 import { StreamTransport, type StreamOwner } from './stream';
-import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, type SslOptions } from './tls';
+import { tlsError } from './errors';
+import { TLS_OPS, tlsConnectOptions, tlsExtra, type SslOptions } from './tls';
 
 /** Options of `createServer`, asyncio's keyword arguments in camelCase. */
 export interface CreateServerOptions {

@@ -6,7 +6,7 @@ import { asError, checkFunction, checkInteger, checkObject, toBytes } from './er
 import { getRunningLoop } from './loop';
 import { Protocol } from './protocols';
 import { createServer, type CreateServerOptions, type Server } from './server';
-import { createConnection, type CreateConnectionOptions } from './stream';
+import { createConnection, type CreateConnectionOptions } from './connect';
 import { startTls, type SslOptions, type StartTlsOptions } from './tls';
 import type { Transport } from './transports';
 import { createUnixConnection, createUnixServer, type CreateUnixConnectionOptions, type CreateUnixServerOptions } from './unix';

@@ -2,7 +2,7 @@
 // The engine runs the TLS session (rustls); a TLS connection is a StreamTransport whose operations
 // are the engine's TLS ones, so flow control, reading pauses and the lifecycle are the same code.
 import { X509Certificate } from 'node:crypto';
-import { checkBoolean, checkDuration, checkObject, systemError, type SystemError } from './errors';
+import { checkBoolean, checkDuration, checkObject, systemError, tlsError } from './errors';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -216,29 +216,6 @@ export function tlsExtra(id: number, ssl: unknown): Record<string, unknown> {
     sslcontext: ssl,
     ssl_object: sslObject,
   };
-}
-
-/**
- * The error of a failed handshake, from a `TlsFailed` record: Node's `code` (`'ERR_TLS_CERT_ALTNAME_INVALID'`,
- * `'UNABLE_TO_VERIFY_LEAF_SIGNATURE'`, `'ECONNRESET'`, `'ETIMEDOUT'` ...), plus `errno`/`syscall` when
- * the socket failed.
- * @internal
- */
-export function tlsError(errno: number, syscall: number, payload: Buffer | null, host?: string, port?: number): SystemError {
-  const text = payload?.toString() ?? '';
-  const tab = text.indexOf('\t');
-  const code = tab < 0 ? '' : text.slice(0, tab);
-  const message = tab < 0 ? text : text.slice(tab + 1);
-  if (code === '') return systemError(errno, syscall, host, port);
-  const err = new Error(message) as SystemError;
-  err.code = code;
-  if (errno !== 0) {
-    err.errno = -errno;
-    err.syscall = 'handshake';
-  }
-  if (host !== undefined) err.address = host;
-  if (port !== undefined) err.port = port;
-  return err;
 }
 
 /**

@@ -6,7 +6,8 @@ import { release, retain } from './loop';
 import { native } from './native';
 import { Server } from './server';
 import { checkAbstractName, checkListeningSocket, constants } from './socket';
-import { StreamTransport, adoptSocket, awaitConnect } from './stream';
+import { adoptSocket, awaitConnect } from './connect';
+import { StreamTransport } from './stream';
 import { TLS_OPS, tlsConnectOptions, tlsExtra, upgradeStream, type SslOptions } from './tls';
 import type { Transport } from './transports';
 
