@@ -29,7 +29,6 @@ pub mod sys;
 pub mod unix;
 pub mod tls;
 
-
 pub use adopt::Refused;
 pub use connect::ConnectOptions;
 pub use datagram::{Datagram, DatagramOptions};
