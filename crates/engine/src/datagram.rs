@@ -447,10 +447,6 @@ impl Datagram {
 }
 
 impl Transport for Datagram {
-    fn life(&self) -> &Lifecycle {
-        &self.life
-    }
-
     /// Stops receiving, sends what is queued, then finishes (asyncio's `close`).
     fn close(&self) {
         let mut st = self.write.lock().unwrap();
@@ -480,18 +476,11 @@ impl Transport for Datagram {
             st.queued = 0;
         }
         self.life.stopped_now();
-        let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
-        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+        self.life.report_closed(err, syscall);
     }
 }
 
-/// A datagram endpoint is its lifecycle plus its send queue: its id, core, stop signal and closed flag read as its own.
-impl std::ops::Deref for Datagram {
-    type Target = Lifecycle;
-    fn deref(&self) -> &Lifecycle {
-        &self.life
-    }
-}
+crate::lifecycle::lifecycle_of!(Datagram);
 
 // ---- receiving ----
 

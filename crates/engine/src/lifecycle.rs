@@ -4,6 +4,7 @@
 //! closes, aborts, pauses and resumes any transport through one set of calls.
 
 use std::io;
+use std::ops::Deref;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,12 @@ impl Lifecycle {
         self.stop.notify_waiters();
     }
 
+    /// Reports the end to the host: `Closed` with `err`'s errno (0: closed cleanly) and `syscall`.
+    pub(crate) fn report_closed(&self, err: Option<io::Error>, syscall: Syscall) {
+        let errno = err.map(|e| crate::stream::errno_of(&e)).unwrap_or(0);
+        self.core.queue.push(crate::events::Kind::Closed, self.id, errno, syscall as u32);
+    }
+
     /// Resolves once the transport has ended.
     pub(crate) async fn stopped(&self) {
         wait_until(&self.stop, || self.is_closed()).await
@@ -85,14 +92,9 @@ impl Lifecycle {
     }
 }
 
-/// What the host does alike to every kind of transport, by id (see [`crate::Engine::transport`]).
-pub trait Transport: Send + Sync {
-    /// The transport's shared lifecycle.
-    fn life(&self) -> &Lifecycle;
-    /// The descriptor it reads and writes.
-    fn raw_fd(&self) -> RawFd {
-        self.life().raw_fd
-    }
+/// What the host does alike to every kind of transport, by id (see [`crate::Engine::transport`]). A
+/// transport dereferences to its [`Lifecycle`], so its id, core and stop signal read as its own.
+pub trait Transport: Deref<Target = Lifecycle> + Send + Sync {
     /// asyncio's `close`: stops reading, sends what is queued, then ends.
     fn close(&self);
     /// Ends the transport exactly once (see [`Lifecycle::end`]): lets go of what is queued, stops its
@@ -104,17 +106,34 @@ pub trait Transport: Send + Sync {
     }
     /// asyncio's `pause_reading`.
     fn pause_reading(&self) {
-        self.life().pause_reading()
+        Lifecycle::pause_reading(self)
     }
     /// asyncio's `resume_reading`.
     fn resume_reading(&self) {
-        self.life().resume_reading()
+        Lifecycle::resume_reading(self)
     }
     /// Whether the transport has ended.
     fn is_closed(&self) -> bool {
-        self.life().is_closed()
+        Lifecycle::is_closed(self)
+    }
+    /// The descriptor it reads and writes.
+    fn raw_fd(&self) -> RawFd {
+        Deref::deref(self).raw_fd
     }
 }
+
+/// Gives a transport type its [`Lifecycle`] (its field `life`) as what it dereferences to.
+macro_rules! lifecycle_of {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = $crate::lifecycle::Lifecycle;
+            fn deref(&self) -> &$crate::lifecycle::Lifecycle {
+                &self.life
+            }
+        }
+    };
+}
+pub(crate) use lifecycle_of;
 
 /// Waits on `notify` until `done()` holds. The notification is armed before each check, so one sent
 /// between the check and the wait is not missed (the pattern every "stopped"/"room" wait needs).

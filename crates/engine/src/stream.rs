@@ -745,10 +745,6 @@ impl Stream {
 }
 
 impl Transport for Stream {
-    fn life(&self) -> &Lifecycle {
-        &self.life
-    }
-
     /// Stops reading, sends what is queued, then finishes the stream (asyncio's `close`).
     fn close(&self) {
         self.life.pause_reading();
@@ -787,18 +783,11 @@ impl Transport for Stream {
         self.life.stopped_now();
         self.room.notify_waiters();
         self.end_forward(false);
-        let errno = err.map(|e| errno_of(&e)).unwrap_or(0);
-        self.core.queue.push(Kind::Closed, self.id, errno, syscall as u32);
+        self.life.report_closed(err, syscall);
     }
 }
 
-/// A stream is its lifecycle plus its queues: its id, core, stop signal and closed flag read as its own.
-impl std::ops::Deref for Stream {
-    type Target = Lifecycle;
-    fn deref(&self) -> &Lifecycle {
-        &self.life
-    }
-}
+crate::lifecycle::lifecycle_of!(Stream);
 
 /// What one round of the writer achieved.
 enum Flush {

@@ -718,10 +718,6 @@ async fn handshake(ctx: &TlsContext, io: FdIo) -> Result<(Tls, Option<String>), 
 }
 
 impl Transport for TlsConn {
-    fn life(&self) -> &Lifecycle {
-        &self.life
-    }
-
     /// Flushes, sends close_notify, waits (bounded by the shutdown timeout) for the peer's, then finishes.
     fn close(&self) {
         let mut st = self.write.lock().unwrap();
@@ -763,13 +759,7 @@ impl Transport for TlsConn {
     }
 }
 
-/// A TLS connection is its lifecycle plus its session: its id, core, stop signal and closed flag read as its own.
-impl std::ops::Deref for TlsConn {
-    type Target = Lifecycle;
-    fn deref(&self) -> &Lifecycle {
-        &self.life
-    }
-}
+crate::lifecycle::lifecycle_of!(TlsConn);
 
 /// Runs the handshake on `fd`; on success registers connection `id` and reports it with `ok` (on
 /// `report_id`), on failure reports [`Kind::TlsFailed`] on `report_id`.
