@@ -12,34 +12,35 @@ fn transport(id: u32) -> Option<Arc<dyn Transport>> {
     engine().ok()?.transport(id)
 }
 
+/// Does `f` to transport `id` if it is open (a call on a closed one does nothing, as asyncio's).
+fn with(id: u32, f: impl FnOnce(&dyn Transport)) {
+    if let Some(t) = transport(id) {
+        f(&*t)
+    }
+}
+
 /// asyncio's `close`: stops reading, sends what is queued, then closes.
 #[napi(catch_unwind)]
 pub fn close(id: u32) {
-    if let Some(t) = transport(id) {
-        t.close();
-    }
+    with(id, |t| t.close())
 }
 
 /// asyncio's `abort`: closes now, dropping what is queued.
 #[napi(catch_unwind)]
 pub fn abort(id: u32) {
-    if let Some(t) = transport(id) {
-        t.abort();
-    }
+    with(id, |t| t.abort())
 }
 
+/// asyncio's `pause_reading`: the engine reads no more until `resumeReading`.
 #[napi(catch_unwind)]
 pub fn pause_reading(id: u32) {
-    if let Some(t) = transport(id) {
-        t.pause_reading();
-    }
+    with(id, |t| t.pause_reading())
 }
 
+/// asyncio's `resume_reading`.
 #[napi(catch_unwind)]
 pub fn resume_reading(id: u32) {
-    if let Some(t) = transport(id) {
-        t.resume_reading();
-    }
+    with(id, |t| t.resume_reading())
 }
 
 /// The transport's descriptor, or -1 once it is gone.
