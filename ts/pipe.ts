@@ -108,7 +108,7 @@ export class WritePipeTransport extends WriteTransport {
   constructor(id: number, protocol: unknown, extra: Record<string, unknown>) {
     super(protocol, extra);
     this._id = id;
-    this.#writer = new WriteHalf(id, STREAM_OPS);
+    this.#writer = new WriteHalf(id, STREAM_OPS, 'drop');
     register(id, this);
     retain();
   }

@@ -16,7 +16,7 @@ import { release, retain } from './loop';
 import { EventKind, native } from './native';
 import { checkFamily, constants, socketExtra } from './socket';
 import { types } from 'node:util';
-import { Transport, makeProtocol } from './transports';
+import { Transport, makeProtocol, newProtocol } from './transports';
 import { TLS_OPS, tlsConnectOptions, tlsError, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
 
 /** asyncio logs a warning once this many writes were dropped after the connection was lost. */
@@ -169,9 +169,15 @@ export class WriteHalf {
   #droppedWrites = 0;
   #dropped = false;
 
+  /**
+   * `eofEndsWriting`: what a write after `writeEof()` meets. A socket's raises (asyncio's
+   * `Cannot call write() after write_eof()`); a pipe's is dropped like one after `close()`, since for a
+   * pipe the two are the same call (asyncio's `_UnixWritePipeTransport`).
+   */
   constructor(
     private readonly id: number,
     private readonly ops: WriterOps,
+    private readonly eofEndsWriting: 'throw' | 'drop' = 'throw',
   ) {}
 
   get bufferSize(): number {
@@ -187,7 +193,7 @@ export class WriteHalf {
   /** Sends `data`; true when part of it was left queued (the caller then checks its high mark). */
   write(data: ArrayBufferView | ArrayBuffer, closing: boolean): boolean {
     const bytes = toBytes('data', data);
-    if (this.eofWritten) throw new Error('Cannot call write() after writeEof()');
+    if (this.#refusedAfterEof('write')) closing = true;
     if (closing) {
       this.#dropWrite();
       return false;
@@ -209,7 +215,7 @@ export class WriteHalf {
         total += v.length;
       }
     }
-    if (this.eofWritten) throw new Error('Cannot call writelines() after writeEof()');
+    if (this.#refusedAfterEof('writelines')) closing = true;
     if (closing) {
       this.#dropWrite();
       return false;
@@ -229,6 +235,13 @@ export class WriteHalf {
     this.eofWritten = true;
     this.ops.writeEof(this.id);
     return true;
+  }
+
+  /** After `writeEof()`: throws for a socket, true (drop the bytes) for a pipe. */
+  #refusedAfterEof(method: string): boolean {
+    if (!this.eofWritten) return false;
+    if (this.eofEndsWriting === 'drop') return true;
+    throw new Error(`Cannot call ${method}() after writeEof()`);
   }
 
   #sent(total: number, now: number): boolean {
@@ -273,6 +286,10 @@ export class StreamTransport extends Transport {
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
   #pinnedShared = false;
+  /** EOF was delivered: no byte can follow, so no buffer is asked for. */
+  #eofDelivered = false;
+  /** A lend waits for a later turn (setProtocol calls no protocol method inside itself). */
+  #lendScheduled = false;
   /** Bytes are being copied into the protocol's buffers: none may be lent meanwhile (see `#copyIn`). */
   #copying = false;
   #forwarding: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
@@ -409,6 +426,7 @@ export class StreamTransport extends Transport {
     switch (kind) {
       case EventKind.Eof: {
         this.#pendingView = null;
+        this.#eofDelivered = true;
         const keepOpen = this._callProtocol('eofReceived');
         // TLS cannot half-close: its transport closes whatever eofReceived returns (asyncio's sslproto).
         if (!keepOpen || !this._ops.canWriteEof) this.close();
@@ -513,13 +531,17 @@ export class StreamTransport extends Transport {
    * cannot write into turns target mode off: bytes are then copied into it (and into later buffers).
    */
   #lendBuffer(): void {
-    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying || this.#reader.holding()) return;
+    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying || this.#reader.holding() || this.#eofDelivered) return;
     if (!isBuffered(this._protocol)) {
       this.#targetModeOff();
       return;
     }
+    const protocol = this._protocol;
     const view = this.#getBuffer(READ_HINT);
     if (view === null) return;
+    // getBuffer() switched protocols (setProtocol inside it): that buffer was the old protocol's, and
+    // setProtocol has already arranged what comes next.
+    if (this._protocol !== protocol || !this.#targetMode) return;
     const shared = view.buffer instanceof SharedArrayBuffer;
     const lent = shared ? native.setSharedReadTarget(this._id, view) : native.setReadTarget(this._id, view);
     if (lent) {
@@ -530,6 +552,19 @@ export class StreamTransport extends Transport {
       this.#pendingView = view;
       this.#targetModeOff();
     }
+  }
+
+  #scheduleLend(): void {
+    if (this.#lendScheduled) return;
+    this.#lendScheduled = true;
+    setImmediate(() => {
+      this.#lendScheduled = false;
+      try {
+        this.#lendBuffer();
+      } catch (exc) {
+        this._internalError(exc);
+      }
+    });
   }
 
   #targetModeOff(): void {
@@ -547,8 +582,10 @@ export class StreamTransport extends Transport {
     if (!isBuffered(protocol)) {
       this.#targetModeOff();
     } else if (this.#targetMode) {
-      // Still lent to the old protocol? Its fill is copied over, then the new protocol lends.
-      this.#lendBuffer();
+      // Still lent to the old protocol? Its fill is copied over, then the new protocol lends. Not inside
+      // this call: asyncio never runs a protocol method inside a transport method (a getBuffer that calls
+      // setProtocol recursed until the stack ran out).
+      this.#scheduleLend();
     } else if (!this.#awaitingMarker) {
       // Data events already queued are copied; the marker says when reads go into lent memory.
       this.#awaitingMarker = true;
@@ -843,6 +880,10 @@ export async function adoptSocket<P extends object>(
   if (kind !== null && native.getsockopt(fd as number, constants.SOL_SOCKET, constants.SO_ACCEPTCONN) === 1) {
     throw new TypeError(`The "${name}" argument must be a connected socket, not a listening one`);
   }
+  // The protocol first, as asyncio makes it before it touches the socket: a factory that throws or returns
+  // no protocol must leave the caller's descriptor open, not closed by an adoption already made.
+  const protocol = newProtocol(protocolFactory);
+  protocolFactory = () => protocol;
   const id = native.adopt(fd as number, false, true);
   if (id < 0) throw adoptionError(id, fd as number);
   if (tls === null) return StreamTransport._start(id, protocolFactory, owner);
