@@ -52,7 +52,7 @@ export const KNOWN = [
   },
   {
     id: 'new: failed factory closes the given socket',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: createConnection({ sock }) and connectAcceptedSocket with a protocol factory that throws (or returns a non-object) reject, yet close the caller\'s descriptor (connectReadPipe/connectWritePipe leave it open; asyncio calls the factory before it touches the socket)',
     excludes: (scenario, c) => scenario === 'args' && (c.calls ?? []).some((k) => k.args[0]?.[0] === 'pf' && k.args[0][1] !== 'ok' && has(k, (d) => d[0] === 'ctx')),
     example: { scenario: 'args', case: { calls: [{ fn: 'connectAcceptedSocket', args: [['pf', 'throws', 'stream', ['error', 'boom']], ['ctx', 'sockA'], ['lit', {}]] }] } },
@@ -102,7 +102,7 @@ export const KNOWN = [
   },
   {
     id: 'new: Proxy of a Uint8Array as data',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: write()/writelines() given new Proxy(new Uint8Array(n), {}) throw V8\'s "Method get TypedArray.prototype.length called on incompatible receiver", DatagramTransport.sendto() the addon\'s Error "Get TypedArray info failed" (code InvalidArg): not a TypeError naming "data"',
     excludes: (scenario, c) =>
       (c.steps ?? []).concat((c.behaviours ?? []).flatMap((b) => b.ops)).some((op) => (op[0] === 'writeOdd' || op[0] === 'sendOdd') && has(op, (d) => d[0] === 'proxyOfU8')) ||
@@ -132,7 +132,7 @@ export const KNOWN = [
   },
   {
     id: 'new: Future.cancel(msg) converts msg',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: Future.cancel(msg) with a msg that String() cannot convert (Object.create(null), a Symbol, an object whose toString returns an object) throws "Cannot convert object to primitive value" and leaves the future pending; asyncio keeps any msg as the CancelledError\'s argument',
     excludes: (scenario, c) => scenario === 'loop' && c.ops.some((op) => op[0] === 'cancel' && !['str', 'longstr', 'num', 'undef', 'null', 'true', 'false', 'bigint', 'error', 'typeError', 'errorWithNullProtoCause', 'date', 'u8', 'emptyArr'].includes(op[2][0])),
     example: { scenario: 'loop', case: { handler: 'recording', ops: [['cancel', 0, ['nullproto']]] } },
@@ -146,14 +146,14 @@ export const KNOWN = [
   },
   {
     id: 'new: pipe write after close() throws',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: a pipe WriteTransport (connectWritePipe, a subprocess\'s stdin) throws "Cannot call write() after writeEof()" on write() after close() (the user never called writeEof); the API says a write after close() is dropped, as stream transports do and asyncio does',
     excludes: (scenario, c) => (scenario === 'subprocess' || scenario === 'pipe') && has(c, (d) => d[0] === 'close' || d[0] === 'abort') && has(c, (d) => d[0] === 'write'),
     example: { scenario: 'subprocess', case: { program: 'cat', shape: 'class', handler: 'recording', handlerThrows: ['null'], behaviours: [], steps: [['close'], ['write', 10, 1]] } },
   },
   {
     id: 'new: setProtocol calls getBuffer inside itself',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer (threads reactor): StreamTransport.setProtocol(p) calls p.getBuffer() synchronously, inside setProtocol (asyncio never runs a protocol callback inside a transport call); a BufferedProtocol that switches protocols from getBuffer recurses until setProtocol throws RangeError "Maximum call stack size exceeded"',
     excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.behaviours.some((b) => b.cb === 'getBuffer' && b.ops.some((op) => op[0] === 'setProtocol')),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['alloc', 1], behaviours: [{ cb: 'getBuffer', nth: 0, ops: [['setProtocol', ['alloc', 1]]], then: ['none'] }], steps: [] } },
@@ -167,7 +167,7 @@ export const KNOWN = [
   },
   {
     id: 'new: getExtraInfo(key String() cannot convert)',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer (still there after the repro-14 fix): getExtraInfo(Object.create(null)), getExtraInfo(a revoked Proxy) or a Proxy of a Uint8Array throw V8\'s TypeError "Cannot convert object to primitive value" (or "... called on incompatible receiver") from the key lookup, not a TypeError naming "name" (or the default, as for any unknown key)',
     excludes: (scenario, c) =>
       ['getExtraInfo', 'datagramExtra', 'subprocessExtra'].some((fn) => calls(c, fn).some((k) => unprintable(k.args[0]) || PROXIES.has(k.args[0][0]))) ||
@@ -176,10 +176,17 @@ export const KNOWN = [
   },
   {
     id: 'new: getBuffer after eofReceived',
-    open: true,
+    open: false, // fixed on main (issue 22)
     what: 'found by the fuzzer: on a half-open stream (eofReceived returned true), setProtocol(another BufferedProtocol) (from a protocol that received into a plain Uint8Array to one with an allocBuffer) makes the transport call the new protocol\'s getBuffer(), though no byte can come after EOF (asyncio never calls get_buffer after eof_received)',
     excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && bufferSpecs(c).length > 1 && c.behaviours.some((b) => b.cb === 'eofReceived' && b.then[0] === 'return'),
     example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', bufferSpec: ['u8', 1], behaviours: [{ cb: 'eofReceived', nth: 0, ops: [], then: ['return', ['true']] }], steps: [['peerEnd'], ['wait', 20], ['setProtocol', ['alloc', 1]]] } },
+  },
+  {
+    id: 'new: setProtocol inside getBuffer lends the old protocol\'s buffer to the new one',
+    open: false, // fixed on main (issue 22)
+    what: 'found by the fuzzer (seed 1622531101): a getBuffer() that calls setProtocol(x) and returns its buffer had that buffer lent for x, and x got a bufferUpdated for a buffer it never handed out',
+    excludes: (scenario, c) => scenario === 'stream' && c.kind === 'buffered' && c.behaviours.some((b) => b.cb === 'getBuffer' && b.ops.some((op) => op[0] === 'setProtocol')),
+    example: { scenario: 'stream', case: { peer: 'node-server', kind: 'buffered', shape: 'class', handler: 'recording', handlerThrows: ['error', 'boom'], bufferSpec: ['alloc', 1], behaviours: [{ cb: 'getBuffer', nth: 0, ops: [['setProtocol', ['nullproto']]], then: ['none'] }], steps: [['peerWrite', 60000, 1]] } },
   },
 ];
 

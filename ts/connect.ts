@@ -18,7 +18,7 @@ import { EventKind, native } from './native';
 import { checkFamily, constants } from './socket';
 import { StreamTransport, type StreamOwner } from './stream';
 import { TLS_OPS, tlsConnectOptions, tlsExtra, upgradeStream, type NativeTlsOpts, type SslOptions } from './tls';
-import type { Transport } from './transports';
+import { newProtocol, type Transport } from './transports';
 
 /** Options of `createConnection`, asyncio's keyword arguments in camelCase. */
 export interface CreateConnectionOptions {
@@ -165,6 +165,10 @@ export async function adoptSocket<P extends object>(
   if (kind !== null && native.getsockopt(fd as number, constants.SOL_SOCKET, constants.SO_ACCEPTCONN) === 1) {
     throw new TypeError(`The "${name}" argument must be a connected socket, not a listening one`);
   }
+  // The protocol first, as asyncio makes it before it touches the socket: a factory that throws or returns
+  // no protocol must leave the caller's descriptor open, not closed by an adoption already made.
+  const protocol = newProtocol(protocolFactory);
+  protocolFactory = () => protocol;
   const id = native.adopt(fd as number, false, true);
   if (id < 0) throw adoptionError(id, fd as number);
   if (tls === null) return StreamTransport._start(id, protocolFactory, owner);

@@ -1,5 +1,5 @@
 // Node-style errors for everything the engine reports, and the argument checks of the public API.
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorName, types } from 'node:util';
 
 /** Not an errno: name resolution found nothing (`protoloop_engine::events::ENOTFOUND`). */
 export const ENOTFOUND = 0x7fff_0001;
@@ -153,9 +153,11 @@ function typeError(name: string, expected: string, value: unknown): TypeError {
 
 /** Bytes a caller hands in: any `ArrayBufferView` or `ArrayBuffer`, seen as a `Uint8Array`. */
 export function toBytes(name: string, data: unknown): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data);
+  // util.types rather than instanceof: a Proxy of a Uint8Array passes instanceof, then refuses every
+  // typed-array operation (and the addon cannot read it).
+  if (types.isUint8Array(data)) return data;
+  if (types.isArrayBufferView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (types.isAnyArrayBuffer(data)) return new Uint8Array(data);
   if (typeof data === 'string') {
     throw new TypeError(
       `The "${name}" argument must be bytes (a Buffer, TypedArray, DataView or ArrayBuffer), not a string: ` +

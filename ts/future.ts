@@ -1,5 +1,5 @@
 // asyncio's Future: a result that arrives later, awaitable like a Promise.
-import { CancelledError, InvalidStateError, checkFunction } from './errors';
+import { CancelledError, InvalidStateError, checkFunction, safeString } from './errors';
 import { callbackName, getRunningLoop } from './loop';
 
 type State = 'pending' | 'finished' | 'cancelled';
@@ -57,7 +57,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
   /** Cancels a pending future; returns false when it was already done. */
   cancel(msg?: string): boolean {
     if (this.#state !== 'pending') return false;
-    this.#complete('cancelled', undefined, new CancelledError(msg ?? 'The future was cancelled'));
+    // Any message is kept (asyncio keeps it as the error's argument); the text is what it says.
+    const exc = new CancelledError(msg === undefined || msg === null ? 'The future was cancelled' : safeString(msg));
+    this.#complete('cancelled', undefined, exc);
     return true;
   }
 

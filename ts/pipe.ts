@@ -147,9 +147,9 @@ export class WritePipeTransport extends WriteTransport {
     return true;
   }
 
-  /** As asyncio: the same as `writeEof()` (flush, then close). */
+  /** As asyncio: flush, then close (as `writeEof()`); a `write()` after it is dropped. */
   close(): void {
-    this.writeEof();
+    if (this.#writer.writeEof(this._closing, true)) this._closing = true;
   }
 
   abort(): void {

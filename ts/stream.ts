@@ -148,6 +148,9 @@ export class WriteHalf {
   #droppedWrites = 0;
   #dropped = false;
 
+  /** The EOF came from `close()` (a pipe's close is a flush and EOF), not from `writeEof()`. */
+  #eofByClose = false;
+
   constructor(
     private readonly id: number,
     private readonly ops: WriterOps,
@@ -166,7 +169,7 @@ export class WriteHalf {
   /** Sends `data`; true when part of it was left queued (the caller then checks its high mark). */
   write(data: ArrayBufferView | ArrayBuffer, closing: boolean): boolean {
     const bytes = toBytes('data', data);
-    if (this.eofWritten) throw new Error('Cannot call write() after writeEof()');
+    if (this.#refusedAfterEof('write')) closing = true;
     if (closing) {
       this.#dropWrite();
       return false;
@@ -188,7 +191,7 @@ export class WriteHalf {
         total += v.length;
       }
     }
-    if (this.eofWritten) throw new Error('Cannot call writelines() after writeEof()');
+    if (this.#refusedAfterEof('writelines')) closing = true;
     if (closing) {
       this.#dropWrite();
       return false;
@@ -203,11 +206,22 @@ export class WriteHalf {
   }
 
   /** Half-closes once the queue is sent; false when it was already asked for or the stream closes. */
-  writeEof(closing: boolean): boolean {
+  writeEof(closing: boolean, byClose = false): boolean {
     if (closing || this.eofWritten) return false;
     this.eofWritten = true;
+    this.#eofByClose = byClose;
     this.ops.writeEof(this.id);
     return true;
+  }
+
+  /**
+   * After `writeEof()` a write raises (asyncio's `Cannot call write() after write_eof()`); after a
+   * pipe's `close()`, which sends EOF too, it is dropped as after any close (true).
+   */
+  #refusedAfterEof(method: string): boolean {
+    if (!this.eofWritten) return false;
+    if (this.#eofByClose) return true;
+    throw new Error(`Cannot call ${method}() after writeEof()`);
   }
 
   #sent(total: number, now: number): boolean {
@@ -252,6 +266,10 @@ export class StreamTransport extends Transport {
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
   #pinnedShared = false;
+  /** EOF was delivered: no byte can follow, so no buffer is asked for. */
+  #eofDelivered = false;
+  /** A lend waits for a later turn (setProtocol calls no protocol method inside itself). */
+  #lendScheduled = false;
   /** Bytes are being copied into the protocol's buffers: none may be lent meanwhile (see `#copyIn`). */
   #copying = false;
   #forwarding: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
@@ -388,6 +406,7 @@ export class StreamTransport extends Transport {
     switch (kind) {
       case EventKind.Eof: {
         this.#pendingView = null;
+        this.#eofDelivered = true;
         const keepOpen = this._callProtocol('eofReceived');
         // TLS cannot half-close: its transport closes whatever eofReceived returns (asyncio's sslproto).
         if (!keepOpen || !this._ops.canWriteEof) this.close();
@@ -492,13 +511,17 @@ export class StreamTransport extends Transport {
    * cannot write into turns target mode off: bytes are then copied into it (and into later buffers).
    */
   #lendBuffer(): void {
-    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying || this.#reader.holding()) return;
+    if (!this.#targetMode || this.#lent !== null || this._closing || this.#copying || this.#reader.holding() || this.#eofDelivered) return;
     if (!isBuffered(this._protocol)) {
       this.#targetModeOff();
       return;
     }
+    const protocol = this._protocol;
     const view = this.#getBuffer(READ_HINT);
     if (view === null) return;
+    // getBuffer() switched protocols (setProtocol inside it): that buffer was the old protocol's, and
+    // setProtocol has already arranged what comes next.
+    if (this._protocol !== protocol || !this.#targetMode) return;
     const shared = view.buffer instanceof SharedArrayBuffer;
     const lent = shared ? native.setSharedReadTarget(this._id, view) : native.setReadTarget(this._id, view);
     if (lent) {
@@ -509,6 +532,19 @@ export class StreamTransport extends Transport {
       this.#pendingView = view;
       this.#targetModeOff();
     }
+  }
+
+  #scheduleLend(): void {
+    if (this.#lendScheduled) return;
+    this.#lendScheduled = true;
+    setImmediate(() => {
+      this.#lendScheduled = false;
+      try {
+        this.#lendBuffer();
+      } catch (exc) {
+        this._internalError(exc);
+      }
+    });
   }
 
   #targetModeOff(): void {
@@ -526,8 +562,10 @@ export class StreamTransport extends Transport {
     if (!isBuffered(protocol)) {
       this.#targetModeOff();
     } else if (this.#targetMode) {
-      // Still lent to the old protocol? Its fill is copied over, then the new protocol lends.
-      this.#lendBuffer();
+      // Still lent to the old protocol? Its fill is copied over, then the new protocol lends. Not inside
+      // this call: asyncio never runs a protocol method inside a transport method (a getBuffer that calls
+      // setProtocol recursed until the stack ran out).
+      this.#scheduleLend();
     } else if (!this.#awaitingMarker) {
       // Data events already queued are copied; the marker says when reads go into lent memory.
       this.#awaitingMarker = true;

@@ -39,6 +39,8 @@ export abstract class BaseTransport {
 
   /** Information about the transport (`'peername'`, `'sockname'`, `'socket'`, ...), or `defaultValue`. */
   getExtraInfo<T = any>(name: string, defaultValue?: T): T | any {
+    // Names are strings: anything else is no key here (and may refuse to become one).
+    if (typeof name !== 'string') return defaultValue ?? null;
     // Own keys only: 'constructor' or '__proto__' are not extra info (asyncio's dict.get).
     const v = (Object.hasOwn(this._extra, name) ? this._extra[name] : undefined) ?? this._liveExtra(name);
     return v === undefined ? (defaultValue ?? null) : typeof v === 'function' ? v() : v;
