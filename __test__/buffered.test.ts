@@ -76,6 +76,45 @@ class Collector extends BufferedProtocol {
   }
 }
 
+/**
+ * Streams 1 MiB under the I/O-threads reactor to a P1 that, after two fills, pauses, switches to the
+ * script's `P2` and resumes; `classes` defines P2 (and what it uses) with `t`, `recv` and `lost` in
+ * scope. Resolves to how much arrived and where it first differs from what was sent (-1: nowhere).
+ */
+async function switchAfterTwoFills(classes: string): Promise<{ length: number; firstDifferent: number }> {
+  const r = await runScript(
+    `
+      import net from 'node:net';
+      const N = 1 << 20;
+      const data = Buffer.alloc(N);
+      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
+      const srv = net.createServer((s) => s.end(data)).listen(0, '127.0.0.1');
+      await new Promise((r) => srv.on('listening', r));
+      const recv = [];
+      let t, lost;
+      const done = new Promise((r) => (lost = r));
+${classes}      class P1 extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(65536); k = 0;
+        connectionMade(tr) { t = tr; }
+        getBuffer() { return this.buf; }
+        bufferUpdated(n) {
+          recv.push(Buffer.from(this.buf.subarray(0, n)));
+          if (++this.k === 2) { t.pauseReading(); setTimeout(() => { t.setProtocol(new P2()); t.resumeReading(); }, 50); }
+        }
+      }
+      await pl.createConnection(() => new P1(), '127.0.0.1', srv.address().port);
+      await done;
+      const got = Buffer.concat(recv);
+      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
+      srv.close();
+    `,
+    20_000,
+    { PROTOLOOP_REACTOR: 'threads' },
+  );
+  expect(r.err).toBe('');
+  return JSON.parse(r.out);
+}
+
 describe('BufferedProtocol receive', () => {
   for (const kind of ['alloc', 'shared', 'plain'] as Kind[]) {
     it(`rebuilds 9 KiB exactly from a fixed 100-byte ${kind} buffer`, async () => {
@@ -385,17 +424,7 @@ describe('switching protocols while a buffer is lent', () => {
     // one reused buffer was then lent to the engine and handed out for the rest of the copy at once,
     // so the engine's read and the copy overwrote each other (the I/O thread reads while JavaScript
     // copies). The slow second getBuffer() widens that window, as a busy callback would.
-    const r = await runScript(
-      `
-      import net from 'node:net';
-      const N = 1 << 20;
-      const data = Buffer.alloc(N);
-      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
-      const srv = net.createServer((s) => s.end(data)).listen(0, '127.0.0.1');
-      await new Promise((r) => srv.on('listening', r));
-      const recv = [];
-      let t, lost;
-      const done = new Promise((r) => (lost = r));
+    expect(await switchAfterTwoFills(`
       class P3 extends pl.BufferedProtocol {
         buf = pl.allocBuffer(65536); calls = 0;
         getBuffer() { if (++this.calls === 2) { const end = Date.now() + 30; while (Date.now() < end); } return this.buf; }
@@ -407,43 +436,14 @@ describe('switching protocols while a buffer is lent', () => {
         getBuffer() { return this.buf; }
         bufferUpdated(n) { recv.push(Buffer.from(this.buf.subarray(0, n))); if (!this.switched) { this.switched = true; t.setProtocol(new P3()); } }
       }
-      class P1 extends pl.BufferedProtocol {
-        buf = pl.allocBuffer(65536); k = 0;
-        connectionMade(tr) { t = tr; }
-        getBuffer() { return this.buf; }
-        bufferUpdated(n) {
-          recv.push(Buffer.from(this.buf.subarray(0, n)));
-          if (++this.k === 2) { t.pauseReading(); setTimeout(() => { t.setProtocol(new P2()); t.resumeReading(); }, 50); }
-        }
-      }
-      await pl.createConnection(() => new P1(), '127.0.0.1', srv.address().port);
-      await done;
-      const got = Buffer.concat(recv);
-      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
-      srv.close();
-    `,
-      20_000,
-      { PROTOLOOP_REACTOR: 'threads' },
-    );
-    expect(r.err).toBe('');
-    expect(JSON.parse(r.out)).toEqual({ length: 1 << 20, firstDifferent: -1 });
+    `)).toEqual({ length: 1 << 20, firstDifferent: -1 });
   });
 
   it('I/O threads: pausing in bufferUpdated mid-copy lends nothing until the held rest is copied', async () => {
     // P2 gets P1's lent fill by copy, in 1000-byte pieces of its one buffer, and pauses after the first:
     // the rest is held. Lending P2's buffer to the engine then would let the engine read into it while,
     // after resumeReading(), the held rest is copied into the same buffer.
-    const r = await runScript(
-      `
-      import net from 'node:net';
-      const N = 1 << 20;
-      const data = Buffer.alloc(N);
-      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
-      const srv = net.createServer((s) => s.end(data)).listen(0, '127.0.0.1');
-      await new Promise((r) => srv.on('listening', r));
-      const recv = [];
-      let t, lost;
-      const done = new Promise((r) => (lost = r));
+    expect(await switchAfterTwoFills(`
       class P2 extends pl.BufferedProtocol {
         buf = pl.allocBuffer(1000); updates = 0; resumed = false;
         getBuffer() { if (this.resumed) { this.resumed = false; const end = Date.now() + 30; while (Date.now() < end); } return this.buf; }
@@ -453,26 +453,7 @@ describe('switching protocols while a buffer is lent', () => {
         }
         connectionLost() { lost(); }
       }
-      class P1 extends pl.BufferedProtocol {
-        buf = pl.allocBuffer(65536); k = 0;
-        connectionMade(tr) { t = tr; }
-        getBuffer() { return this.buf; }
-        bufferUpdated(n) {
-          recv.push(Buffer.from(this.buf.subarray(0, n)));
-          if (++this.k === 2) { t.pauseReading(); setTimeout(() => { t.setProtocol(new P2()); t.resumeReading(); }, 50); }
-        }
-      }
-      await pl.createConnection(() => new P1(), '127.0.0.1', srv.address().port);
-      await done;
-      const got = Buffer.concat(recv);
-      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
-      srv.close();
-    `,
-      20_000,
-      { PROTOLOOP_REACTOR: 'threads' },
-    );
-    expect(r.err).toBe('');
-    expect(JSON.parse(r.out)).toEqual({ length: 1 << 20, firstDifferent: -1 });
+    `)).toEqual({ length: 1 << 20, firstDifferent: -1 });
   });
 });
 
