@@ -400,12 +400,11 @@ export class DatagramSocketTransport extends DatagramTransport {
 
   /** Stops receiving, sends what is queued, then `connectionLost(null)`. */
   close(): void {
-    if (this._closing) return;
-    // What sendto deferred was accepted before the close: it goes out first, as queued datagrams do.
-    this.#flush();
-    this._closing = true;
-    this.#held = [];
-    native.close(this._id);
+    this._closeHandle('close', () => {
+      // What sendto deferred was accepted before the close: it goes out first, as queued datagrams do.
+      this.#flush();
+      this.#held = [];
+    });
   }
 
   abort(): void {
@@ -414,11 +413,10 @@ export class DatagramSocketTransport extends DatagramTransport {
 
   /** @internal */
   protected _abort(): void {
-    if (this._lost) return;
-    this._closing = true;
-    this.#held = [];
-    this.#sendDeferredQuietly();
-    native.abort(this._id);
+    this._closeHandle('abort', () => {
+      this.#held = [];
+      this.#sendDeferredQuietly();
+    });
   }
 
   override toString(): string {

@@ -75,18 +75,12 @@ export class ReadPipeTransport extends ReadTransport {
   }
 
   close(): void {
-    if (this._closing) return;
-    this._closing = true;
-    this.#reader.clear();
-    native.close(this._id);
+    this._closeHandle('close', () => this.#reader.clear());
   }
 
   /** @internal */
   protected _abort(): void {
-    if (this._lost) return;
-    this._closing = true;
-    this.#reader.clear();
-    native.abort(this._id);
+    this._closeHandle('abort', () => this.#reader.clear());
   }
 
   override toString(): string {
@@ -158,9 +152,7 @@ export class WritePipeTransport extends WriteTransport {
 
   /** @internal */
   protected _abort(): void {
-    if (this._lost) return;
-    this._closing = true;
-    native.abort(this._id);
+    this._closeHandle('abort', () => {});
   }
 
   override toString(): string {

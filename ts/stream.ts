@@ -671,10 +671,7 @@ export class StreamTransport extends Transport {
   }
 
   close(): void {
-    if (this._closing) return;
-    this._closing = true;
-    this.#reader.clear();
-    native.close(this._id);
+    this._closeHandle('close', () => this.#reader.clear());
   }
 
   abort(): void {
@@ -683,11 +680,10 @@ export class StreamTransport extends Transport {
 
   /** @internal */
   protected _abort(): void {
-    if (this._lost) return;
-    this._closing = true;
-    this.#reader.clear();
-    this.#writer.drop(); // asyncio's abort() empties the buffer at once
-    native.abort(this._id);
+    this._closeHandle('abort', () => {
+      this.#reader.clear();
+      this.#writer.drop(); // asyncio's abort() empties the buffer at once
+    });
   }
 
   override toString(): string {

@@ -8,6 +8,7 @@
 import { asError, checkInteger, safeString } from './errors';
 import { getRunningLoop } from './loop';
 import type { Address } from './protocols';
+import { native } from './native';
 import { TransportSocket } from './socket';
 
 /** The default high-water mark of write flow control (asyncio's 64 KiB); low defaults to high/4. */
@@ -172,6 +173,22 @@ export abstract class BaseTransport {
 
   /** @internal The kind's way of dropping everything and closing now. */
   protected abstract _abort(): void;
+
+  /** @internal The engine handle behind the transport (one id space for every kind). */
+  abstract readonly _id: number;
+
+  /**
+   * @internal What `close()` and `abort()` of the engine-backed kinds share: once only, `letGo` sends or
+   * drops what JavaScript still holds for the handle (held reads, deferred datagrams, queued bytes), then
+   * the engine closes it, after flushing (`close`) or at once (`abort`); `connectionLost` follows.
+   */
+  protected _closeHandle(how: 'close' | 'abort', letGo: () => void): void {
+    if (how === 'close' ? this._closing : this._lost) return;
+    letGo();
+    this._closing = true;
+    if (how === 'close') native.close(this._id);
+    else native.abort(this._id);
+  }
 
   /** @internal Delivers `connectionLost` exactly once; later events are ignored. */
   _connectionLost(exc: Error | null): boolean {
