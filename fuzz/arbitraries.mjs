@@ -13,6 +13,12 @@ const bufferSpec = fc.oneof(
   { weight: 1, arbitrary: fc.oneof(hostileDesc, anyDesc, fc.constant(['u8', 0])) },
 );
 
+/** Operations every transport kind has: setWriteBufferLimits with any numbers, getExtraInfo with any key. */
+const limitsOp = fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null'])));
+const extraOp = fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc));
+/** A short pause between steps from outside. */
+const waitStep = fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 }));
+
 /** What the protocol or the test does with a stream transport. */
 export const streamOp = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(fc.constant('write'), size, seed) },
@@ -20,8 +26,8 @@ export const streamOp = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(fc.constant('writelines'), fc.array(size, { maxLength: 4 }), seed) },
   { weight: 3, arbitrary: fc.constantFrom(['pause'], ['resume']) },
   { weight: 1, arbitrary: fc.constantFrom(['writeEof'], ['close'], ['abort']) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: limitsOp },
+  { weight: 1, arbitrary: extraOp },
   { weight: 1, arbitrary: fc.tuple(fc.constant('setProtocol'), bufferSpec) },
 );
 
@@ -30,8 +36,21 @@ const streamStep = fc.oneof(
   { weight: 5, arbitrary: streamOp },
   { weight: 4, arbitrary: fc.tuple(fc.constant('peerWrite'), size, seed) },
   { weight: 1, arbitrary: fc.constantFrom(['peerEnd'], ['peerDestroy']) },
-  { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) },
+  { weight: 2, arbitrary: waitStep },
 );
+
+/** What a callback does after its ops: nothing, throw any value, or return any value. */
+const callbackThen = fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) });
+
+/** A behaviour (subject.mjs): on its nth call (0: every call), callback `cb` runs `ops`, then `then`. */
+function behaviourOf(callbacks, op, then) {
+  return fc.record({
+    cb: fc.constantFrom(...callbacks),
+    nth: fc.integer({ min: 0, max: 3 }),
+    ops: fc.array(op, { maxLength: 3 }),
+    then,
+  });
+}
 
 const PLAIN_CALLBACKS = ['connectionMade', 'dataReceived', 'eofReceived', 'pauseWriting', 'resumeWriting', 'connectionLost'];
 const BUFFERED_CALLBACKS = ['connectionMade', 'getBuffer', 'bufferUpdated', 'eofReceived', 'pauseWriting', 'resumeWriting', 'connectionLost'];
@@ -40,12 +59,7 @@ function behaviour(callbacks, throws) {
   const then = throws
     ? fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 3, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 2, arbitrary: fc.tuple(fc.constant('return'), anyDesc) })
     : fc.oneof(fc.constant(['none']), fc.tuple(fc.constant('return'), anyDesc));
-  return fc.record({
-    cb: fc.constantFrom(...callbacks),
-    nth: fc.integer({ min: 0, max: 3 }),
-    ops: fc.array(streamOp, { maxLength: 3 }),
-    then,
-  });
+  return behaviourOf(callbacks, streamOp, then);
 }
 
 /** A stream case: which peer and protocol, how the protocol behaves, and the steps from outside. */
@@ -153,8 +167,8 @@ const datagramOp = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(fc.constant('sendOdd'), fc.oneof(anyDesc, hostileDesc)) },
   { weight: 3, arbitrary: fc.constantFrom(['pause'], ['resume']) },
   { weight: 1, arbitrary: fc.constantFrom(['close'], ['abort']) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: limitsOp },
+  { weight: 1, arbitrary: extraOp },
 );
 
 export const datagramCase = fc.record({
@@ -163,20 +177,12 @@ export const datagramCase = fc.record({
   shape: fc.constantFrom('class', 'plain', 'nullproto'),
   handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
   handlerThrows: thrownDesc,
-  behaviours: fc.array(
-    fc.record({
-      cb: fc.constantFrom(...DATAGRAM_CALLBACKS),
-      nth: fc.integer({ min: 0, max: 3 }),
-      ops: fc.array(datagramOp, { maxLength: 3 }),
-      then: fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) }),
-    }),
-    { maxLength: 3 },
-  ),
+  behaviours: fc.array(behaviourOf(DATAGRAM_CALLBACKS, datagramOp, callbackThen), { maxLength: 3 }),
   steps: fc.array(
     fc.oneof(
       { weight: 5, arbitrary: datagramOp },
       { weight: 4, arbitrary: fc.tuple(fc.constant('peerSend'), datagramSize, seed) },
-      { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) },
+      { weight: 2, arbitrary: waitStep },
     ),
     { maxLength: 14 },
   ),
@@ -193,7 +199,7 @@ const subprocessOp = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(['kill'], ['close']) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('getPipe'), fc.oneof(numberDesc, stringDesc, hostileDesc)) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('setPipeProtocol'), fc.constantFrom(0, 1, 2)) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: extraOp },
 );
 
 export const subprocessCase = fc.record({
@@ -201,22 +207,13 @@ export const subprocessCase = fc.record({
   shape: fc.constantFrom('class', 'plain'),
   handler: fc.constantFrom('recording', 'recording', 'default', 'throwing'),
   handlerThrows: thrownDesc,
-  behaviours: fc.array(
-    fc.record({
-      cb: fc.constantFrom(...SUBPROCESS_CALLBACKS),
-      nth: fc.integer({ min: 0, max: 3 }),
-      ops: fc.array(subprocessOp, { maxLength: 3 }),
-      then: fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) }),
-    }),
-    { maxLength: 3 },
-  ),
-  steps: fc.array(fc.oneof({ weight: 5, arbitrary: subprocessOp }, { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) }), { maxLength: 10 }),
+  behaviours: fc.array(behaviourOf(SUBPROCESS_CALLBACKS, subprocessOp, callbackThen), { maxLength: 3 }),
+  steps: fc.array(fc.oneof({ weight: 5, arbitrary: subprocessOp }, { weight: 2, arbitrary: waitStep }), { maxLength: 10 }),
 });
 
 // ---- loop cases ----
 
 const fut = fc.integer({ min: 0, max: 2 });
-const callbackThen = fc.oneof({ weight: 2, arbitrary: fc.constant(['none']) }, { weight: 2, arbitrary: fc.tuple(fc.constant('throw'), thrownDesc) }, { weight: 1, arbitrary: fc.tuple(fc.constant('return'), anyDesc) });
 export const loopCase = fc.record({
   handler: fc.constantFrom('recording', 'recording', 'default'),
   ops: fc.array(
@@ -238,8 +235,8 @@ const pipeOp = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(fc.constant('write'), size, seed) },
   { weight: 3, arbitrary: fc.constantFrom(['pause'], ['resume']) },
   { weight: 1, arbitrary: fc.constantFrom(['writeEof'], ['close'], ['abort']) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('limits'), fc.oneof(numberDesc, fc.constant(['null'])), fc.oneof(numberDesc, fc.constant(['null']))) },
-  { weight: 1, arbitrary: fc.tuple(fc.constant('extra'), fc.oneof(stringDesc, hostileDesc)) },
+  { weight: 1, arbitrary: limitsOp },
+  { weight: 1, arbitrary: extraOp },
 );
 export const pipeCase = fc.record({
   direction: fc.constantFrom('read', 'write'),
@@ -252,7 +249,7 @@ export const pipeCase = fc.record({
       { weight: 5, arbitrary: pipeOp },
       { weight: 4, arbitrary: fc.tuple(fc.constant('peerWrite'), size, seed) },
       { weight: 1, arbitrary: fc.constant(['peerEnd']) },
-      { weight: 2, arbitrary: fc.tuple(fc.constant('wait'), fc.integer({ min: 0, max: 30 })) },
+      { weight: 2, arbitrary: waitStep },
     ),
     { maxLength: 12 },
   ),
