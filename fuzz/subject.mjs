@@ -42,6 +42,66 @@ export function installHandler(pl, kind, thrownDesc, log) {
 }
 
 /**
+ * The order every protocol's callbacks must keep, checked as they come: `enter(cb)` records a call in
+ * `s.calls`, fails the case for a call after connectionLost or before connectionMade, and returns how
+ * many times `cb` has been called; `violation(msg)` fails the case with the last calls for context;
+ * `behave(cb, n)` does what the case's behaviours say; `life(lostCheck)` gives the callbacks every
+ * protocol kind has (lifeCallbacks).
+ */
+export function recorder(s, ctx, behaviours, run) {
+  const counts = new Map();
+  const violation = (msg) => ctx.fail(`${msg} (calls: ${s.calls.slice(-8).join(', ')})`);
+  function enter(cb) {
+    s.calls.push(cb);
+    if (s.lost) violation(`${cb} after connectionLost`);
+    if (cb !== 'connectionMade' && !s.made) violation(`${cb} before connectionMade`);
+    const n = (counts.get(cb) ?? 0) + 1;
+    counts.set(cb, n);
+    return n;
+  }
+  const rec = { enter, violation, behave: behaviour(behaviours, s, run) };
+  rec.life = (lostCheck) => lifeCallbacks(s, rec, run, lostCheck);
+  return rec;
+}
+
+function lifeCallbacks(s, { enter, violation, behave }, run, lostCheck = null) {
+  const errorOrThrown = (exc) => {
+    if (exc !== null && !(exc instanceof Error) && !s.thrown.some((x) => Object.is(x.v, exc))) violation(`connectionLost got ${show(exc)}: neither null nor an Error`);
+  };
+  return {
+    connectionMade(t) {
+      const n = enter('connectionMade');
+      if (n > 1) violation('connectionMade called twice');
+      s.made = true;
+      s.transport = t;
+      run.onMade?.(t);
+      behave('connectionMade', n);
+    },
+    pauseWriting() {
+      const n = enter('pauseWriting');
+      if (s.writePaused) violation('pauseWriting twice without resumeWriting');
+      s.writePaused = true;
+      behave('pauseWriting', n);
+    },
+    resumeWriting() {
+      const n = enter('resumeWriting');
+      if (!s.writePaused) violation('resumeWriting without pauseWriting');
+      s.writePaused = false;
+      behave('resumeWriting', n);
+    },
+    connectionLost(exc) {
+      const n = enter('connectionLost');
+      if (n > 1) violation('connectionLost called twice');
+      s.lost = true;
+      s.lostExc = exc;
+      s.lostAt = Date.now();
+      (lostCheck ?? errorOrThrown)(exc);
+      behave('connectionLost', n);
+    },
+  };
+}
+
+/**
  * Builds the protocol object for `kind` ('plain' | 'buffered'), shaped as `shape` ('class': an instance
  * of protoloop's class, 'plain': a plain object, 'nullproto': methods on Object.create(null)).
  * `t` is an object with `doOp(op)`, which runs a transport operation for a behaviour.
@@ -63,28 +123,10 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
     buffer: null,
     behaving: true, // false once the checks at the end take over
   };
-  const counts = new Map();
-  const violation = (msg) => ctx.fail(`${msg} (calls: ${s.calls.slice(-8).join(', ')})`);
-
-  function enter(cb) {
-    s.calls.push(cb);
-    if (s.lost) violation(`${cb} after connectionLost`);
-    if (cb !== 'connectionMade' && !s.made) violation(`${cb} before connectionMade`);
-    const n = (counts.get(cb) ?? 0) + 1;
-    counts.set(cb, n);
-    return n;
-  }
-  const behave = behaviour(behaviours, s, run);
+  const { enter, violation, behave, life } = recorder(s, ctx, behaviours, run);
 
   const methods = {
-    connectionMade(t) {
-      const n = enter('connectionMade');
-      if (n > 1) violation('connectionMade called twice');
-      s.made = true;
-      s.transport = t;
-      run.onMade?.(t);
-      behave('connectionMade', n);
-    },
+    ...life(),
     dataReceived(data) {
       const n = enter('dataReceived');
       if (s.eof) violation('dataReceived after eofReceived');
@@ -101,27 +143,6 @@ export function makeSubject(pl, { kind, shape, behaviours, bufferSpec }, ctx, ru
       s.eof = true;
       const r = behave('eofReceived', n);
       return r ? r.value : undefined;
-    },
-    pauseWriting() {
-      const n = enter('pauseWriting');
-      if (s.writePaused) violation('pauseWriting twice without resumeWriting');
-      s.writePaused = true;
-      behave('pauseWriting', n);
-    },
-    resumeWriting() {
-      const n = enter('resumeWriting');
-      if (!s.writePaused) violation('resumeWriting without pauseWriting');
-      s.writePaused = false;
-      behave('resumeWriting', n);
-    },
-    connectionLost(exc) {
-      const n = enter('connectionLost');
-      if (n > 1) violation('connectionLost called twice');
-      s.lost = true;
-      s.lostExc = exc;
-      s.lostAt = Date.now();
-      if (exc !== null && !(exc instanceof Error) && !s.thrown.some((x) => Object.is(x.v, exc))) violation(`connectionLost got ${show(exc)}: neither null nor an Error`);
-      behave('connectionLost', n);
     },
   };
   /**

@@ -7,8 +7,8 @@ import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkExtraInfo, unclearError } from '../checks.mjs';
-import { behaviour, installHandler } from '../subject.mjs';
+import { UNMADE, caller, checkHandlerSaw, checkThrewLost, commonStep, runSteps, stepper, tryMaterialize, viewCopy } from '../drive.mjs';
+import { installHandler, recorder } from '../subject.mjs';
 import { bytesOf, materialize, show } from '../values.mjs';
 
 export async function datagram(c, ctx) {
@@ -49,34 +49,11 @@ export async function datagram(c, ctx) {
   // ---- the endpoint under test ----
   const s = { calls: [], made: false, lost: false, lostExc: undefined, paused: false, closedByUs: null, thrown: [], got: [], behaving: true, writePaused: false };
   let t = null;
-  const run = {
-    doOp(op, where) {
-      try {
-        stepOp(op, where);
-      } catch (e) {
-        ctx.fail(`the fuzzer's own step ${JSON.stringify(op)} failed: ${e?.stack ?? show(e)}`);
-      }
-    },
-  };
-  const behave = behaviour(c.behaviours, s, run);
-  const counts = new Map();
-  const violation = (msg) => ctx.fail(`${msg} (calls: ${s.calls.slice(-8).join(', ')})`);
-  function enter(cb) {
-    s.calls.push(cb);
-    if (s.lost) violation(`${cb} after connectionLost`);
-    if (cb !== 'connectionMade' && !s.made) violation(`${cb} before connectionMade`);
-    const n = (counts.get(cb) ?? 0) + 1;
-    counts.set(cb, n);
-    return n;
-  }
+  const call = caller(ctx);
+  const run = stepper(ctx, stepOp, (tr) => (t = tr));
+  const { enter, violation, behave, life } = recorder(s, ctx, c.behaviours, run);
   const methods = {
-    connectionMade(tr) {
-      const n = enter('connectionMade');
-      if (n > 1) violation('connectionMade called twice');
-      s.made = true;
-      t = tr;
-      behave('connectionMade', n);
-    },
+    ...life(),
     datagramReceived(data, addr) {
       const n = enter('datagramReceived');
       if (s.paused) violation('datagramReceived while reading is paused');
@@ -91,40 +68,8 @@ export async function datagram(c, ctx) {
       if (!(exc instanceof Error)) violation(`errorReceived got ${show(exc)}, not an Error`);
       behave('errorReceived', n);
     },
-    pauseWriting() {
-      const n = enter('pauseWriting');
-      if (s.writePaused) violation('pauseWriting twice without resumeWriting');
-      s.writePaused = true;
-      behave('pauseWriting', n);
-    },
-    resumeWriting() {
-      const n = enter('resumeWriting');
-      if (!s.writePaused) violation('resumeWriting without pauseWriting');
-      s.writePaused = false;
-      behave('resumeWriting', n);
-    },
-    connectionLost(exc) {
-      const n = enter('connectionLost');
-      if (n > 1) violation('connectionLost called twice');
-      s.lost = true;
-      s.lostExc = exc;
-      if (exc !== null && !(exc instanceof Error) && !s.thrown.some((x) => Object.is(x.v, exc))) violation(`connectionLost got ${show(exc)}: neither null nor an Error`);
-      behave('connectionLost', n);
-    },
   };
   const protocol = c.shape === 'class' ? Object.assign(new pl.DatagramProtocol(), methods) : c.shape === 'nullproto' ? Object.assign(Object.create(null), methods) : { ...methods };
-
-  function call(what, where, fn, mayThrow) {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      const why = unclearError(e);
-      if (why) ctx.fail(`${what} ${where}: ${why}`);
-      else if (!mayThrow) ctx.fail(`${what} ${where} threw ${show(e)}`);
-      return false;
-    }
-  }
 
   /** The address a sendto step names: the peer's, none (connected endpoints), or an odd one. */
   function address(d) {
@@ -148,52 +93,11 @@ export async function datagram(c, ctx) {
         return;
       }
       case 'sendOdd': {
-        let v;
-        try {
-          v = materialize(op[1]);
-        } catch {
-          return;
-        }
+        const v = tryMaterialize(op[1]);
+        if (v === UNMADE) return;
         const closing = t.isClosing();
-        let copy = null;
-        try {
-          if (ArrayBuffer.isView(v)) copy = Buffer.from(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-        } catch {
-          // detached
-        }
+        const copy = viewCopy(v);
         if (call(`sendto(${show(v)}, the peer)`, where, () => t.sendto(v, peer.addr), true) && copy?.length && !closing) accepted.push(copy); // (an empty datagram may be skipped, as asyncio 3.12 does)
-        return;
-      }
-      case 'pause':
-        call('pauseReading()', where, () => t.pauseReading(), false);
-        if (!t.isClosing()) s.paused = true;
-        return;
-      case 'resume':
-        s.paused = false;
-        call('resumeReading()', where, () => t.resumeReading(), false);
-        return;
-      case 'close':
-        s.closedByUs ??= 'close';
-        call('close()', where, () => t.close(), false);
-        return;
-      case 'abort':
-        s.closedByUs = 'abort';
-        call('abort()', where, () => t.abort(), false);
-        return;
-      case 'limits': {
-        const h = materialize(op[1]);
-        const l = materialize(op[2]);
-        call(`setWriteBufferLimits(${show(h)}, ${show(l)})`, where, () => t.setWriteBufferLimits(h, l), true);
-        return;
-      }
-      case 'extra': {
-        let k;
-        try {
-          k = materialize(op[1]);
-        } catch {
-          return;
-        }
-        checkExtraInfo(t, k, ctx.fail, where);
         return;
       }
       case 'peerSend': {
@@ -203,7 +107,7 @@ export async function datagram(c, ctx) {
         return;
       }
       default:
-        throw new Error(`unknown step ${op[0]}`);
+        if (!commonStep(op, where, t, s, call, ctx)) throw new Error(`unknown step ${op[0]}`);
     }
   }
 
@@ -214,13 +118,7 @@ export async function datagram(c, ctx) {
       if (s.thrown.length === 0) ctx.fail(`createDatagramEndpoint rejected: ${show(e)}`);
     });
     if (t === null) return;
-    for (const op of c.steps) {
-      if (op[0] === 'wait') await ctx.sleep(op[1]);
-      else {
-        run.doOp(op, 'from the test');
-        await ctx.tick();
-      }
-    }
+    await runSteps(c.steps, run, ctx);
 
     // ---- the end ----
     s.behaving = false;
@@ -232,7 +130,7 @@ export async function datagram(c, ctx) {
       run.doOp(['close'], 'at the end');
     }
     if (!(await ctx.waitFor(() => s.lost, 3000))) ctx.fail(threw ? `${s.thrown[0].cb} threw, but the endpoint was never closed (no connectionLost)` : 'connectionLost never came after close()');
-    if (threw && s.lost && s.lostExc === null) ctx.fail(`a callback threw (${s.thrown[0].cb}), yet connectionLost got null`);
+    checkThrewLost(s, threw, ctx);
 
     // ---- datagrams ----
     if (!isSubsequence(s.got, peerSent)) ctx.fail(`datagrams received are not the peer's, in order (${s.got.length} received, ${peerSent.length} sent)`);
@@ -243,8 +141,7 @@ export async function datagram(c, ctx) {
     if (!isSubsequence(peer.got, accepted)) ctx.fail(`the peer received datagrams that were not sent (${peer.got.length} received, ${accepted.length} accepted)`);
     else if (peer.got.length < accepted.length && s.closedByUs !== 'abort' && !threw && s.lostExc === null)
       ctx.fail(`sendto() accepted ${accepted.length} datagrams, the peer received ${peer.got.length}, and no error was reported`);
-    if (c.handler !== 'default')
-      for (const { cb, v } of s.thrown) if (!handlerLog.some((h) => Object.is(h.exception, v))) ctx.fail(`${show(v)} thrown by ${cb} never reached the exception handler`);
+    checkHandlerSaw(c, s, handlerLog, ctx);
   } finally {
     if (t && !s.lost) t.abort();
     for (const f of cleanups.reverse()) await f();

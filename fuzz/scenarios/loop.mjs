@@ -4,6 +4,7 @@
 // callbacks' exceptions there), callbacks run once each, in order, never inside the call that scheduled
 // them, a future completes once (a second completion is an InvalidStateError), and the process exits.
 import { unclearError } from '../checks.mjs';
+import { UNMADE, tryMaterialize } from '../drive.mjs';
 import { installHandler } from '../subject.mjs';
 import { materialize, show } from '../values.mjs';
 
@@ -76,12 +77,8 @@ export async function loop(c, ctx) {
       case 'setResult':
       case 'setException':
       case 'cancel': {
-        let v;
-        try {
-          v = materialize(op[2]);
-        } catch {
-          break;
-        }
+        const v = tryMaterialize(op[2]);
+        if (v === UNMADE) break;
         const wasDone = f.done();
         const r = call(`future ${i}.${op[0]}(${show(v)})`, () => (op[0] === 'setResult' ? f.setResult(v) : op[0] === 'setException' ? f.setException(v) : f.cancel(v)), true);
         if (op[0] === 'cancel') {

@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, constants as fsc, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkExtraInfo, unclearError } from '../checks.mjs';
+import { caller, checkHandlerSaw, checkThrewLost, commonStep, isPrefix, runSteps, stepper } from '../drive.mjs';
 import { installHandler, makeSubject } from '../subject.mjs';
-import { bytesOf, materialize, show } from '../values.mjs';
+import { bytesOf, show } from '../values.mjs';
 
 export async function pipe(c, ctx) {
   const { pl } = ctx;
@@ -24,16 +24,8 @@ export async function pipe(c, ctx) {
   const peerSent = [];
   let t = null;
   let wroteEof = false;
-  const run = {
-    onMade: (tr) => (t = tr),
-    doOp(op, where) {
-      try {
-        stepOp(op, where);
-      } catch (e) {
-        ctx.fail(`the fuzzer's own step ${JSON.stringify(op)} failed: ${e?.stack ?? show(e)}`);
-      }
-    },
-  };
+  const call = caller(ctx);
+  const run = stepper(ctx, stepOp, (tr) => (t = tr));
   const s = makeSubject(pl, { kind: 'plain', shape: c.shape, behaviours: c.behaviours }, ctx, run);
 
   // The FIFO's two ends: ours goes to protoloop, the other to a Node socket (libuv's pipe handle).
@@ -45,18 +37,6 @@ export async function pipe(c, ctx) {
   peerSock.on('end', () => (peer.ended = true));
   peerSock.on('close', () => (peer.closed = true));
   peerSock.on('error', () => {});
-
-  function call(what, where, fn, mayThrow) {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      const why = unclearError(e);
-      if (why) ctx.fail(`${what} ${where}: ${why}`);
-      else if (!mayThrow) ctx.fail(`${what} ${where} threw ${show(e)}`);
-      return false;
-    }
-  }
 
   function stepOp(op, where) {
     if (t === null) return;
@@ -71,42 +51,6 @@ export async function pipe(c, ctx) {
       case 'writeEof':
         if (!reading && call('writeEof()', where, () => t.writeEof(), false)) wroteEof = true;
         return;
-      case 'pause':
-        if (!reading) return;
-        call('pauseReading()', where, () => t.pauseReading(), false);
-        if (!t.isClosing()) s.paused = true;
-        return;
-      case 'resume':
-        if (!reading) return;
-        s.paused = false;
-        call('resumeReading()', where, () => t.resumeReading(), false);
-        return;
-      case 'close':
-        s.closedByUs ??= 'close';
-        call('close()', where, () => t.close(), false);
-        return;
-      case 'abort':
-        if (reading) return;
-        s.closedByUs = 'abort';
-        call('abort()', where, () => t.abort(), false);
-        return;
-      case 'limits': {
-        if (reading) return;
-        const h = materialize(op[1]);
-        const l = materialize(op[2]);
-        call(`setWriteBufferLimits(${show(h)}, ${show(l)})`, where, () => t.setWriteBufferLimits(h, l), true);
-        return;
-      }
-      case 'extra': {
-        let k;
-        try {
-          k = materialize(op[1]);
-        } catch {
-          return;
-        }
-        checkExtraInfo(t, k, ctx.fail, where);
-        return;
-      }
       case 'peerWrite': {
         if (!reading || peer.sentEnd || peer.gone) return;
         const b = bytesOf(op[1], op[2]);
@@ -124,9 +68,16 @@ export async function pipe(c, ctx) {
       case 'writelines':
       case 'setProtocol':
         return; // the stream scenario's (behaviours share its operations)
-      default:
-        throw new Error(`unknown step ${op[0]}`);
+      case 'pause':
+      case 'resume':
+        if (!reading) return; // a write pipe has no reading to pause
+        break;
+      case 'abort':
+      case 'limits':
+        if (reading) return; // a read pipe has no write side
+        break;
     }
+    if (!commonStep(op, where, t, s, call, ctx)) throw new Error(`unknown step ${op[0]}`);
   }
 
   try {
@@ -137,13 +88,7 @@ export async function pipe(c, ctx) {
       closeSync(reading ? rfd : wfd); // refused: the descriptor is still ours
       return;
     }
-    for (const op of c.steps) {
-      if (op[0] === 'wait') await ctx.sleep(op[1]);
-      else {
-        run.doOp(op, 'from the test');
-        await ctx.tick();
-      }
-    }
+    await runSteps(c.steps, run, ctx);
 
     // ---- the end ----
     s.behaving = false;
@@ -157,23 +102,22 @@ export async function pipe(c, ctx) {
       if (!t.isClosing()) run.doOp(['close'], 'at the end');
     }
     if (!(await ctx.waitFor(() => s.lost, 3000))) ctx.fail(threw ? `${s.thrown[0].cb} threw, but the pipe transport was never closed` : 'connectionLost never came');
-    if (threw && s.lost && s.lostExc === null) ctx.fail(`a callback threw (${s.thrown[0].cb}), yet connectionLost got null`);
+    checkThrewLost(s, threw, ctx);
     if (!peer.gone) await ctx.waitFor(() => peer.closed || peer.ended, 2000);
 
     if (reading) {
       const got = Buffer.concat(s.chunks);
       const sent = Buffer.concat(peerSent);
-      if (!sent.subarray(0, got.length).equals(got) || got.length > sent.length) ctx.fail(`received bytes differ from what the writer sent (${got.length} of ${sent.length})`);
+      if (!isPrefix(got, sent)) ctx.fail(`received bytes differ from what the writer sent (${got.length} of ${sent.length})`);
       else if (s.eof && got.length !== sent.length) ctx.fail(`eofReceived came after ${got.length} of the ${sent.length} bytes written`);
     } else {
       const out = Buffer.concat(accepted);
       const got = Buffer.concat(peer.got);
-      if (!out.subarray(0, got.length).equals(got) || got.length > out.length) ctx.fail(`the reader received bytes that were not written (${got.length} of ${out.length})`);
+      if (!isPrefix(got, out)) ctx.fail(`the reader received bytes that were not written (${got.length} of ${out.length})`);
       else if (got.length < out.length && !peer.gone && s.closedByUs !== 'abort' && s.lostExc === null && !threw)
         ctx.fail(`write() accepted ${out.length} bytes, the reader received ${got.length}, and no error was reported`);
     }
-    if (c.handler !== 'default')
-      for (const { cb, v } of s.thrown) if (!handlerLog.some((h) => Object.is(h.exception, v))) ctx.fail(`${show(v)} thrown by ${cb} never reached the exception handler`);
+    checkHandlerSaw(c, s, handlerLog, ctx);
   } finally {
     if (t && !s.lost) t.abort?.() ?? t.close();
     peerSock.destroy();

@@ -7,9 +7,9 @@ import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkExtraInfo, unclearError } from '../checks.mjs';
+import { UNMADE, caller, checkHandlerSaw, checkThrewLost, commonStep, isPrefix, runSteps, stepper, tryMaterialize, viewCopy } from '../drive.mjs';
 import { installHandler, makeSubject, soundBuffer } from '../subject.mjs';
-import { bytesOf, materialize, show } from '../values.mjs';
+import { bytesOf, show } from '../values.mjs';
 
 /** A peer on a Node socket. */
 function nodePeer(sock) {
@@ -52,38 +52,13 @@ export async function stream(c, ctx) {
   let peer = null;
   const cleanups = [];
 
-  const run = {
-    onMade: (tr) => (t = tr),
-    doOp(op, where) {
-      try {
-        stepOp(op, where);
-      } catch (e) {
-        ctx.fail(`the fuzzer's own step ${JSON.stringify(op)} failed: ${e?.stack ?? show(e)}`);
-      }
-    },
-  };
+  const call = caller(ctx);
+  const run = stepper(ctx, stepOp, (tr) => (t = tr));
   const s = makeSubject(pl, c, ctx, run);
 
-  /** Calls `fn` on the transport; a throw must be a clear Error, and only where `mayThrow` allows. */
-  function call(what, where, fn, mayThrow) {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      const why = unclearError(e);
-      if (why) ctx.fail(`${what} ${where}: ${why}`);
-      else if (!mayThrow) ctx.fail(`${what} ${where} threw ${show(e)}`);
-      return false;
-    }
-  }
   function write(data, what, where) {
     const closing = t.isClosing();
-    let copy = null;
-    try {
-      if (ArrayBuffer.isView(data)) copy = Buffer.from(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    } catch {
-      // a detached view: there is nothing to send, and write() may refuse it
-    }
+    const copy = viewCopy(data); // null for a detached view: there is nothing to send, and write() may refuse it
     const ok = call(what, where, () => t.write(data), wroteEof || copy === null);
     if (ok && wroteEof && !closing && copy?.length) ctx.fail(`${what} ${where} after writeEof() did not throw`);
     if (ok && !closing && !wroteEof && copy) accepted.push(copy);
@@ -95,12 +70,8 @@ export async function stream(c, ctx) {
       case 'write':
         return write(bytesOf(op[1], op[2]), `write(${op[1]} bytes)`, where);
       case 'writeOdd': {
-        let v;
-        try {
-          v = materialize(op[1]);
-        } catch {
-          return;
-        }
+        const v = tryMaterialize(op[1]);
+        if (v === UNMADE) return;
         return write(v, `write(${show(v)})`, where);
       }
       case 'writelines': {
@@ -110,45 +81,13 @@ export async function stream(c, ctx) {
         if (ok && !closing && !wroteEof) accepted.push(...bufs);
         return;
       }
-      case 'pause':
-        call('pauseReading()', where, () => t.pauseReading(), false);
-        if (!t.isClosing()) s.paused = true;
-        return;
-      case 'resume':
-        s.paused = false;
-        call('resumeReading()', where, () => t.resumeReading(), false);
-        return;
       case 'writeEof':
         if (call('writeEof()', where, () => t.writeEof(), false)) wroteEof = true;
-        return;
-      case 'close':
-        s.closedByUs ??= 'close';
-        call('close()', where, () => t.close(), false);
-        return;
-      case 'abort':
-        s.closedByUs = 'abort';
-        call('abort()', where, () => t.abort(), false);
         return;
       case 'setProtocol':
         // A protocol upgrade: events go to another object (of the same record) from the next one on.
         call('setProtocol()', where, () => t.setProtocol(s.another(op[1] ?? c.bufferSpec)), false);
         return;
-      case 'limits': {
-        const h = materialize(op[1]);
-        const l = materialize(op[2]);
-        call(`setWriteBufferLimits(${show(h)}, ${show(l)})`, where, () => t.setWriteBufferLimits(h, l), true);
-        return;
-      }
-      case 'extra': {
-        let k;
-        try {
-          k = materialize(op[1]);
-        } catch {
-          return;
-        }
-        checkExtraInfo(t, k, ctx.fail, where);
-        return;
-      }
       case 'peerWrite': {
         if (peer.ended || peer.destroyed || peer.sentEnd) return;
         // A buffer of a few bytes moves a few bytes per callback: keep such a case's run short.
@@ -167,7 +106,7 @@ export async function stream(c, ctx) {
         peer.destroy();
         return;
       default:
-        throw new Error(`unknown step ${op[0]}`);
+        if (!commonStep(op, where, t, s, call, ctx)) throw new Error(`unknown step ${op[0]}`);
     }
   }
 
@@ -234,13 +173,7 @@ export async function stream(c, ctx) {
     }
 
     // ---- the steps ----
-    for (const op of c.steps) {
-      if (op[0] === 'wait') await ctx.sleep(op[1]);
-      else {
-        run.doOp(op, 'from the test');
-        await ctx.tick();
-      }
-    }
+    await runSteps(c.steps, run, ctx);
 
     // ---- the end: the peer's EOF must arrive, then everything closes ----
     const peerEndedCleanly = !peer.destroyed;
@@ -265,22 +198,20 @@ export async function stream(c, ctx) {
     // ---- bytes ----
     const got = Buffer.concat(s.chunks);
     const sent = Buffer.concat(peerSent);
-    if (!sent.subarray(0, got.length).equals(got) || got.length > sent.length) ctx.fail(`received bytes differ from what the peer sent (${got.length} received of ${sent.length}, first difference at ${firstDiff(got, sent)})`);
+    if (!isPrefix(got, sent)) ctx.fail(`received bytes differ from what the peer sent (${got.length} received of ${sent.length}, first difference at ${firstDiff(got, sent)})`);
     else if (s.eof && got.length !== sent.length && peerEndedCleanly) ctx.fail(`eofReceived came after ${got.length} of the ${sent.length} bytes the peer sent`);
     if (s.lost && s.lostExc === null && !s.closedByUs && !s.eof && peerEndedCleanly && !threw) ctx.fail('connectionLost(null) without eofReceived, close() or an error');
-    if (threw && s.lost && s.lostExc === null) ctx.fail(`a callback threw (${s.thrown[0].cb}), yet connectionLost got null`);
+    checkThrewLost(s, threw, ctx);
     if (c.kind === 'buffered' && !soundBuffer(c.bufferSpec) && s.lost && s.lostExc === null && sent.length > 0 && got.length < sent.length && !s.closedByUs && !threw)
       ctx.fail(`getBuffer() returned ${JSON.stringify(c.bufferSpec)}: bytes were lost, yet connectionLost got null`);
     const out = Buffer.concat(accepted);
     const peerGot = Buffer.concat(peer.got);
-    if (!out.subarray(0, peerGot.length).equals(peerGot) || peerGot.length > out.length) ctx.fail(`the peer received bytes that were not written (${peerGot.length} received of ${out.length}, first difference at ${firstDiff(peerGot, out)})`);
+    if (!isPrefix(peerGot, out)) ctx.fail(`the peer received bytes that were not written (${peerGot.length} received of ${out.length}, first difference at ${firstDiff(peerGot, out)})`);
     else if (peerGot.length < out.length && s.closedByUs !== 'abort' && s.lostExc === null && !peer.destroyed && !threw)
       ctx.fail(`write() accepted ${out.length} bytes, the peer received ${peerGot.length}, and no error was reported`);
 
     // ---- the exception handler saw every thrown value ----
-    if (c.handler !== 'default')
-      for (const { cb, v } of s.thrown)
-        if (!handlerLog.some((h) => Object.is(h.exception, v))) ctx.fail(`${show(v)} thrown by ${cb} never reached the exception handler`);
+    checkHandlerSaw(c, s, handlerLog, ctx);
   } finally {
     if (t && !s.lost) t.abort();
     if (peer && !peer.closed) peer.destroy();

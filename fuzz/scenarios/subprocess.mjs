@@ -4,9 +4,9 @@
 // connectionLost once, after both), no pipe data while that pipe is paused or after it was lost, cat's
 // output is what stdin was given, errors thrown at the user are clear, the child is reaped and
 // everything closes.
-import { checkExtraInfo, unclearError } from '../checks.mjs';
-import { behaviour, installHandler } from '../subject.mjs';
-import { bytesOf, materialize, show } from '../values.mjs';
+import { UNMADE, caller, checkHandlerSaw, checkThrewLost, extraStep, isPrefix, runSteps, stepper, tryMaterialize } from '../drive.mjs';
+import { installHandler, recorder } from '../subject.mjs';
+import { bytesOf, show } from '../values.mjs';
 
 export async function subprocess(c, ctx) {
   const { pl } = ctx;
@@ -15,34 +15,16 @@ export async function subprocess(c, ctx) {
   const s = { calls: [], made: false, lost: false, lostExc: undefined, exited: false, pipesLost: new Set(), paused: new Set(), thrown: [], out: [], behaving: true, killed: false, stdinEof: false, detached: new Set(), opened: new Set() };
   const accepted = [];
   let t = null;
-  const run = {
-    doOp(op, where) {
-      try {
-        stepOp(op, where);
-      } catch (e) {
-        ctx.fail(`the fuzzer's own step ${JSON.stringify(op)} failed: ${e?.stack ?? show(e)}`);
-      }
-    },
+  const call = caller(ctx);
+  const run = stepper(ctx, stepOp, (tr) => (t = tr));
+  const { enter, violation, behave, life } = recorder(s, ctx, c.behaviours, run);
+  // connectionLost comes once, after processExited and after every pipe we still listen to was lost.
+  const afterAll = () => {
+    if (!s.exited) violation('connectionLost before processExited');
+    for (const fd of [0, 1, 2]) if (!s.pipesLost.has(fd) && s.opened.has(fd) && !s.detached.has(fd)) violation(`connectionLost before pipeConnectionLost(${fd})`);
   };
-  const behave = behaviour(c.behaviours, s, run);
-  const counts = new Map();
-  const violation = (msg) => ctx.fail(`${msg} (calls: ${s.calls.slice(-8).join(', ')})`);
-  function enter(cb) {
-    s.calls.push(cb);
-    if (s.lost) violation(`${cb} after connectionLost`);
-    if (cb !== 'connectionMade' && !s.made) violation(`${cb} before connectionMade`);
-    const n = (counts.get(cb) ?? 0) + 1;
-    counts.set(cb, n);
-    return n;
-  }
   const methods = {
-    connectionMade(tr) {
-      const n = enter('connectionMade');
-      if (n > 1) violation('connectionMade called twice');
-      s.made = true;
-      t = tr;
-      behave('connectionMade', n);
-    },
+    ...life(afterAll),
     pipeDataReceived(fd, data) {
       const n = enter(`pipeDataReceived(${fd})`);
       if (fd !== 1 && fd !== 2) violation(`pipeDataReceived for fd ${show(fd)}`);
@@ -65,35 +47,15 @@ export async function subprocess(c, ctx) {
       if (t.getReturncode() === null) violation('processExited, yet getReturncode() is null');
       behave('processExited', n);
     },
+    // (a subprocess transport's write flow is its stdin pipe's: these only keep the order)
     pauseWriting() {
       behave('pauseWriting', enter('pauseWriting'));
     },
     resumeWriting() {
       behave('resumeWriting', enter('resumeWriting'));
     },
-    connectionLost(exc) {
-      const n = enter('connectionLost');
-      if (n > 1) violation('connectionLost called twice');
-      s.lost = true;
-      s.lostExc = exc;
-      if (!s.exited) violation('connectionLost before processExited');
-      for (const fd of [0, 1, 2]) if (!s.pipesLost.has(fd) && s.opened.has(fd) && !s.detached.has(fd)) violation(`connectionLost before pipeConnectionLost(${fd})`);
-      behave('connectionLost', n);
-    },
   };
   const protocol = c.shape === 'class' ? Object.assign(new pl.SubprocessProtocol(), methods) : { ...methods };
-
-  function call(what, where, fn, mayThrow) {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      const why = unclearError(e);
-      if (why) ctx.fail(`${what} ${where}: ${why}`);
-      else if (!mayThrow) ctx.fail(`${what} ${where} threw ${show(e)}`);
-      return false;
-    }
-  }
 
   function stepOp(op, where) {
     if (t === null) return;
@@ -123,12 +85,8 @@ export async function subprocess(c, ctx) {
         return;
       }
       case 'signal': {
-        let sig;
-        try {
-          sig = materialize(op[1]);
-        } catch {
-          return;
-        }
+        const sig = tryMaterialize(op[1]);
+        if (sig === UNMADE) return;
         if (call(`sendSignal(${show(sig)})`, where, () => t.sendSignal(sig), true)) s.killed = true;
         return;
       }
@@ -141,12 +99,8 @@ export async function subprocess(c, ctx) {
         call('close()', where, () => t.close(), false);
         return;
       case 'getPipe': {
-        let fd;
-        try {
-          fd = materialize(op[1]);
-        } catch {
-          return;
-        }
+        const fd = tryMaterialize(op[1]);
+        if (fd === UNMADE) return;
         call(`getPipeTransport(${show(fd)})`, where, () => t.getPipeTransport(fd), true);
         return;
       }
@@ -156,18 +110,8 @@ export async function subprocess(c, ctx) {
         if (p && call(`pipe ${op[1]} setProtocol(another protocol)`, where, () => p.setProtocol(new pl.Protocol()), false)) s.detached.add(op[1]);
         return;
       }
-      case 'extra': {
-        let k;
-        try {
-          k = materialize(op[1]);
-        } catch {
-          return;
-        }
-        checkExtraInfo(t, k, ctx.fail, where);
-        return;
-      }
       default:
-        throw new Error(`unknown step ${op[0]}`);
+        if (!extraStep(op, where, t, ctx)) throw new Error(`unknown step ${op[0]}`);
     }
   }
 
@@ -178,13 +122,7 @@ export async function subprocess(c, ctx) {
     });
     if (t === null) return;
     s.opened = new Set([0, 1, 2].filter((fd) => t.getPipeTransport(fd) !== null));
-    for (const op of c.steps) {
-      if (op[0] === 'wait') await ctx.sleep(op[1]);
-      else {
-        run.doOp(op, 'from the test');
-        await ctx.tick();
-      }
-    }
+    await runSteps(c.steps, run, ctx);
 
     // ---- the end: stdin ends, the child exits, everything is reported ----
     s.behaving = false;
@@ -196,16 +134,15 @@ export async function subprocess(c, ctx) {
       t.close();
       await ctx.waitFor(() => s.lost, 2000);
     }
-    if (threw && s.lost && s.lostExc === null) ctx.fail(`a callback threw (${s.thrown[0].cb}), yet connectionLost got null`);
+    checkThrewLost(s, threw, ctx);
     // (cat's output is not ours to check once its stdout pipe got another protocol)
     if (c.program === 'cat' && !s.detached.has(1)) {
       const out = Buffer.concat(s.out);
       const want = Buffer.concat(accepted);
-      if (!want.subarray(0, out.length).equals(out) || out.length > want.length) ctx.fail(`cat's output differs from its input (${out.length} out of ${want.length})`);
+      if (!isPrefix(out, want)) ctx.fail(`cat's output differs from its input (${out.length} out of ${want.length})`);
       else if (out.length < want.length && !s.killed && !threw) ctx.fail(`stdin accepted ${want.length} bytes, cat gave back ${out.length}, and nothing was killed`);
     } else if (c.program === 'sh' && !s.killed && !threw && t.getReturncode() !== 3) ctx.fail(`the shell exited 3, getReturncode() says ${t.getReturncode()}`);
-    if (c.handler !== 'default')
-      for (const { cb, v } of s.thrown) if (!handlerLog.some((h) => Object.is(h.exception, v))) ctx.fail(`${show(v)} thrown by ${cb} never reached the exception handler`);
+    checkHandlerSaw(c, s, handlerLog, ctx);
   } finally {
     if (t && !s.lost) t.close();
   }
