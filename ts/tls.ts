@@ -77,6 +77,7 @@ export const TLS_OPS: StreamOps = {
   pauseReading: native.tlsPauseReading,
   resumeReading: native.tlsResumeReading,
   fd: native.tlsFd,
+  startReading: (id) => native.tlsStartReading(id),
   canWriteEof: false,
   engineStream: false,
 };

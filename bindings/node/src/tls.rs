@@ -158,6 +158,14 @@ pub fn tls_abort(id: u32) {
     }
 }
 
+/// Starts reading once the transport's protocol exists (`connectionMade` ran).
+#[napi(catch_unwind)]
+pub fn tls_start_reading(id: u32) {
+    if let Some(c) = conn(id) {
+        c.start_reading();
+    }
+}
+
 #[napi(catch_unwind)]
 pub fn tls_pause_reading(id: u32) {
     if let Some(c) = conn(id) {

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod convert;
 pub mod datagram;
 pub mod events;
+pub mod forward;
 pub mod pipe;
 pub mod reactor;
 pub mod server;
@@ -257,6 +258,23 @@ impl Engine {
         let id = self.core.next_id();
         tls::spawn_connect(&self.core, id, host, port, opts, ctx);
         id
+    }
+
+    /// Forwards everything stream transport `from` reads to stream transport `to` (plain or TLS, in any
+    /// combination; see [`forward`]), reading no more while `to` has over `high` bytes queued until it
+    /// drained to `low`.
+    pub fn forward_to(&self, from: u32, to: u32, high: usize, low: usize) -> Result<(), forward::ForwardRefused> {
+        use forward::{ForwardRefused, Sink};
+        let sink = match (self.stream(to), self.tls(to)) {
+            (Some(s), _) => Sink::Stream(s),
+            (None, Some(t)) => Sink::Tls(t),
+            (None, None) => return Err(ForwardRefused::Closed),
+        };
+        match (self.stream(from), self.tls(from)) {
+            (Some(s), _) => s.forward_to(sink, high, low),
+            (None, Some(t)) => t.forward_to(sink, high, low),
+            (None, None) => Err(ForwardRefused::Closed),
+        }
     }
 
     /// Serves TLS on server `id`: each accepted socket is reported once its handshake is done.

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use crate::connect::{connect_any, interleave, resolve, ConnectError, ConnectOptions};
 use crate::events::{Kind, Syscall};
+use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
 use crate::stream::{errno_of, Stats};
 use crate::Core;
 
@@ -465,9 +466,15 @@ fn info_of(tls: &Tls, server_side: bool, client_name: Option<String>) -> TlsInfo
     }
 }
 
+/// Queued plaintext, and whether the host wrote it (its drains are reported) or a forward did.
+struct Chunk {
+    data: Vec<u8>,
+    host: bool,
+}
+
 #[derive(Default)]
 struct WriteState {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     /// Plaintext accepted by `write` that has not gone to the kernel (as records) yet.
     queued: usize,
     /// `close` was asked for: flush, send close_notify, then finish.
@@ -479,6 +486,8 @@ struct WriteState {
     /// Plaintext a direct `write` gave the session whose records did not all reach the kernel: the
     /// writer task flushes them and reports them drained.
     unflushed: usize,
+    /// Of `unflushed`, the bytes the host wrote (the rest came from a forward).
+    unflushed_host: usize,
 }
 
 /// One TLS connection after its handshake.
@@ -493,7 +502,16 @@ pub struct TlsConn {
     /// reader.
     wr: Mutex<Option<WriteHalf<Tls>>>,
     write_wake: Notify,
+    /// Woken whenever queued plaintext reaches the kernel (and on finish): forwards into this
+    /// connection wait on it for room.
+    room: Notify,
+    /// Where the reader sends the plaintext it decrypts instead of to the host (`forward_to`).
+    forward: ForwardSlot,
     read_paused: AtomicBool,
+    /// The host asked for reads ([`TlsConn::start_reading`], once its protocol exists) or closes: until
+    /// then nothing is decrypted, so the first plaintext goes where the host says (its protocol, or a
+    /// forward set up in `connection_made`), never into a `Data` event ahead of it.
+    reading: AtomicBool,
     read_wake: Notify,
     closed: AtomicBool,
     stop: Notify,
@@ -518,38 +536,69 @@ impl TlsConn {
     /// (as plain streams do: a reply costs no hop to the writer task), else queued for the writer task.
     /// Returns how many bytes reached the kernel now; the rest is reported through `Drained`.
     pub fn write(&self, bufs: &[&[u8]]) -> usize {
+        self.write_from(bufs, true).unwrap_or(0)
+    }
+
+    /// `write` for the host (`host`: drains are reported) or for a forward into this connection. `None`
+    /// when the bytes were not taken: the connection is closed or closing.
+    pub(crate) fn write_from(&self, bufs: &[&[u8]], host: bool) -> Option<usize> {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing {
-            return 0;
+            return None;
         }
         let data: std::borrow::Cow<[u8]> = match bufs {
             [one] => (*one).into(),
             _ => bufs.concat().into(),
         };
         if data.is_empty() {
-            return 0;
+            return Some(0);
         }
         let (taken, flushed) = if st.chunks.is_empty() && !st.in_flight && st.unflushed == 0 { self.write_direct(&data) } else { (0, false) };
         if flushed {
             self.stats.bytes_written.fetch_add(taken as u64, Ordering::Relaxed);
         } else {
             st.unflushed += taken;
+            if host {
+                st.unflushed_host += taken;
+            }
             st.queued += taken;
         }
         let rest = &data[taken..];
         if !rest.is_empty() {
             st.queued += rest.len();
-            st.chunks.push_back(rest.to_vec());
+            st.chunks.push_back(Chunk { data: rest.to_vec(), host });
         }
         drop(st);
         if !(flushed && rest.is_empty()) {
             self.write_wake.notify_one();
         }
-        if flushed {
-            taken
-        } else {
-            0
+        Some(if flushed { taken } else { 0 })
+    }
+
+    /// Whether a forward into this connection may start: it is open and not closing.
+    pub(crate) fn takes_bytes(&self) -> Result<(), ForwardRefused> {
+        let st = self.write.lock().unwrap();
+        if self.is_closed() {
+            return Err(ForwardRefused::Closed);
         }
+        if st.closing {
+            return Err(ForwardRefused::TargetShut);
+        }
+        Ok(())
+    }
+
+    /// Waits until at most `low` bytes of plaintext are queued (or the connection is gone).
+    pub(crate) async fn wait_for_room(&self, low: usize) {
+        crate::wait_until(&self.room, || self.is_closed() || self.write.lock().unwrap().queued <= low).await
+    }
+
+    /// Sends the plaintext read from now on to `to` (see [`crate::forward`]) until the peer's
+    /// close_notify (or EOF), an error, or `to` refusing bytes. Reports [`Kind::ForwardEnded`] with the
+    /// count, or [`Kind::ForwardFailed`].
+    pub fn forward_to(&self, to: Sink, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        self.forward.start(to, high, low, || self.is_closed(), || self.write.lock().unwrap().read_done)?;
+        self.read_wake.notify_one();
+        Ok(())
     }
 
     /// Gives `data` to the session and flushes, without waiting: how much the session took, and whether
@@ -597,7 +646,9 @@ impl TlsConn {
         }
         st.closing = true;
         drop(st);
-        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported.
+        self.reading.store(true, Ordering::Release);
+        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported
+        // (a forward from this connection still passes on what it reads).
         self.read_paused.store(false, Ordering::Release);
         self.read_wake.notify_one();
         self.write_wake.notify_one();
@@ -609,6 +660,13 @@ impl TlsConn {
 
     pub fn pause_reading(&self) {
         self.read_paused.store(true, Ordering::Release);
+    }
+
+    /// Starts the reader (the host's protocol exists now); later calls do nothing.
+    pub fn start_reading(&self) {
+        if !self.reading.swap(true, Ordering::AcqRel) {
+            self.read_wake.notify_one();
+        }
     }
 
     pub fn resume_reading(&self) {
@@ -626,9 +684,12 @@ impl TlsConn {
             st.chunks.clear();
             st.queued = 0;
             st.unflushed = 0;
+            st.unflushed_host = 0;
         }
         self.wr.lock().unwrap().take();
         self.stop.notify_waiters();
+        self.room.notify_waiters();
+        self.forward.end(false, self.id, &self.core.queue);
         // A TLS-level failure (a bad record, an alert) has no errno: its code goes first, in the same
         // `TlsFailed` record a handshake failure uses, and the `Closed` that follows carries EPROTO.
         let tls_error = err.as_ref().and_then(|e| e.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>());
@@ -663,7 +724,7 @@ impl TlsConn {
     async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            if self.read_paused.load(Ordering::Acquire) {
+            if self.read_paused.load(Ordering::Acquire) || !self.reading.load(Ordering::Acquire) {
                 tokio::select! {
                     _ = self.stopped() => return,
                     _ = self.read_wake.notified() => continue,
@@ -679,6 +740,22 @@ impl TlsConn {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.peer_ended(None),
                 Err(e) => return self.peer_ended(Some(e)),
                 Ok(n) => {
+                    match self.forward.pass(&buf[..n], self.id, &self.core.queue) {
+                        Passed::NotForwarding => {}
+                        Passed::Sent | Passed::Refused => {
+                            self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                            continue;
+                        }
+                        // Back-pressure: read no more until the other side drained to its low mark.
+                        Passed::Full { to, low } => {
+                            self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                            tokio::select! {
+                                _ = self.stopped() => return,
+                                _ = to.wait_for_room(low) => {}
+                            }
+                            continue;
+                        }
+                    }
                     if self.write.lock().unwrap().closing {
                         continue;
                     }
@@ -696,6 +773,12 @@ impl TlsConn {
 
     fn peer_ended(&self, err: Option<io::Error>) {
         let closing = self.read_ended();
+        // After `read_done` is set: `forward_to` checks it under the forward's lock, so a forward is
+        // either ended here or refused there. A clean end ends the other side too (EOF, or close_notify
+        // for TLS); an error leaves it to the host, as a plain stream's does.
+        if err.is_none() {
+            self.forward.end(true, self.id, &self.core.queue);
+        }
         match err {
             _ if closing => self.finish(None, Syscall::None),
             Some(e) => self.finish(Some(e), Syscall::Read),
@@ -706,16 +789,16 @@ impl TlsConn {
 
     async fn write_loop(self: Arc<Self>) {
         loop {
-            let (batch, unflushed): (Vec<Vec<u8>>, usize) = {
+            let (batch, unflushed, unflushed_host): (Vec<Chunk>, usize, usize) = {
                 let mut st = self.write.lock().unwrap();
                 if st.chunks.is_empty() && st.unflushed == 0 {
                     if st.closing {
                         break;
                     }
-                    (Vec::new(), 0)
+                    (Vec::new(), 0, 0)
                 } else {
                     st.in_flight = true;
-                    (st.chunks.drain(..).collect(), std::mem::take(&mut st.unflushed))
+                    (st.chunks.drain(..).collect(), std::mem::take(&mut st.unflushed), std::mem::take(&mut st.unflushed_host))
                 }
             };
             if batch.is_empty() && unflushed == 0 {
@@ -724,12 +807,14 @@ impl TlsConn {
                     _ = self.write_wake.notified() => continue,
                 }
             }
-            let n: usize = batch.iter().map(Vec::len).sum::<usize>() + unflushed;
+            let n: usize = batch.iter().map(|c| c.data.len()).sum::<usize>() + unflushed;
+            // Only the host's bytes are reported drained: it never counted a forward's.
+            let n_host: usize = batch.iter().filter(|c| c.host).map(|c| c.data.len()).sum::<usize>() + unflushed_host;
             let r = tokio::select! {
                 _ = self.stopped() => return,
                 r = async {
                     for c in &batch {
-                        self.write_all(c).await?;
+                        self.write_all(&c.data).await?;
                     }
                     std::future::poll_fn(|cx| self.poll_wr(|w| w.poll_flush(cx))).await
                 } => r,
@@ -743,7 +828,10 @@ impl TlsConn {
                 st.queued = st.queued.saturating_sub(n);
                 st.in_flight = false;
             }
-            self.core.queue.push(Kind::Drained, self.id, n as u32, 0);
+            self.room.notify_waiters();
+            if n_host > 0 {
+                self.core.queue.push(Kind::Drained, self.id, n_host as u32, 0);
+            }
         }
         // Everything is sent: close_notify, then wait for the peer's (or its EOF), bounded.
         let timeout = self.shutdown_timeout;
@@ -803,7 +891,10 @@ async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, 
         write: Mutex::new(WriteState::default()),
         wr: Mutex::new(Some(wr)),
         write_wake: Notify::new(),
+        room: Notify::new(),
+        forward: ForwardSlot::default(),
         read_paused: AtomicBool::new(false),
+        reading: AtomicBool::new(false),
         read_wake: Notify::new(),
         closed: AtomicBool::new(false),
         stop: Notify::new(),
@@ -1039,6 +1130,9 @@ mod tests {
         assert_eq!(c.info.server_name.as_deref(), Some("localhost"));
         assert_eq!(c.info.peer_certificates.len(), 1);
         assert!(engine.tls(peer).unwrap().info.server_side);
+        // As the host does once each protocol exists.
+        c.start_reading();
+        engine.tls(peer).unwrap().start_reading();
 
         // Sent on this thread when the session is free (9 bytes reported now), else by the writer task
         // (reported by `Drained`).
@@ -1103,6 +1197,8 @@ mod tests {
         assert!(engine.start_tls(tls_client, b"", TlsContext::new(&copts, Some("localhost")).unwrap()));
         let connected = |id: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == id);
         wait(&engine, &mut seen, |s| connected(tls_peer)(s) && connected(tls_client)(s));
+        engine.tls(tls_peer).unwrap().start_reading();
+        engine.tls(tls_client).unwrap().start_reading();
         engine.tls(tls_client).unwrap().write(&[b"secret"]);
         wait(&engine, &mut seen, |s| data_on(tls_peer)(s) == b"secret");
         engine.tls(tls_client).unwrap().abort();
