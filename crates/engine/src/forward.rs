@@ -37,6 +37,18 @@ pub enum Sink {
     Tls(Arc<TlsConn>),
 }
 
+impl From<Arc<Stream>> for Sink {
+    fn from(s: Arc<Stream>) -> Sink {
+        Sink::Stream(s)
+    }
+}
+
+impl From<Arc<TlsConn>> for Sink {
+    fn from(t: Arc<TlsConn>) -> Sink {
+        Sink::Tls(t)
+    }
+}
+
 impl Sink {
     /// Whether the sink takes bytes now.
     fn accepts(&self) -> Result<(), ForwardRefused> {

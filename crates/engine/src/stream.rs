@@ -691,8 +691,8 @@ impl Stream {
 
     /// Sends everything read from now on to `to` (see [`crate::forward`]), until EOF, an error, or `to`
     /// refusing bytes. Reports [`Kind::ForwardEnded`] with the count, or [`Kind::ForwardFailed`].
-    pub fn forward_to(&self, to: Sink, high: usize, low: usize) -> Result<(), ForwardRefused> {
-        self.forward.start(to, high, low, || self.is_closed(), || self.read_eof.load(Ordering::Acquire))?;
+    pub fn forward_to(&self, to: impl Into<Sink>, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        self.forward.start(to.into(), high, low, || self.is_closed(), || self.read_eof.load(Ordering::Acquire))?;
         self.read_wake.notify_one();
         Ok(())
     }

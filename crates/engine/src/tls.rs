@@ -595,8 +595,8 @@ impl TlsConn {
     /// Sends the plaintext read from now on to `to` (see [`crate::forward`]) until the peer's
     /// close_notify (or EOF), an error, or `to` refusing bytes. Reports [`Kind::ForwardEnded`] with the
     /// count, or [`Kind::ForwardFailed`].
-    pub fn forward_to(&self, to: Sink, high: usize, low: usize) -> Result<(), ForwardRefused> {
-        self.forward.start(to, high, low, || self.is_closed(), || self.write.lock().unwrap().read_done)?;
+    pub fn forward_to(&self, to: impl Into<Sink>, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        self.forward.start(to.into(), high, low, || self.is_closed(), || self.write.lock().unwrap().read_done)?;
         self.read_wake.notify_one();
         Ok(())
     }
