@@ -29,7 +29,7 @@ const HELP = `npm run bench [-- options]
   --client-threads N    load generator threads for echo (default 1)
   --no-syscalls         do not count the server's system calls per request (echo × 1 connection;
                         counted with perf stat's raw_syscalls:sys_enter when perf can count here)
-  --install-peers       pip install uvloop when it is missing
+  --install-peers       pip install uvloop, apt-get install nginx libnginx-mod-stream haproxy (proxy case), when missing
   --out NAME            write benches/results/NAME.{json,svg,md} (default: latest)
   --readme              also put the table and chart into README.md's Benchmarks section
 

@@ -1,8 +1,8 @@
 // nginx and haproxy as proxy peers (the proxy case): renders benches/nginx-proxy.conf or
 // benches/haproxy-proxy.cfg for a free port and the upstream of `--mode` (`proxy-echo` and `proxy-sink`
 // plain, `proxy-tls-echo` and `proxy-tls-sink` terminating TLS with the certificate in
-// $PROTOLOOP_BENCH_TLS), runs the server in the foreground, prints `PID <its pid>` (the process the
-// harness measures) and `LISTENING <port>`, and stops it when stdin ends, as every bench server does.
+// $PROTOLOOP_BENCH_TLS), runs the server in the foreground, prints `LISTENING <port>` and `PID <its pid>`
+// (the process the harness measures), and stops it when stdin ends, as every bench server does.
 'use strict';
 const { spawn } = require('node:child_process');
 const { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
@@ -84,8 +84,8 @@ async function main() {
   };
   process.on('exit', stop);
   await accepting(port, child);
-  process.stdout.write(`PID ${child.pid}\n`);
   listening(port);
+  process.stdout.write(`PID ${child.pid}\n`);
   stdinLines(() => {}); // the end of stdin ends this process, and with it the server
   process.on('SIGTERM', () => process.exit(0));
   child.on('exit', (code) => {
