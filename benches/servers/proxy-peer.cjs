@@ -9,7 +9,7 @@ const { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = require
 const net = require('node:net');
 const { tmpdir } = require('node:os');
 const path = require('node:path');
-const { parseArgs, listening, stdinLines } = require('./common.cjs');
+const { parseArgs, listening } = require('./common.cjs');
 
 /** TLS 1.3's cipher suite for every TLS peer (rustls's and OpenSSL's first choice on x86-64 with AES-NI). */
 const CIPHERSUITE = 'TLS_AES_256_GCM_SHA384';
@@ -78,17 +78,26 @@ async function main() {
   // Debian puts both in /usr/sbin, which a user's PATH may not hold.
   const bin = [`/usr/sbin/${cmd}`, `/usr/local/sbin/${cmd}`].find((f) => existsSync(f)) ?? cmd;
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  let stopping = false;
+  // The directory (config, nginx's pid file) goes once the server is gone, not under its feet.
   const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    child.once('exit', () => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    });
     child.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
   };
-  process.on('exit', stop);
+  process.on('exit', () => child.kill('SIGKILL')); // a last resort: no server outlives this process
   await accepting(port, child);
   listening(port);
   process.stdout.write(`PID ${child.pid}\n`);
-  stdinLines(() => {}); // the end of stdin ends this process, and with it the server
-  process.on('SIGTERM', () => process.exit(0));
+  // The end of stdin (or SIGTERM) stops the server, then this process.
+  process.stdin.on('end', stop).resume();
+  process.on('SIGTERM', stop);
   child.on('exit', (code) => {
+    if (stopping) return;
     console.error(`${impl} exited (${code})`);
     process.exit(1);
   });
