@@ -1208,6 +1208,71 @@ mod tests {
     }
 
     #[test]
+    fn forwards_run_between_tls_and_plain_streams_and_pass_their_ends_on() {
+        use std::io::{Read, Write};
+        let pki = Pki::new();
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
+        let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
+        assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
+        engine.server(server).unwrap().start_serving();
+        let fd = engine.server(server).unwrap().fds()[0];
+        // SAFETY: the server's listening descriptor stays open while `engine` lives.
+        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let copts = TlsOptions { ca: vec![pki.read("ca.crt")], ..Default::default() };
+        let client = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
+        let mut seen = Vec::new();
+        let accepted = |s: &[Rec]| s.iter().find(|r| r.0 == Kind::Accepted as u32 && r.1 == server).map(|r| r.2);
+        wait(&engine, &mut seen, |s| accepted(s).is_some() && s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client));
+        let peer = accepted(&seen).unwrap();
+
+        // TLS -> plain: what the client sends reaches a plain stream; its close_notify half-closes it.
+        let (plain, mut far) = std::os::unix::net::UnixStream::pair().unwrap();
+        let plain = engine.adopt(OwnedFd::from(plain), crate::FdKind::Socket, true).unwrap();
+        engine.stream(plain).unwrap().start_reading(false);
+        engine.forward_to(peer, plain, 64 << 10, 16 << 10).unwrap();
+        engine.tls(peer).unwrap().start_reading();
+        let c = engine.tls(client).unwrap();
+        c.start_reading();
+        c.write(&[b"through tls"]);
+        c.close();
+        let mut got = Vec::new();
+        far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        far.read_to_end(&mut got).unwrap(); // to EOF: the half-close came through
+        assert_eq!(got, b"through tls");
+        let ended = |id: u32, n: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::ForwardEnded as u32 && r.1 == id && r.2 == n);
+        wait(&engine, &mut seen, ended(peer, 11));
+
+        // plain -> TLS: a plain stream's EOF flushes what it forwarded, then closes the TLS side with
+        // close_notify (the other end sees the bytes, then its end of stream).
+        let client2 = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
+        let accepted2 = |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Accepted as u32 && r.1 == server).nth(1).map(|r| r.2);
+        wait(&engine, &mut seen, |s| accepted2(s).is_some() && s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client2));
+        let peer2 = accepted2(&seen).unwrap();
+        engine.tls(peer2).unwrap().start_reading();
+        let (plain2, mut far2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let plain2 = engine.adopt(OwnedFd::from(plain2), crate::FdKind::Socket, true).unwrap();
+        engine.forward_to(plain2, client2, 64 << 10, 16 << 10).unwrap();
+        engine.stream(plain2).unwrap().start_reading(false);
+        engine.tls(client2).unwrap().start_reading();
+        far2.write_all(&vec![7u8; 1 << 20]).unwrap();
+        far2.shutdown(std::net::Shutdown::Write).unwrap();
+        let data_len = |id: u32| move |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Data as u32 && r.1 == id).map(|r| r.4.len()).sum::<usize>();
+        wait(&engine, &mut seen, |s| data_len(peer2)(s) == 1 << 20 && s.iter().any(|r| r.0 == Kind::Eof as u32 && r.1 == peer2));
+        wait(&engine, &mut seen, ended(plain2, 1 << 20));
+        // The close_notify exchange finishes the TLS side once its peer answers.
+        engine.tls(peer2).unwrap().close();
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::Closed as u32 && r.1 == client2));
+        for id in [plain, plain2] {
+            engine.stream(id).unwrap().abort();
+        }
+        if let Some(t) = engine.tls(peer) {
+            t.abort();
+        }
+        engine.close_server(server);
+    }
+
+    #[test]
     fn fd_io_replays_the_prefix_before_the_socket() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
