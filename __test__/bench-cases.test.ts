@@ -150,6 +150,57 @@ describe('proxy case proxies', () => {
   });
 });
 
+const hasNginx = spawnSync('/usr/sbin/nginx', ['-v'], { stdio: 'ignore' }).status === 0;
+const hasHaproxy = spawnSync('/usr/sbin/haproxy', ['-v'], { stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!hasOpenssl)('proxy case proxies: TLS-terminating, and the operators\' proxies', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-cases-proxy-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost', '-addext', 'basicConstraints=critical,CA:FALSE'], { cwd: dir, stdio: 'ignore' });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A proxy of the case, at its port: proxy.cjs's, or nginx or haproxy run by proxy-peer.cjs. */
+  async function proxyOn(impl: string, mode: string, up: string[]): Promise<number> {
+    const script = impl === 'nginx' || impl === 'haproxy' ? 'proxy-peer.cjs' : 'proxy.cjs';
+    return (await listening(node, [join(servers, script), '--impl', impl, ...up], mode, { PROTOLOOP_BENCH_TLS: dir })).port;
+  }
+
+  it.each([
+    ['callbacks', true],
+    ['forward', true],
+    ['node', true],
+    ['nginx', hasNginx],
+    ['haproxy', hasHaproxy],
+  ] as const)('%s passes an echo and a sink through, plain and TLS 1.3 with the one cipher suite', async (impl, available) => {
+    if (!available) return; // not installed: the harness skips it with a note
+    const c = [join(servers, 'node-net.cjs')];
+    const [echo, sink] = await Promise.all([listening(node, c, 'echo'), listening(node, c, 'sink')]);
+    const up = ['--upstream-echo', String(echo.port), '--upstream-sink', String(sink.port)];
+    const ca = readFileSync(join(dir, 'cert.pem'));
+    let version = '';
+    let cipher = '';
+    for (const useTls of [false, true]) {
+      const connect = (port: number) => () => {
+        if (!useTls) return net.connect(port, '127.0.0.1');
+        const t = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca });
+        t.once('secureConnect', () => ((version = t.getProtocol() ?? ''), (cipher = t.getCipher().name)));
+        return t;
+      };
+      const msg = pattern(100 * 1024);
+      const pe = await proxyOn(impl, useTls ? 'proxy-tls-echo' : 'proxy-echo', up);
+      expect(sha(await exchange(connect(pe), msg, msg.length))).toBe(sha(msg));
+      // The sink closes only at the client's EOF (close_notify under TLS): a close seen here means it went through.
+      const ps = await proxyOn(impl, useTls ? 'proxy-tls-sink' : 'proxy-sink', up);
+      expect((await exchange(connect(ps), pattern(5 << 20))).length).toBe(0);
+    }
+    expect([version, cipher]).toEqual(['TLSv1.3', 'TLS_AES_256_GCM_SHA384']);
+  });
+});
+
 describe('sendfile case servers', () => {
   let dir = '';
   let file = '';

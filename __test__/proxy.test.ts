@@ -1,13 +1,23 @@
 // The proxy paths: examples/tcp-proxy.ts in its callbacks, BufferedProtocol and forwardTo variants,
-// and forwardTo itself.
+// plain and TLS-terminating, and forwardTo itself, between plain, TLS and Unix transports.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Protocol, createConnection, createServer, type Transport } from 'protoloop';
-import { Recorder, portOf, waitFor } from './helpers';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Protocol, createConnection, createServer, createUnixServer, type Server, type Transport } from 'protoloop';
+import { Recorder, portOf, sleep, waitFor } from './helpers';
+import { makePki, type Pki } from './tls-certs';
+
+let pki: Pki;
+beforeAll(() => {
+  pki = makePki();
+});
+afterAll(() => pki?.cleanup());
 
 const proxyScript = fileURLToPath(new URL('../dist/examples/tcp-proxy.js', import.meta.url));
 const cleanup: Array<() => void> = [];
@@ -25,8 +35,9 @@ async function listen(onConnection: (s: net.Socket) => void): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function startProxy(mode: string, targetPort: number): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [proxyScript, mode, '0', '127.0.0.1', String(targetPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startProxy(mode: string, targetPort: number, tlsOn = false): Promise<{ port: number; child: ChildProcess }> {
+  const tlsArgs = tlsOn ? ['--tls', '--cert', join(pki.dir, 'server.crt'), '--key', join(pki.dir, 'server.key')] : [];
+  const child = spawn(process.execPath, [proxyScript, mode, '0', '127.0.0.1', String(targetPort), ...tlsArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanup.push(() => child.kill());
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
@@ -48,14 +59,41 @@ function rssMiB(pid: number): number {
 const chunk = Buffer.alloc(1 << 20);
 for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 13 + (i >> 10)) & 255;
 
-/** Sends `mib` MiB through `port` and back (the upstream echoes); resolves to whether the hash matched. */
-async function roundTrip(port: number, mib: number): Promise<boolean> {
-  const sock = net.connect(port, '127.0.0.1');
+/** A client of the proxy at `port`: plain TCP, or TLS trusting the test CA. */
+function connectClient(port: number, tlsOn: boolean): net.Socket {
+  return tlsOn ? tlsClient(port) : net.connect(port, '127.0.0.1');
+}
+
+const rawSockets = new WeakMap<net.Socket, net.Socket>();
+
+/** A TLS client of `port` over a TCP socket of its own, which `reset` can reset (a TLSSocket cannot). */
+function tlsClient(port: number): tls.TLSSocket {
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', () => {});
+  const sock = tls.connect({ socket: raw, servername: 'localhost', ca: pki.caCert });
+  rawSockets.set(sock, raw);
+  return sock;
+}
+
+/** Closes `sock`'s connection with a TCP reset (RST), under TLS too. */
+function reset(sock: net.Socket): void {
+  (rawSockets.get(sock) ?? sock).resetAndDestroy();
+  sock.destroy();
+}
+
+/**
+ * Sends `mib` MiB through `port` and back (the upstream echoes); resolves to whether the hash matched.
+ * A plain client half-closes once it has sent everything; a TLS one (TLS cannot half-close: its
+ * close_notify closes the proxy's side) once everything came back.
+ */
+async function roundTrip(port: number, mib: number, tlsOn = false): Promise<boolean> {
+  const sock = connectClient(port, tlsOn);
   const got = createHash('sha256');
   let received = 0;
   sock.on('data', (d) => {
     got.update(d);
     received += d.length;
+    if (tlsOn && received === mib << 20) sock.end();
   });
   let sent = 0;
   const pump = (): void => {
@@ -66,9 +104,9 @@ async function roundTrip(port: number, mib: number): Promise<boolean> {
         return;
       }
     }
-    sock.end();
+    if (!tlsOn) sock.end();
   };
-  sock.on('connect', pump);
+  sock.on(tlsOn ? 'secureConnect' : 'connect', pump);
   await new Promise((r) => sock.on('end', r));
   sock.destroy();
   const want = createHash('sha256');
@@ -76,12 +114,14 @@ async function roundTrip(port: number, mib: number): Promise<boolean> {
   return received === mib << 20 && got.digest('hex') === want.digest('hex');
 }
 
-for (const mode of ['callbacks', 'buffered', 'forward']) {
-  describe(`examples/tcp-proxy ${mode}`, () => {
-    it('carries 1 GiB each way byte-exact', async () => {
+for (const [mode, tlsOn] of [['callbacks', false], ['buffered', false], ['forward', false], ['callbacks', true], ['forward', true]] as const) {
+  describe(`examples/tcp-proxy ${mode}${tlsOn ? ' --tls (TLS-terminating)' : ''}`, () => {
+    // TLS costs the client and the proxy a decryption and an encryption per byte: 32 MiB is enough.
+    const mib = tlsOn ? 32 : 1024;
+    it(`carries ${mib} MiB each way byte-exact`, async () => {
       const echo = await listen((s) => s.pipe(s));
-      const { port } = await startProxy(mode, echo);
-      expect(await roundTrip(port, 1024)).toBe(true);
+      const { port } = await startProxy(mode, echo, tlsOn);
+      expect(await roundTrip(port, mib, tlsOn)).toBe(true);
     }, 300_000);
 
     it('keeps its memory bounded behind a slow reader', async () => {
@@ -90,10 +130,10 @@ for (const mode of ['callbacks', 'buffered', 'forward']) {
         upstream = s;
         s.pause(); // reads nothing until told
       });
-      const { port, child } = await startProxy(mode, target);
-      const sock = net.connect(port, '127.0.0.1');
+      const { port, child } = await startProxy(mode, target, tlsOn);
+      const sock = connectClient(port, tlsOn);
       sock.on('error', () => {});
-      await new Promise((r) => sock.on('connect', r));
+      await new Promise((r) => sock.on(tlsOn ? 'secureConnect' : 'connect', r));
       await waitFor(() => upstream !== undefined);
       const before = rssMiB(child.pid!);
       // Offer 256 MiB; the proxy must stop reading instead of buffering it.
@@ -116,7 +156,7 @@ for (const mode of ['callbacks', 'buffered', 'forward']) {
       sock.destroy();
     }, 120_000);
 
-    it('passes a half-close through in both directions', async () => {
+    it.skipIf(tlsOn)('passes a half-close through in both directions', async () => {
       const target = await listen((s) => {
         const parts: Buffer[] = [];
         s.on('data', (d) => parts.push(d));
@@ -134,6 +174,43 @@ for (const mode of ['callbacks', 'buffered', 'forward']) {
       sock.destroy();
     });
 
+    it.runIf(tlsOn)("passes the client's close_notify on as EOF, and the upstream's EOF back as close_notify", async () => {
+      // First connection: the upstream answers and half-closes at once. Second: it collects until EOF.
+      let conns = 0;
+      let upstreamGot = '';
+      let upstreamEnded = false;
+      const target = await listen((s) => {
+        if (conns++ === 0) {
+          s.end('answer');
+          s.resume();
+          return;
+        }
+        s.on('data', (d) => (upstreamGot += d));
+        s.on('end', () => {
+          upstreamEnded = true;
+          s.end();
+        });
+      });
+      const { port } = await startProxy(mode, target, true);
+      const first = connectClient(port, true);
+      let answer = '';
+      first.on('data', (d) => (answer += d));
+      const firstClosed = new Promise((r) => first.on('close', r));
+      // The upstream's EOF flushes the answer, then closes the client's side with close_notify ('end').
+      await new Promise((r) => first.on('end', r));
+      expect(answer).toBe('answer');
+      await firstClosed;
+
+      const second = connectClient(port, true);
+      const secondClosed = new Promise((r) => second.on('close', r));
+      await new Promise((r) => second.on('secureConnect', r));
+      second.resume();
+      second.end('question'); // the data, then close_notify
+      await waitFor(() => upstreamEnded, 10_000, 'the upstream to get EOF');
+      expect(upstreamGot).toBe('question');
+      await secondClosed;
+    });
+
     it('closes one side when the other is reset', async () => {
       let upstream!: net.Socket;
       let upstreamClosed = false;
@@ -142,23 +219,23 @@ for (const mode of ['callbacks', 'buffered', 'forward']) {
         s.on('close', () => (upstreamClosed = true));
         s.resume(); // a socket that never reads never sees the end, nor closes
       });
-      const { port } = await startProxy(mode, target);
-      const sock = net.connect(port, '127.0.0.1');
+      const { port } = await startProxy(mode, target, tlsOn);
+      const sock = connectClient(port, tlsOn);
       sock.on('error', () => {});
-      await new Promise((r) => sock.on('connect', r));
+      await new Promise((r) => sock.on(tlsOn ? 'secureConnect' : 'connect', r));
       sock.write('hello');
       await waitFor(() => upstream !== undefined);
-      sock.resetAndDestroy();
+      reset(sock);
       await waitFor(() => upstreamClosed, 10_000, 'the upstream side to close');
 
       // And the other way round.
       upstream = undefined as unknown as net.Socket;
-      const sock2 = net.connect(port, '127.0.0.1');
+      const sock2 = connectClient(port, tlsOn);
       let clientClosed = false;
       sock2.on('error', () => {});
       sock2.on('close', () => (clientClosed = true));
       sock2.resume();
-      await new Promise((r) => sock2.on('connect', r));
+      await new Promise((r) => sock2.on(tlsOn ? 'secureConnect' : 'connect', r));
       sock2.write('hello');
       await waitFor(() => upstream !== undefined);
       upstream.resetAndDestroy();
@@ -256,4 +333,232 @@ describe('forwardTo', () => {
     expect(err).toMatchObject({ code: 'EPIPE', syscall: 'write', bytesForwarded: 1000 });
     expect(err.message).toMatch(/refused bytes/);
   }, 10_000);
+});
+
+describe('forwardTo across TLS and Unix transports', () => {
+  const TOTAL = 32 << 20;
+  let payload: Buffer;
+  beforeAll(() => {
+    payload = randomBytes(TOTAL);
+  });
+  const sha = (b: Buffer | Buffer[]): string => {
+    const h = createHash('sha256');
+    for (const x of Array.isArray(b) ? b : [b]) h.update(x);
+    return h.digest('hex');
+  };
+
+  /** One side of an in-process forwarding proxy: records its connectionLost calls, ends the other side. */
+  class Side extends Protocol {
+    transport!: Transport;
+    peer: Side | null = null;
+    gotEof = false;
+    lostCalls: Array<Error | null> = [];
+    forwarded: Promise<{ bytes: number } | Error> | null = null;
+    override connectionMade(t: Transport): void {
+      this.transport = t;
+    }
+    override eofReceived(): boolean {
+      this.gotEof = true;
+      if (this.peer?.gotEof) {
+        this.peer.transport.close();
+        return false;
+      }
+      return true;
+    }
+    override connectionLost(exc: Error | null): void {
+      this.lostCalls.push(exc);
+      const other = this.peer?.transport;
+      if (exc) other?.abort();
+      else other?.close();
+    }
+  }
+
+  /**
+   * A proxy in this process: `listen` serves with a factory of client-facing sides, each connecting
+   * upstream with `connect` and forwarding both ways. Resolves the pairs as they are linked.
+   */
+  async function proxy(
+    listen: (factory: () => Side) => Promise<Server>,
+    connect: (factory: () => Side) => Promise<[Transport, Side]>,
+  ): Promise<{ server: Server; pairs: Array<[Side, Side]> }> {
+    const pairs: Array<[Side, Side]> = [];
+    const server = await listen(() => {
+      const down = new Side();
+      down.connectionMade = (t: Transport) => {
+        down.transport = t;
+        t.pauseReading(); // nothing to forward to until upstream is connected
+        connect(() => new Side()).then(([upstream, up]) => {
+          down.peer = up;
+          up.peer = down;
+          down.forwarded = t.forwardTo(upstream).catch((e: Error) => e);
+          up.forwarded = upstream.forwardTo(t).catch((e: Error) => e);
+          t.resumeReading();
+          pairs.push([down, up]);
+        }, () => t.abort());
+      };
+      return down;
+    });
+    cleanup.push(() => server.close());
+    return { server, pairs };
+  }
+
+  const tlsServe = (f: () => Side) => createServer(f, '127.0.0.1', 0, { ssl: { cert: pki.serverCert, key: pki.serverKey } });
+  const plainServe = (f: () => Side) => createServer(f, '127.0.0.1', 0);
+  const plainUp = (port: number) => (f: () => Side) => createConnection(f, '127.0.0.1', port) as Promise<[Transport, Side]>;
+  const tlsUp = (port: number) => (f: () => Side) =>
+    createConnection(f, 'localhost', port, { ssl: { ca: pki.caCert } }) as Promise<[Transport, Side]>;
+
+  async function nodeTlsListen(onSocket: (s: tls.TLSSocket) => void): Promise<number> {
+    const server = tls.createServer({ key: pki.serverKey, cert: pki.serverCert }, (s) => {
+      s.on('error', () => {});
+      onSocket(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * Sends the payload through `sock` (connected to a proxy in front of an echo server), reads it all
+   * back, then ends: resolves to the received bytes' hash once the socket closed.
+   */
+  async function echoThrough(sock: net.Socket, ready: string): Promise<string> {
+    const parts: Buffer[] = [];
+    let received = 0;
+    sock.on('data', (d: Buffer) => {
+      parts.push(d);
+      received += d.length;
+      if (received === TOTAL) sock.end();
+    });
+    await new Promise((r) => sock.once(ready, r));
+    for (let off = 0; off < TOTAL; off += 1 << 20) {
+      if (!sock.write(payload.subarray(off, off + (1 << 20)))) await new Promise((r) => sock.once('drain', r));
+    }
+    await new Promise((r) => sock.on('close', r));
+    expect(received).toBe(TOTAL);
+    return sha(parts);
+  }
+
+  /** Both sides of the one pair lost their connection exactly once, and each forward counted `bytes`. */
+  async function expectClosedOnce(pairs: Array<[Side, Side]>, bytes: number | null): Promise<void> {
+    expect(pairs.length).toBe(1);
+    const [down, up] = pairs[0];
+    await waitFor(() => down.lostCalls.length > 0 && up.lostCalls.length > 0, 20_000, 'both sides to be lost');
+    await sleep(100); // a second connectionLost would come now
+    expect(down.lostCalls.length).toBe(1);
+    expect(up.lostCalls.length).toBe(1);
+    if (bytes !== null) {
+      expect(await down.forwarded).toEqual({ bytes });
+      expect(await up.forwarded).toEqual({ bytes });
+    }
+  }
+
+  const echoUpstream = () => listen((s) => s.pipe(s));
+  const tlsEchoUpstream = () => nodeTlsListen((s) => s.pipe(s));
+
+  it('TLS → plain (termination) carries 32 MiB each way hash-exact', async () => {
+    const { server, pairs } = await proxy(tlsServe, plainUp(await echoUpstream()));
+    expect(await echoThrough(tlsClient(portOf(server)), 'secureConnect')).toBe(sha(payload));
+    await expectClosedOnce(pairs, TOTAL);
+  }, 120_000);
+
+  it('plain → TLS (origination) carries 32 MiB each way hash-exact', async () => {
+    const { server, pairs } = await proxy(plainServe, tlsUp(await tlsEchoUpstream()));
+    expect(await echoThrough(net.connect(portOf(server), '127.0.0.1'), 'connect')).toBe(sha(payload));
+    await expectClosedOnce(pairs, TOTAL);
+  }, 120_000);
+
+  it('TLS → TLS carries 32 MiB each way hash-exact', async () => {
+    const { server, pairs } = await proxy(tlsServe, tlsUp(await tlsEchoUpstream()));
+    expect(await echoThrough(tlsClient(portOf(server)), 'secureConnect')).toBe(sha(payload));
+    await expectClosedOnce(pairs, TOTAL);
+  }, 120_000);
+
+  it('Unix → TCP carries 32 MiB each way hash-exact', async () => {
+    const path = join(tmpdir(), `protoloop-forward-${process.pid}-${Date.now()}.sock`);
+    const { pairs } = await proxy((f) => createUnixServer(f, path), plainUp(await echoUpstream()));
+    expect(await echoThrough(net.connect(path), 'connect')).toBe(sha(payload));
+    await expectClosedOnce(pairs, TOTAL);
+  }, 120_000);
+
+  it("a TLS client's close_notify becomes EOF upstream after the data; the TLS side closes; each side is lost once", async () => {
+    let got = '';
+    let upstreamEnded = false;
+    const port = await listen((s) => {
+      s.on('data', (d) => (got += d));
+      s.on('end', () => (upstreamEnded = true)); // stays half-open: the proxy closes it
+    });
+    const { server, pairs } = await proxy(tlsServe, plainUp(port));
+    const sock = tlsClient(portOf(server));
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('secureConnect', r));
+    sock.resume();
+    await waitFor(() => pairs.length === 1);
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.end('question');
+    await waitFor(() => upstreamEnded, 10_000, 'EOF upstream');
+    expect(got).toBe('question');
+    await closed;
+    await expectClosedOnce(pairs, null);
+    expect(await pairs[0][0].forwarded).toEqual({ bytes: 8 });
+    expect(pairs[0][0].lostCalls[0]).toBe(null);
+  }, 30_000);
+
+  it("a plain side's EOF flushes what was forwarded, then closes the TLS side with close_notify; each side is lost once", async () => {
+    let got = 0;
+    let tlsEnded = false;
+    const port = await nodeTlsListen((s) => {
+      s.on('data', (d) => (got += d.length));
+      s.on('end', () => (tlsEnded = true)); // Node answers our close_notify with its own
+    });
+    const { server, pairs } = await proxy(plainServe, tlsUp(port));
+    const sock = net.connect(portOf(server), '127.0.0.1');
+    sock.on('error', () => {});
+    sock.resume();
+    await new Promise((r) => sock.once('connect', r));
+    await waitFor(() => pairs.length === 1);
+    const big = payload.subarray(0, 4 << 20);
+    const closed = new Promise((r) => sock.on('close', r));
+    sock.end(big); // 4 MiB, then EOF: all of it must reach the TLS peer before close_notify
+    await waitFor(() => tlsEnded, 20_000, 'close_notify at the TLS peer');
+    expect(got).toBe(big.length);
+    await closed;
+    await expectClosedOnce(pairs, null);
+    expect(await pairs[0][0].forwarded).toEqual({ bytes: big.length });
+  }, 30_000);
+
+  it('a reset on either side of a TLS → plain forward closes the other; each side is lost once', async () => {
+    const upstreams: net.Socket[] = [];
+    let upstreamClosed = 0;
+    const port = await listen((s) => {
+      upstreams.push(s);
+      s.on('close', () => upstreamClosed++);
+      s.resume();
+    });
+    const { server, pairs } = await proxy(tlsServe, plainUp(port));
+    // The TLS client resets: the upstream is closed.
+    const a = tlsClient(portOf(server));
+    a.on('error', () => {});
+    await new Promise((r) => a.once('secureConnect', r));
+    await waitFor(() => pairs.length === 1);
+    a.write('hello');
+    reset(a);
+    await waitFor(() => upstreamClosed === 1, 10_000, 'the upstream to close');
+    await expectClosedOnce(pairs, null);
+    expect(pairs[0][0].lostCalls[0]).toMatchObject({ code: 'ECONNRESET' });
+
+    // The upstream resets: the TLS client is closed.
+    pairs.length = 0;
+    const b = tlsClient(portOf(server));
+    let clientClosed = false;
+    b.on('error', () => {});
+    b.on('close', () => (clientClosed = true));
+    b.resume();
+    await new Promise((r) => b.once('secureConnect', r));
+    await waitFor(() => pairs.length === 1 && upstreams.length === 2);
+    upstreams[1].resetAndDestroy();
+    await waitFor(() => clientClosed, 10_000, 'the TLS client to close');
+    await expectClosedOnce(pairs, null);
+    expect(pairs[0][1].lostCalls[0]).toMatchObject({ code: 'ECONNRESET' });
+  }, 30_000);
 });

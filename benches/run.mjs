@@ -29,7 +29,7 @@ const HELP = `npm run bench [-- options]
   --client-threads N    load generator threads for echo (default 1)
   --no-syscalls         do not count the server's system calls per request (echo × 1 connection;
                         counted with perf stat's raw_syscalls:sys_enter when perf can count here)
-  --install-peers       pip install uvloop when it is missing
+  --install-peers       pip install uvloop, apt-get install nginx libnginx-mod-stream haproxy (proxy case), when missing
   --out NAME            write benches/results/NAME.{json,svg,md} (default: latest)
   --readme              also put the table and chart into README.md's Benchmarks section
 
@@ -162,7 +162,7 @@ async function main() {
     // A case may prepare shared state (certificates, a file, an upstream server) and bring its own
     // peers: `peers(selected, s)` maps the selected peers to the ones it runs (same name, same column).
     try {
-      await c.setup?.(s, { log });
+      await c.setup?.(s, { log, note: (m) => (notes.push(m), log(m)) });
     } catch (e) {
       notes.push(`${c.name} skipped: its setup failed (${e.message}).`);
       log(notes.at(-1));
@@ -198,10 +198,12 @@ async function main() {
     };
     for (const variant of variants) {
       const runs = Object.fromEntries(peers.map((p) => [p.name, []]));
-      if (c.warmup !== false) for (const p of peers) await once(p, variant, true);
+      // A peer without the variant's feature (TLS in a raw tokio proxy) sits it out: n/a in the table.
+      const playing = peers.filter((p) => !c.skip?.(p, variant));
+      if (c.warmup !== false) for (const p of playing) await once(p, variant, true);
       const rounds = c.rounds ? c.rounds(s) : s.rounds;
       // Peers take turns (A B C A B C ...), so that a burst of noise on a shared machine hits all.
-      for (let r = 0; r < rounds; r++) for (const p of peers) runs[p.name].push(await once(p, variant, false));
+      for (let r = 0; r < rounds; r++) for (const p of playing) runs[p.name].push(await once(p, variant, false));
       const made = summarize(c, variant, peers, runs, s);
       rows.push(...made);
       console.log(consoleBlock(made, peers, s));

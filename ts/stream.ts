@@ -22,7 +22,7 @@ export interface StreamOps {
   writeEof(id: number): void;
   /** TLS cannot half-close. */
   canWriteEof: boolean;
-  /** A plain stream of the engine: zero-copy receive, forwardTo and sendfile(2) work on it. */
+  /** A plain stream of the engine: zero-copy receive and sendfile(2) work on it. */
   engineStream: boolean;
 }
 
@@ -318,9 +318,9 @@ export class StreamTransport extends Transport {
   #startReading(): void {
     if (this._closing) return;
     this.#started = true;
-    // A TLS connection reads from its handshake on; the engine decrypts into its own memory.
-    if (!this._ops.engineStream) return;
-    const buffered = isBuffered(this._protocol);
+    // One call for every stream transport; a TLS connection decrypts into the engine's own memory, so
+    // no buffer is lent to it.
+    const buffered = this._ops.engineStream && isBuffered(this._protocol);
     native.startReading(this._id, buffered);
     if (buffered) {
       this.#targetMode = true;
@@ -600,19 +600,20 @@ export class StreamTransport extends Transport {
   /**
    * Has the engine copy everything this transport reads into `other` without the bytes entering
    * JavaScript: reading pauses while `other` has more than `highWater` bytes queued (its high mark by
-   * default) until it drains to `lowWater`, and EOF here becomes `writeEof()` there. Resolves to
-   * `{ bytes }` when this side's stream ends (EOF, error or close); rejects with `EPIPE` (and
-   * `bytesForwarded`) when `other` refuses bytes read here (it closed or shut its write side meanwhile):
-   * those bytes are lost. Throws at once when this side already received EOF or `other` takes no more
-   * bytes. This protocol gets no data meanwhile, but still `eofReceived` and `connectionLost`. (A
-   * protoloop extension.)
+   * default) until it drains to `lowWater`, and EOF here becomes `writeEof()` there. Either side may be
+   * TLS (termination, origination, TLS to TLS; the bytes forwarded are plaintext). TLS cannot half-close:
+   * EOF (close_notify) from a TLS transport becomes `writeEof()` on a plain `other`, and EOF into a TLS
+   * `other` flushes what was forwarded, then closes it (close_notify). Resolves to `{ bytes }` when this
+   * side's stream ends (EOF, error or close); rejects with `EPIPE` (and `bytesForwarded`) when `other`
+   * refuses bytes read here (it closed or shut its write side meanwhile): those bytes are lost. Throws
+   * at once when this side already received EOF or `other` takes no more bytes. This protocol gets no
+   * data meanwhile, but still `eofReceived` and `connectionLost`. (A protoloop extension.)
    */
   forwardTo(other: Transport, options: { highWater?: number; lowWater?: number } = {}): Promise<{ bytes: number }> {
     if (!(other instanceof StreamTransport)) {
       throw new TypeError('The "other" argument must be a stream transport made by protoloop (TCP or Unix socket)');
     }
     if (other === this) throw new TypeError('The "other" argument must be another transport than this one');
-    if (!this._ops.engineStream || !other._ops.engineStream) throw new TypeError('forwardTo() is not available on TLS transports');
     checkObject('options', options);
     const [low, high] = other.getWriteBufferLimits();
     const highWater = checkInteger('options.highWater', options?.highWater ?? high, 0, Number.MAX_SAFE_INTEGER);

@@ -79,6 +79,8 @@ export class ServerProcess {
       throw new Error(`${this.peer.name} server did not start: ${e.message}`);
     });
     this.port = Number(l.split(' ')[1]);
+    // A wrapper that runs the server as its child (nginx, haproxy) names the process to measure.
+    if (this.peer.reportsPid) this.pid = Number((await this.out.next((l) => l.startsWith('PID '), 5000)).split(' ')[1]);
     return this;
   }
 

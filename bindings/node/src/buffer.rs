@@ -99,15 +99,6 @@ fn slab_of(ptr: *const u8, len: usize) -> Option<Arc<Slab>> {
     (addr + len <= start + slab.len).then_some(slab)
 }
 
-/// Starts reading stream `id`; with `target_mode`, only into lent memory (see `setReadTarget`).
-#[napi(catch_unwind)]
-pub fn start_reading(id: u32, target_mode: bool) -> Result<()> {
-    if let Some(s) = engine()?.stream(id) {
-        s.start_reading(target_mode);
-    }
-    Ok(())
-}
-
 /// Switches stream `id` between copied reads and reads into lent memory. Returns true when a lent
 /// target was taken back unfilled (no fill event will come for it).
 #[napi(catch_unwind)]

@@ -4,7 +4,6 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use protoloop_engine::stream::ForwardRefused;
 use protoloop_engine::{ConnectOptions, FdKind, Stream};
 
 use crate::{engine, neg_errno};
@@ -125,15 +124,12 @@ pub fn stream_stats(id: u32) -> Option<Vec<f64>> {
     })
 }
 
-/// Forwards everything stream `id` reads to stream `to` inside the engine (see
-/// `Stream::forward_to`). 0, or why it was refused (`ForwardRefused`: 1 a stream is gone, 2 `id`
-/// already forwards, 3 `id` already read EOF, 4 `to` takes no more bytes).
+/// Forwards everything stream transport `id` reads to stream transport `to` inside the engine, plain or
+/// TLS on either side (see `protoloop_engine::forward`). 0, or why it was refused (`ForwardRefused`: 1 a
+/// transport is gone, 2 `id` already forwards, 3 `id` already read EOF, 4 `to` takes no more bytes).
 #[napi(catch_unwind)]
-pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> u32 {
-    match (stream(id), stream(to)) {
-        (Some(from), Some(to)) => from.forward_to(to, high as usize, low as usize).map_or_else(|r| r as u32, |()| 0),
-        _ => ForwardRefused::Closed as u32,
-    }
+pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> Result<u32> {
+    Ok(engine()?.forward_to(id, to, high as usize, low as usize).map_or_else(|r| r as u32, |()| 0))
 }
 
 /// Starts `sendfile(2)` of `count` bytes (null: to the end) of file `fd` from `offset` on stream `id`.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use napi::bindgen_prelude::Result;
 use napi_derive::napi;
 use protoloop_engine::Transport;
 
@@ -29,6 +30,21 @@ pub fn close(id: u32) {
 #[napi(catch_unwind)]
 pub fn abort(id: u32) {
     with(id, |t| t.abort())
+}
+
+/// Starts the engine's reader once the transport's protocol exists (`connectionMade` ran), as asyncio
+/// adds its reader then: a plain stream (with `target_mode`, only into lent memory, see
+/// `setReadTarget`) or a TLS connection (which decrypts into the engine's memory, so `target_mode` is
+/// ignored). A datagram endpoint reads from its opening on.
+#[napi(catch_unwind)]
+pub fn start_reading(id: u32, target_mode: bool) -> Result<()> {
+    let engine = engine()?;
+    if let Some(s) = engine.stream(id) {
+        s.start_reading(target_mode);
+    } else if let Some(t) = engine.tls(id) {
+        t.start_reading();
+    }
+    Ok(())
 }
 
 /// asyncio's `pause_reading`: the engine reads no more until `resumeReading`.

@@ -17,6 +17,7 @@ pub mod convert;
 pub mod datagram;
 mod engine;
 pub mod events;
+pub mod forward;
 mod ids;
 pub mod lifecycle;
 pub mod pipe;

@@ -17,6 +17,7 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 
 use crate::events::{Kind, Syscall};
+use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::Core;
@@ -122,34 +123,13 @@ pub struct Stream {
     /// `sendfile` wait on it for room.
     room: Notify,
     /// Where the reader sends what it reads instead of to the host (`forward_to`).
-    forward: Mutex<Option<Forward>>,
+    forward: ForwardSlot,
     pub stats: Stats,
     /// STARTTLS: set (under the read lock) when the socket is being handed to a TLS session; the
     /// reader reads no more, so what the peer sends next stays in the kernel for the TLS session.
     detaching: AtomicBool,
     /// The reader saw EOF: nothing more will be read (and so nothing forwarded).
     read_eof: AtomicBool,
-}
-
-/// Why [`Stream::forward_to`] refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ForwardRefused {
-    /// Either stream is closed.
-    Closed = 1,
-    /// This stream already forwards.
-    Forwarding = 2,
-    /// This stream already read EOF: there is nothing left to forward, and the EOF itself is on its
-    /// way to the host.
-    Ended = 3,
-    /// The other stream takes no more bytes: it is closing or its write side is shut (`write_eof`).
-    TargetShut = 4,
-}
-
-struct Forward {
-    to: Arc<Stream>,
-    high: usize,
-    low: usize,
-    bytes: u64,
 }
 
 impl Stream {
@@ -174,7 +154,7 @@ impl Stream {
             write: Mutex::new(WriteState::default()),
             read: Mutex::new(ReadState::default()),
             room: Notify::new(),
-            forward: Mutex::new(None),
+            forward: ForwardSlot::default(),
             stats: Stats::default(),
             detaching: AtomicBool::new(false),
             read_eof: AtomicBool::new(false),
@@ -297,7 +277,7 @@ impl Stream {
     /// `write` for the host (`host`: drains are reported) or for the engine itself (forwarding). `None`
     /// when the bytes were not taken: the stream is closed or closing, its write side shut, or the
     /// write failed (which finishes the stream).
-    fn write_from(self: &Arc<Self>, bufs: &[&[u8]], host: bool) -> Option<usize> {
+    pub(crate) fn write_from(self: &Arc<Self>, bufs: &[&[u8]], host: bool) -> Option<usize> {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing || st.eof_requested {
             return None;
@@ -522,7 +502,7 @@ impl Stream {
         if self.detaching.load(Ordering::Acquire) {
             return ReadOutcome::Again;
         }
-        let forwarding = self.forward.lock().unwrap().is_some();
+        let forwarding = self.forward.is_active();
         if !forwarding && rs.target_mode {
             let Some(t) = rs.target.as_ref() else { return ReadOutcome::Again }; // taken back meanwhile
             let (ptr, len) = (t.ptr, t.len);
@@ -628,70 +608,40 @@ impl Stream {
     }
 
     fn forward_bytes(&self, bytes: &[u8]) -> ReadOutcome {
-        let Some((to, high, low)) = self.forward.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low)) else {
-            return ReadOutcome::Again;
-        };
-        if to.write_from(&[bytes], false).is_none() {
-            // The other stream took none of them (it closed, or its write side was shut): bytes read
-            // here are lost, which the host must hear of rather than count them forwarded.
-            self.fail_forward(libc::EPIPE as u32);
-            return ReadOutcome::Again;
+        match self.forward.pass(bytes, self.id, &self.core.queue) {
+            Passed::Full { to, low } => ReadOutcome::Forwarded { to, low },
+            // Bytes read for a forward that ended meanwhile are not the host's either: the forward's
+            // end (or failure) told the host what became of the stream.
+            Passed::Sent | Passed::Refused | Passed::NotForwarding => ReadOutcome::Again,
         }
-        if let Some(f) = self.forward.lock().unwrap().as_mut() {
-            f.bytes += bytes.len() as u64;
-        }
-        if to.write_buffer_size() > high {
-            return ReadOutcome::Forwarded { to, low };
-        }
-        ReadOutcome::Again
     }
 
-    /// Sends everything read from now on to `to` (engine-level forwarding), until EOF, an error, or
-    /// `to` refusing bytes. Back-pressure: reading stops while `to` has more than `high` bytes queued,
-    /// until it drains to `low`. EOF becomes `write_eof` on `to`. Reports [`Kind::ForwardEnded`] with the
-    /// count, or [`Kind::ForwardFailed`] when `to` refused bytes read here.
-    pub fn forward_to(&self, to: Arc<Stream>, high: usize, low: usize) -> Result<(), ForwardRefused> {
-        {
-            let st = to.write.lock().unwrap();
-            if to.is_closed() {
-                return Err(ForwardRefused::Closed);
-            }
-            if st.closing || st.eof_requested {
-                return Err(ForwardRefused::TargetShut);
-            }
-        }
-        let mut f = self.forward.lock().unwrap();
-        if self.is_closed() {
-            return Err(ForwardRefused::Closed);
-        }
-        if f.is_some() {
-            return Err(ForwardRefused::Forwarding);
-        }
-        if self.read_eof.load(Ordering::Acquire) {
-            return Err(ForwardRefused::Ended);
-        }
-        *f = Some(Forward { to, high, low, bytes: 0 });
-        drop(f);
+    /// Sends everything read from now on to `to` (see [`crate::forward`]), until EOF, an error, or `to`
+    /// refusing bytes. Reports [`Kind::ForwardEnded`] with the count, or [`Kind::ForwardFailed`].
+    pub fn forward_to(&self, to: impl Into<Sink>, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        self.forward.start(to.into(), high, low, || self.is_closed(), || self.read_eof.load(Ordering::Acquire))?;
         self.read_wake.notify_one();
         Ok(())
     }
 
-    /// The forward ends because its target refused bytes: [`Kind::ForwardFailed`] with `errno`.
-    fn fail_forward(&self, errno: u32) {
-        let Some(f) = self.forward.lock().unwrap().take() else { return };
-        self.core.queue.push_with(Kind::ForwardFailed, self.id, errno, 0, &f.bytes.to_le_bytes());
+    /// Whether a forward into this stream may start: it is open and its write side is not shut.
+    pub(crate) fn takes_bytes(&self) -> Result<(), ForwardRefused> {
+        let st = self.write.lock().unwrap();
+        if self.is_closed() {
+            return Err(ForwardRefused::Closed);
+        }
+        if st.closing || st.eof_requested {
+            return Err(ForwardRefused::TargetShut);
+        }
+        Ok(())
     }
 
     fn end_forward(&self, eof: bool) {
-        let Some(f) = self.forward.lock().unwrap().take() else { return };
-        if eof {
-            f.to.write_eof();
-        }
-        self.core.queue.push(Kind::ForwardEnded, self.id, f.bytes as u32, (f.bytes >> 32) as u32);
+        self.forward.end(eof, self.id, &self.core.queue);
     }
 
     /// Waits until at most `low` bytes are queued (or the stream is gone).
-    async fn wait_for_room(&self, low: usize) {
+    pub(crate) async fn wait_for_room(&self, low: usize) {
         crate::wait_until(&self.room, || self.is_closed() || self.write.lock().unwrap().queued <= low).await
     }
 
@@ -810,7 +760,7 @@ enum ReadOutcome {
     /// Bytes went into a `Data` event.
     Copied,
     /// Bytes went to a forwarding target that is now over its high mark.
-    Forwarded { to: Arc<Stream>, low: usize },
+    Forwarded { to: Sink, low: usize },
     Failed(io::Error),
 }
 

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use crate::connect::{connect_any, interleave, resolve, ConnectError, ConnectOptions};
 use crate::events::{Kind, Syscall};
+use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::stream::{errno_of, Stats};
@@ -467,9 +468,15 @@ fn info_of(tls: &Tls, server_side: bool, client_name: Option<String>) -> TlsInfo
     }
 }
 
+/// Queued plaintext, and whether the host wrote it (its drains are reported) or a forward did.
+struct Chunk {
+    data: Vec<u8>,
+    host: bool,
+}
+
 #[derive(Default)]
 struct WriteState {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     /// Plaintext accepted by `write` that has not gone to the kernel (as records) yet.
     queued: usize,
     /// `close` was asked for: flush, send close_notify, then finish.
@@ -481,6 +488,8 @@ struct WriteState {
     /// Plaintext a direct `write` gave the session whose records did not all reach the kernel: the
     /// writer task flushes them and reports them drained.
     unflushed: usize,
+    /// Of `unflushed`, the bytes the host wrote (the rest came from a forward).
+    unflushed_host: usize,
 }
 
 /// One TLS connection after its handshake.
@@ -494,6 +503,15 @@ pub struct TlsConn {
     /// reader.
     wr: Mutex<Option<WriteHalf<Tls>>>,
     write_wake: Notify,
+    /// Woken whenever queued plaintext reaches the kernel (and on finish): forwards into this
+    /// connection wait on it for room.
+    room: Notify,
+    /// Where the reader sends the plaintext it decrypts instead of to the host (`forward_to`).
+    forward: ForwardSlot,
+    /// The host asked for reads ([`TlsConn::start_reading`], once its protocol exists) or closes: until
+    /// then nothing is decrypted, so the first plaintext goes where the host says (its protocol, or a
+    /// forward set up in `connection_made`), never into a `Data` event ahead of it.
+    reading: AtomicBool,
     shutdown_timeout: Duration,
     pub stats: Stats,
 }
@@ -507,38 +525,69 @@ impl TlsConn {
     /// (as plain streams do: a reply costs no hop to the writer task), else queued for the writer task.
     /// Returns how many bytes reached the kernel now; the rest is reported through `Drained`.
     pub fn write(&self, bufs: &[&[u8]]) -> usize {
+        self.write_from(bufs, true).unwrap_or(0)
+    }
+
+    /// `write` for the host (`host`: drains are reported) or for a forward into this connection. `None`
+    /// when the bytes were not taken: the connection is closed or closing.
+    pub(crate) fn write_from(&self, bufs: &[&[u8]], host: bool) -> Option<usize> {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing {
-            return 0;
+            return None;
         }
         let data: std::borrow::Cow<[u8]> = match bufs {
             [one] => (*one).into(),
             _ => bufs.concat().into(),
         };
         if data.is_empty() {
-            return 0;
+            return Some(0);
         }
         let (taken, flushed) = if st.chunks.is_empty() && !st.in_flight && st.unflushed == 0 { self.write_direct(&data) } else { (0, false) };
         if flushed {
             self.stats.bytes_written.fetch_add(taken as u64, Ordering::Relaxed);
         } else {
             st.unflushed += taken;
+            if host {
+                st.unflushed_host += taken;
+            }
             st.queued += taken;
         }
         let rest = &data[taken..];
         if !rest.is_empty() {
             st.queued += rest.len();
-            st.chunks.push_back(rest.to_vec());
+            st.chunks.push_back(Chunk { data: rest.to_vec(), host });
         }
         drop(st);
         if !(flushed && rest.is_empty()) {
             self.write_wake.notify_one();
         }
-        if flushed {
-            taken
-        } else {
-            0
+        Some(if flushed { taken } else { 0 })
+    }
+
+    /// Whether a forward into this connection may start: it is open and not closing.
+    pub(crate) fn takes_bytes(&self) -> Result<(), ForwardRefused> {
+        let st = self.write.lock().unwrap();
+        if self.is_closed() {
+            return Err(ForwardRefused::Closed);
         }
+        if st.closing {
+            return Err(ForwardRefused::TargetShut);
+        }
+        Ok(())
+    }
+
+    /// Waits until at most `low` bytes of plaintext are queued (or the connection is gone).
+    pub(crate) async fn wait_for_room(&self, low: usize) {
+        crate::wait_until(&self.room, || self.is_closed() || self.write.lock().unwrap().queued <= low).await
+    }
+
+    /// Sends the plaintext read from now on to `to` (see [`crate::forward`]) until the peer's
+    /// close_notify (or EOF), an error, or `to` refusing bytes. Reports [`Kind::ForwardEnded`] with the
+    /// count, or [`Kind::ForwardFailed`].
+    pub fn forward_to(&self, to: impl Into<Sink>, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        self.forward.start(to.into(), high, low, || self.is_closed(), || self.write.lock().unwrap().read_done)?;
+        self.read_wake.notify_one();
+        Ok(())
     }
 
     /// Gives `data` to the session and flushes, without waiting: how much the session took, and whether
@@ -578,6 +627,13 @@ impl TlsConn {
         Ok(())
     }
 
+    /// Starts the reader (the host's protocol exists now); later calls do nothing.
+    pub fn start_reading(&self) {
+        if !self.reading.swap(true, Ordering::AcqRel) {
+            self.read_wake.notify_one();
+        }
+    }
+
     /// The reader saw the end; returns whether a close is under way (then the connection is done).
     fn read_ended(&self) -> bool {
         let closing = {
@@ -593,7 +649,7 @@ impl TlsConn {
     async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            if self.life.read_paused() {
+            if self.life.read_paused() || !self.reading.load(Ordering::Acquire) {
                 tokio::select! {
                     _ = self.stopped() => return,
                     _ = self.read_wake.notified() => continue,
@@ -609,6 +665,22 @@ impl TlsConn {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return self.peer_ended(None),
                 Err(e) => return self.peer_ended(Some(e)),
                 Ok(n) => {
+                    match self.forward.pass(&buf[..n], self.id, &self.core.queue) {
+                        Passed::NotForwarding => {}
+                        Passed::Sent | Passed::Refused => {
+                            self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                            continue;
+                        }
+                        // Back-pressure: read no more until the other side drained to its low mark.
+                        Passed::Full { to, low } => {
+                            self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                            tokio::select! {
+                                _ = self.stopped() => return,
+                                _ = to.wait_for_room(low) => {}
+                            }
+                            continue;
+                        }
+                    }
                     if self.write.lock().unwrap().closing {
                         continue;
                     }
@@ -626,6 +698,12 @@ impl TlsConn {
 
     fn peer_ended(&self, err: Option<io::Error>) {
         let closing = self.read_ended();
+        // After `read_done` is set: `forward_to` checks it under the forward's lock, so a forward is
+        // either ended here or refused there. A clean end ends the other side too (EOF, or close_notify
+        // for TLS); an error leaves it to the host, as a plain stream's does.
+        if err.is_none() {
+            self.forward.end(true, self.id, &self.core.queue);
+        }
         match err {
             _ if closing => self.finish(None, Syscall::None),
             Some(e) => self.finish(Some(e), Syscall::Read),
@@ -636,16 +714,16 @@ impl TlsConn {
 
     async fn write_loop(self: Arc<Self>) {
         loop {
-            let (batch, unflushed): (Vec<Vec<u8>>, usize) = {
+            let (batch, unflushed, unflushed_host): (Vec<Chunk>, usize, usize) = {
                 let mut st = self.write.lock().unwrap();
                 if st.chunks.is_empty() && st.unflushed == 0 {
                     if st.closing {
                         break;
                     }
-                    (Vec::new(), 0)
+                    (Vec::new(), 0, 0)
                 } else {
                     st.in_flight = true;
-                    (st.chunks.drain(..).collect(), std::mem::take(&mut st.unflushed))
+                    (st.chunks.drain(..).collect(), std::mem::take(&mut st.unflushed), std::mem::take(&mut st.unflushed_host))
                 }
             };
             if batch.is_empty() && unflushed == 0 {
@@ -654,12 +732,14 @@ impl TlsConn {
                     _ = self.write_wake.notified() => continue,
                 }
             }
-            let n: usize = batch.iter().map(Vec::len).sum::<usize>() + unflushed;
+            let n: usize = batch.iter().map(|c| c.data.len()).sum::<usize>() + unflushed;
+            // Only the host's bytes are reported drained: it never counted a forward's.
+            let n_host: usize = batch.iter().filter(|c| c.host).map(|c| c.data.len()).sum::<usize>() + unflushed_host;
             let r = tokio::select! {
                 _ = self.stopped() => return,
                 r = async {
                     for c in &batch {
-                        self.write_all(c).await?;
+                        self.write_all(&c.data).await?;
                     }
                     std::future::poll_fn(|cx| self.poll_wr(|w| w.poll_flush(cx))).await
                 } => r,
@@ -673,7 +753,10 @@ impl TlsConn {
                 st.queued = st.queued.saturating_sub(n);
                 st.in_flight = false;
             }
-            self.core.queue.push(Kind::Drained, self.id, n as u32, 0);
+            self.room.notify_waiters();
+            if n_host > 0 {
+                self.core.queue.push(Kind::Drained, self.id, n_host as u32, 0);
+            }
         }
         // Everything is sent: close_notify, then wait for the peer's (or its EOF), bounded.
         let timeout = self.shutdown_timeout;
@@ -726,7 +809,9 @@ impl Transport for TlsConn {
         }
         st.closing = true;
         drop(st);
-        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported.
+        self.reading.store(true, Ordering::Release);
+        // Reading goes on while closing, to see the peer's close_notify, but nothing more is reported
+        // (a forward from this connection still passes on what it reads).
         self.life.resume_reading();
         self.write_wake.notify_one();
     }
@@ -740,9 +825,12 @@ impl Transport for TlsConn {
             st.chunks.clear();
             st.queued = 0;
             st.unflushed = 0;
+            st.unflushed_host = 0;
         }
         self.wr.lock().unwrap().take();
         self.life.stopped_now();
+        self.room.notify_waiters();
+        self.forward.end(false, self.id, &self.core.queue);
         // A TLS-level failure (a bad record, an alert) has no errno: its code goes first, in the same
         // `TlsFailed` record a handshake failure uses, and the `Closed` that follows carries EPROTO.
         let tls_error = err.as_ref().and_then(|e| e.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>());
@@ -775,6 +863,9 @@ async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, 
         write: Mutex::new(WriteState::default()),
         wr: Mutex::new(Some(wr)),
         write_wake: Notify::new(),
+        room: Notify::new(),
+        forward: ForwardSlot::default(),
+        reading: AtomicBool::new(false),
         shutdown_timeout: ctx.shutdown_timeout,
         stats: Stats::default(),
     });
@@ -1007,6 +1098,9 @@ mod tests {
         assert_eq!(c.info.server_name.as_deref(), Some("localhost"));
         assert_eq!(c.info.peer_certificates.len(), 1);
         assert!(engine.tls(peer).unwrap().info.server_side);
+        // As the host does once each protocol exists.
+        c.start_reading();
+        engine.tls(peer).unwrap().start_reading();
 
         // Sent on this thread when the session is free (9 bytes reported now), else by the writer task
         // (reported by `Drained`).
@@ -1071,12 +1165,79 @@ mod tests {
         assert!(engine.start_tls(tls_client, b"", TlsContext::new(&copts, Some("localhost")).unwrap()));
         let connected = |id: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == id);
         wait(&engine, &mut seen, |s| connected(tls_peer)(s) && connected(tls_client)(s));
+        engine.tls(tls_peer).unwrap().start_reading();
+        engine.tls(tls_client).unwrap().start_reading();
         engine.tls(tls_client).unwrap().write(&[b"secret"]);
         wait(&engine, &mut seen, |s| data_on(tls_peer)(s) == b"secret");
         engine.tls(tls_client).unwrap().abort();
         engine.tls(tls_peer).unwrap().abort();
         engine.close_server(server);
         assert_eq!(engine.open_handles(), 0);
+    }
+
+    #[test]
+    fn forwards_run_between_tls_and_plain_streams_and_pass_their_ends_on() {
+        use std::io::{Read, Write};
+        let pki = Pki::new();
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
+        let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
+        assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
+        engine.server(server).unwrap().start_serving();
+        let fd = engine.server(server).unwrap().fds()[0];
+        // SAFETY: the server's listening descriptor stays open while `engine` lives.
+        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let copts = TlsOptions { ca: vec![pki.read("ca.crt")], ..Default::default() };
+        let client = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
+        let mut seen = Vec::new();
+        let accepted = |s: &[Rec]| s.iter().find(|r| r.0 == Kind::Accepted as u32 && r.1 == server).map(|r| r.2);
+        wait(&engine, &mut seen, |s| accepted(s).is_some() && s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client));
+        let peer = accepted(&seen).unwrap();
+
+        // TLS -> plain: what the client sends reaches a plain stream; its close_notify half-closes it.
+        let (plain, mut far) = std::os::unix::net::UnixStream::pair().unwrap();
+        let plain = engine.adopt(OwnedFd::from(plain), crate::FdKind::Socket, true).unwrap();
+        engine.stream(plain).unwrap().start_reading(false);
+        engine.forward_to(peer, plain, 64 << 10, 16 << 10).unwrap();
+        engine.tls(peer).unwrap().start_reading();
+        let c = engine.tls(client).unwrap();
+        c.start_reading();
+        c.write(&[b"through tls"]);
+        c.close();
+        let mut got = Vec::new();
+        far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        far.read_to_end(&mut got).unwrap(); // to EOF: the half-close came through
+        assert_eq!(got, b"through tls");
+        let ended = |id: u32, n: u32| move |s: &[Rec]| s.iter().any(|r| r.0 == Kind::ForwardEnded as u32 && r.1 == id && r.2 == n);
+        wait(&engine, &mut seen, ended(peer, 11));
+
+        // plain -> TLS: a plain stream's EOF flushes what it forwarded, then closes the TLS side with
+        // close_notify (the other end sees the bytes, then its end of stream).
+        let client2 = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
+        let accepted2 = |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Accepted as u32 && r.1 == server).nth(1).map(|r| r.2);
+        wait(&engine, &mut seen, |s| accepted2(s).is_some() && s.iter().any(|r| r.0 == Kind::Connected as u32 && r.1 == client2));
+        let peer2 = accepted2(&seen).unwrap();
+        engine.tls(peer2).unwrap().start_reading();
+        let (plain2, mut far2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let plain2 = engine.adopt(OwnedFd::from(plain2), crate::FdKind::Socket, true).unwrap();
+        engine.forward_to(plain2, client2, 64 << 10, 16 << 10).unwrap();
+        engine.stream(plain2).unwrap().start_reading(false);
+        engine.tls(client2).unwrap().start_reading();
+        far2.write_all(&vec![7u8; 1 << 20]).unwrap();
+        far2.shutdown(std::net::Shutdown::Write).unwrap();
+        let data_len = |id: u32| move |s: &[Rec]| s.iter().filter(|r| r.0 == Kind::Data as u32 && r.1 == id).map(|r| r.4.len()).sum::<usize>();
+        wait(&engine, &mut seen, |s| data_len(peer2)(s) == 1 << 20 && s.iter().any(|r| r.0 == Kind::Eof as u32 && r.1 == peer2));
+        wait(&engine, &mut seen, ended(plain2, 1 << 20));
+        // The close_notify exchange finishes the TLS side once its peer answers.
+        engine.tls(peer2).unwrap().close();
+        wait(&engine, &mut seen, |s| s.iter().any(|r| r.0 == Kind::Closed as u32 && r.1 == client2));
+        for id in [plain, plain2] {
+            engine.stream(id).unwrap().abort();
+        }
+        if let Some(t) = engine.tls(peer) {
+            t.abort();
+        }
+        engine.close_server(server);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The engine's byte streams: connecting, adopting a descriptor, looking one up.
+//! The engine's byte streams: connecting, adopting a descriptor, looking one up, forwarding one into
+//! another (plain or TLS).
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::lifecycle::Transport;
 use crate::registry::Handle;
+use crate::forward::{ForwardRefused, Sink};
 use crate::{adopt, connect, stream, ConnectOptions, Engine, FdKind, Refused, Stream};
 
 impl Engine {
@@ -35,5 +37,26 @@ impl Engine {
         let id = self.core.next_id();
         Stream::registered(&self.core, id, fd, kind);
         Ok(id)
+    }
+
+    /// Forwards everything stream transport `from` reads to stream transport `to` (plain or TLS, in any
+    /// combination; see [`crate::forward`]), reading no more while `to` has over `high` bytes queued
+    /// until it drained to `low`.
+    pub fn forward_to(&self, from: u32, to: u32, high: usize, low: usize) -> Result<(), ForwardRefused> {
+        let Some(sink) = self.stream_transport(to) else { return Err(ForwardRefused::Closed) };
+        match self.stream_transport(from) {
+            Some(Sink::Stream(s)) => s.forward_to(sink, high, low),
+            Some(Sink::Tls(t)) => t.forward_to(sink, high, low),
+            None => Err(ForwardRefused::Closed),
+        }
+    }
+
+    /// The open stream transport `id`, plain or TLS, as the sending side of a forward.
+    fn stream_transport(&self, id: u32) -> Option<Sink> {
+        self.core.find(id, |h| match h {
+            Handle::Stream(s) => Some(Sink::Stream(s.clone())),
+            Handle::Tls(t) => Some(Sink::Tls(t.clone())),
+            _ => None,
+        })
     }
 }
