@@ -1074,10 +1074,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_client_and_a_server_of_the_engine_talk_tls_and_a_wrong_name_is_refused() {
-        let pki = Pki::new();
-        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+    /// A TLS server of `engine` on loopback with `pki`'s certificate, serving: its id and port.
+    fn tls_server(engine: &Engine, pki: &Pki) -> (u32, u16) {
         let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
         let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
         assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
@@ -1085,6 +1083,14 @@ mod tests {
         let fd = engine.server(server).unwrap().fds()[0];
         // SAFETY: the server's listening descriptor stays open while `engine` lives.
         let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        (server, port)
+    }
+
+    #[test]
+    fn a_client_and_a_server_of_the_engine_talk_tls_and_a_wrong_name_is_refused() {
+        let pki = Pki::new();
+        let engine = Engine::new(Box::new(|| {}), 1).unwrap();
+        let (server, port) = tls_server(&engine, &pki);
 
         let copts = TlsOptions { ca: vec![pki.read("ca.crt")], alpn_protocols: vec![], ..Default::default() };
         let client = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
@@ -1180,13 +1186,7 @@ mod tests {
         use std::io::{Read, Write};
         let pki = Pki::new();
         let engine = Engine::new(Box::new(|| {}), 1).unwrap();
-        let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
-        let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
-        assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
-        engine.server(server).unwrap().start_serving();
-        let fd = engine.server(server).unwrap().fds()[0];
-        // SAFETY: the server's listening descriptor stays open while `engine` lives.
-        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let (server, port) = tls_server(&engine, &pki);
         let copts = TlsOptions { ca: vec![pki.read("ca.crt")], ..Default::default() };
         let client = engine.connect_tls("127.0.0.1".into(), port, Default::default(), TlsContext::new(&copts, Some("localhost")).unwrap());
         let mut seen = Vec::new();
