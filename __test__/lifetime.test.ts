@@ -1,6 +1,7 @@
 // Process lifetime and resource hygiene: nothing keeps Node alive once everything is closed, and
 // nothing leaks a descriptor or an engine handle.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createConnection, createServer, Protocol } from 'protoloop';
@@ -231,6 +232,70 @@ describe('memory', () => {
     expect(result.same).toBe(true);
     expect(result.family).toBe(2);
     expect(result.stats).toEqual({ bytesRead: 0, bytesWritten: 0, bytesCopiedOnReceive: 0 });
+  }, 60_000);
+  it.runIf(process.platform === 'linux')('gives back what 500 slow readers made it hold: RSS returns within 64 MiB of where it started once they leave', async () => {
+    // Issue 19's soak, smaller: 500 connections write 16 KiB chunks as fast as a flow-controlled echo
+    // server takes them and read back one chunk every 100 ms, for 3 s. The server's write queues and
+    // batches grow by a couple of hundred MiB; once every connection was gone (and garbage collected)
+    // glibc kept nearly all of it (+179 MiB here) until the engine asked for a malloc_trim as its
+    // handles fall to a quarter of their peak (crates/engine/src/trim.rs).
+    const N = 500;
+    const script = new URL('./fixtures/slow-readers-server.mjs', import.meta.url).pathname;
+    const child = spawn(process.execPath, ['--expose-gc', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let buf = '';
+    const line = () => new Promise<any>((resolve) => {
+      const check = () => {
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return void child.stdout.once('data', (d) => ((buf += d), check()));
+        const l = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        resolve(JSON.parse(l));
+      };
+      check();
+    });
+    const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const mib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status())![1]) / 1024;
+    try {
+      const { port } = await line();
+      child.stdin.write('mem\n');
+      await line();
+      const before = mib('VmRSS');
+      const chunk = Buffer.alloc(16 << 10, 'x');
+      const socks: net.Socket[] = [];
+      const timers: NodeJS.Timeout[] = [];
+      for (let i = 0; i < N; i++) {
+        const s = net.connect(port, '127.0.0.1').on('error', () => {});
+        const pump = () => {
+          while (!s.destroyed && s.write(chunk));
+        };
+        s.on('connect', pump).on('drain', pump);
+        s.on('data', () => {
+          s.pause();
+          timers.push(setTimeout(() => s.resume(), 100));
+        });
+        socks.push(s);
+      }
+      await sleep(3000);
+      const peak = mib('VmHWM');
+      for (const s of socks) s.destroy();
+      for (const t of timers) clearTimeout(t);
+      // Until the server has seen every connection closed.
+      for (;;) {
+        child.stdin.write('mem\n');
+        if ((await line()).open === 0) break;
+        await sleep(100);
+      }
+      await sleep(500);
+      child.stdin.write('mem\n');
+      await line();
+      const after = mib('VmRSS');
+      // The load was real: it made the server hold well over the bound asserted after.
+      expect(peak - before).toBeGreaterThan(128);
+      expect(after - before).toBeLessThan(64);
+    } finally {
+      child.stdin.end();
+      child.kill();
+    }
   }, 60_000);
   it('receiving 256 MiB starts no full garbage collection up to Node 22 and no more than V8\'s external memory limit after; into a BufferedProtocol none', async () => {
     // Each batch of received bytes is engine memory lent to JavaScript as an external Buffer, which V8

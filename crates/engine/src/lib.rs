@@ -29,6 +29,7 @@ pub mod subprocess;
 pub mod sys;
 pub mod unix;
 pub mod tls;
+mod trim;
 
 pub use adopt::Refused;
 pub use connect::ConnectOptions;

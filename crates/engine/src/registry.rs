@@ -11,6 +11,7 @@ use tokio::runtime::Handle as Runtime;
 use crate::events::EventQueue;
 use crate::ids::IdMap;
 use crate::lifecycle::Transport;
+use crate::trim::HeapTrim;
 use crate::{unix, Datagram, Process, Server, Stream, TlsConn};
 
 /// One entry of the registry: whatever an id names while it is open.
@@ -58,11 +59,13 @@ pub struct Core {
     /// ([`crate::Engine::remove_at_teardown`]), by server id.
     pub(crate) socket_files: IdMap<unix::SocketFile>,
     next_id: AtomicU32,
+    /// When to give freed memory back as handles close.
+    trim: HeapTrim,
 }
 
 impl Core {
     pub(crate) fn new(queue: Arc<EventQueue>, handle: Runtime, direct_writes: bool) -> Core {
-        Core { queue, handle, direct_writes, handles: IdMap::default(), socket_files: IdMap::default(), next_id: AtomicU32::new(1) }
+        Core { queue, handle, direct_writes, handles: IdMap::default(), socket_files: IdMap::default(), next_id: AtomicU32::new(1), trim: HeapTrim::default() }
     }
 
     /// A fresh id: one space for every kind of handle, so an id alone names one.
@@ -72,11 +75,21 @@ impl Core {
 
     /// Makes `handle` known as `id` until [`Core::unregister`].
     pub(crate) fn register(&self, id: u32, handle: Handle) {
-        self.handles.lock().unwrap().insert(id, handle);
+        let open = {
+            let mut handles = self.handles.lock().unwrap();
+            handles.insert(id, handle);
+            handles.len()
+        };
+        self.trim.opened(open);
     }
 
     pub(crate) fn unregister(&self, id: u32) {
-        self.handles.lock().unwrap().remove(&id);
+        let open = {
+            let mut handles = self.handles.lock().unwrap();
+            handles.remove(&id);
+            handles.len()
+        };
+        self.trim.closed(open, &self.handle);
     }
 
     /// What `pick` takes from entry `id`, if there is one.

@@ -35,6 +35,16 @@ pub const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
 pub const SEND_FLAGS: libc::c_int = 0;
 
+/// Returns the allocator's free memory to the system where it keeps it (glibc: `malloc_trim`, which also
+/// releases free pages inside its heaps); elsewhere nothing.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only takes glibc's own arena locks; it frees nothing that is in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Which set of calls this build uses: `"linux"` or `"portable"`.
 pub const BACKEND: &str = if cfg!(all(any(target_os = "linux", target_os = "android"), not(feature = "portable"))) {
     "linux"
