@@ -1,0 +1,23 @@
+// The soak case's flow-controlled echo, counting what it holds: the sum of its transports' write buffers
+// (sampled every 200 ms, the largest kept) and the size of what dataReceived got. Run by soak-memory.mjs.
+'use strict';
+const path = require('node:path').join(__dirname, '..', '..', 'dist', 'cjs', 'index.js');
+const { Protocol, createServer } = require(path);
+const all = new Set();
+let maxSum = 0, maxRecv = 0, recvCalls = 0, recvBytes = 0;
+class FlowEcho extends Protocol {
+  connectionMade(t) { this.transport = t; all.add(this); }
+  connectionLost() { all.delete(this); }
+  dataReceived(d) { recvCalls++; recvBytes += d.length; if (d.length > maxRecv) maxRecv = d.length; this.transport.write(d); }
+  pauseWriting() { this.transport.pauseReading(); }
+  resumeWriting() { this.transport.resumeReading(); }
+}
+setInterval(() => { let s = 0; for (const p of all) s += p.transport.getWriteBufferSize(); if (s > maxSum) maxSum = s; }, 200).unref();
+(async () => {
+  const server = await createServer(() => new FlowEcho(), '127.0.0.1', 0, { backlog: 1024 });
+  process.stdout.write(`LISTENING ${server.sockets[0].getsockname()[1]}\n`);
+  let pending = '';
+  process.stdin.on('data', (s) => { pending += s; if (pending.includes('mem')) { pending = ''; const m = process.memoryUsage();
+    process.stdout.write(`MEM ${JSON.stringify({ rss: m.rss, external: m.external, maxQueuedSum: maxSum, open: all.size * 1048576, maxRecv, avgRecv: recvBytes / recvCalls, recvCalls })}\n`); } });
+  process.stdin.on('end', () => process.exit(0));
+})();
