@@ -17,7 +17,7 @@ setInterval(() => { let s = 0; for (const p of all) s += p.transport.getWriteBuf
   const server = await createServer(() => new FlowEcho(), '127.0.0.1', 0, { backlog: 1024 });
   process.stdout.write(`LISTENING ${server.sockets[0].getsockname()[1]}\n`);
   let pending = '';
-  process.stdin.on('data', (s) => { pending += s; if (pending.includes('mem')) { pending = ''; const m = process.memoryUsage();
+  process.stdin.on('data', (s) => { pending += s; if (pending.includes('mem')) { pending = ''; if (process.env.GC && global.gc) global.gc(); const m = process.memoryUsage();
     process.stdout.write(`MEM ${JSON.stringify({ rss: m.rss, external: m.external, maxQueuedSum: maxSum, open: all.size * 1048576, maxRecv, avgRecv: recvBytes / recvCalls, recvCalls })}\n`); } });
   process.stdin.on('end', () => process.exit(0));
 })();

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 const secs = process.argv[2] ?? '5';
 const server = new URL('./soak-memory-server.cjs', import.meta.url).pathname;
 const LOADGEN = new URL('../../target/bench/release/loadgen', import.meta.url).pathname;
-const srv = spawn(process.execPath, [server, '--port', '0', '--mode', 'echo-flow'], { stdio: ['pipe', 'pipe', 'inherit'] });
+const srv = spawn(process.execPath, ['--expose-gc', server, '--port', '0', '--mode', 'echo-flow'], { stdio: ['pipe', 'pipe', 'inherit'] });
 let buf = '';
 const port = await new Promise((res) => srv.stdout.on('data', (d) => { buf += d; const m = /LISTENING (\d+)/.exec(buf); if (m) res(m[1]); }));
 const mem = () => { const s = readFileSync(`/proc/${srv.pid}/status`, 'utf8'); const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)[1]) / 1024; return { rss: kb('VmRSS'), hwm: kb('VmHWM') }; };
