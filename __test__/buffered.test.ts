@@ -457,6 +457,66 @@ describe('switching protocols while a buffer is lent', () => {
   });
 });
 
+describe('switching to a BufferedProtocol and back before the engine confirms the switch', () => {
+  it('I/O threads: a stale TargetMode marker lends nothing (Data read while target mode was off is not overwritten)', async () => {
+    // dataReceived switches to B (a marker is queued), back to itself (target mode off), waits while the
+    // I/O thread reads on into Data events, then to B again (a second marker). The first marker then
+    // arrived with those Data events still behind it: B's buffer was lent on it, the engine filled it
+    // while the copy of those events went into the same buffer, and B's next fill repeated copied bytes
+    // in place of the ones read. The sender is on its own thread so that it goes on sending meanwhile.
+    const r = await runScript(
+      `
+      import { Worker } from 'node:worker_threads';
+      const N = 4 << 20;
+      const data = Buffer.alloc(N);
+      for (let i = 0; i < N; i++) data[i] = (i * 131 + (i >>> 8)) & 255;
+      const w = new Worker(\`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const data = Buffer.from(workerData);
+        const srv = require('node:net').createServer((s) => {
+          let i = 0;
+          const next = () => { if (i >= data.length) { s.end(); srv.close(); return; } s.write(data.subarray(i, i += 16384)); setTimeout(next, 1); };
+          next();
+        }).listen(0, '127.0.0.1', () => parentPort.postMessage(srv.address().port));
+      \`, { eval: true, workerData: data, execArgv: [] });
+      const port = await new Promise((r) => w.once('message', r));
+      const recv = [];
+      let t, p, lost;
+      const done = new Promise((r) => (lost = r));
+      const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
+      class B extends pl.BufferedProtocol {
+        buf = pl.allocBuffer(65536); k = 0;
+        getBuffer() { spin(5); return this.buf; }
+        bufferUpdated(n) { recv.push(Buffer.from(this.buf.subarray(0, n))); if (++this.k % 4 === 0) t.setProtocol(p); }
+        connectionLost() { lost(); }
+      }
+      class P extends pl.Protocol {
+        k = 0;
+        connectionMade(tr) { t = tr; }
+        dataReceived(d) {
+          recv.push(Buffer.from(d));
+          if (++this.k % 3 !== 0) return;
+          const b = new B();
+          t.setProtocol(b);
+          t.setProtocol(this);
+          spin(4);
+          t.setProtocol(b);
+        }
+        connectionLost() { lost(); }
+      }
+      await pl.createConnection(() => (p = new P()), '127.0.0.1', port);
+      await done;
+      const got = Buffer.concat(recv);
+      console.log(JSON.stringify({ length: got.length, firstDifferent: [...got].findIndex((b, i) => b !== data[i]) }));
+    `,
+      60_000,
+      { PROTOLOOP_REACTOR: 'threads' },
+    );
+    expect(r.err).toBe('');
+    expect(JSON.parse(r.out)).toEqual({ length: 4 << 20, firstDifferent: -1 });
+  }, 70_000);
+});
+
 describe('examples/buffered-receive', () => {
   it('receives the whole stream with no byte copied', () => {
     const script = fileURLToPath(new URL('../dist/examples/buffered-receive.js', import.meta.url));

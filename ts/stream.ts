@@ -262,6 +262,12 @@ export class StreamTransport extends Transport {
   // cannot use, filled by copy from the next bytes.
   #targetMode = false;
   #awaitingMarker = false;
+  /**
+   * TargetMode markers asked for and not yet seen. Only the last one counts: a switch to plain and back
+   * before an earlier marker arrives leaves that marker stale, with `Data` events read while target mode
+   * was off still behind it; lending on it would let the engine read into the very buffer those copies go to.
+   */
+  #markersDue = 0;
   #lent: Uint8Array | null = null;
   #lentTo: unknown = null;
   #pendingView: Uint8Array | null = null;
@@ -435,6 +441,7 @@ export class StreamTransport extends Transport {
         return;
       }
       case EventKind.TargetMode:
+        if (--this.#markersDue > 0 || !this.#awaitingMarker) return;
         this.#awaitingMarker = false;
         this.#targetMode = true;
         this.#lendBuffer();
@@ -569,6 +576,7 @@ export class StreamTransport extends Transport {
     } else if (!this.#awaitingMarker) {
       // Data events already queued are copied; the marker says when reads go into lent memory.
       this.#awaitingMarker = true;
+      this.#markersDue++;
       native.setTargetMode(this._id, true);
     }
   }
