@@ -37,7 +37,7 @@ describe('a protocol callback that throws a value String() cannot convert', () =
     const r = await runScript(`
       import net from 'node:net';
       import fs from 'node:fs';
-      const sockets = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).startsWith('socket:'); } catch { return false; } }).length;
+      const sockets = () => fs.readdirSync(process.platform === 'linux' ? '/proc/self/fd' : '/dev/fd').filter((f) => { try { return fs.fstatSync(Number(f)).isSocket(); } catch { return false; } }).length;
       const values = ${UNPRINTABLE};
       const srv = net.createServer((s) => { s.on('error', () => {}); s.end('hello'); }).listen(0, '127.0.0.1');
       await new Promise((r) => srv.on('listening', r));

@@ -51,7 +51,9 @@ async function startProxy(mode: string, targetPort: number, tlsOn = false): Prom
   return { port, child };
 }
 
+/** The resident set of process `pid`: `/proc` on Linux, `ps` (KiB too) elsewhere. */
 function rssMiB(pid: number): number {
+  if (process.platform !== 'linux') return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' })) / 1024;
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) / 1024;
 }

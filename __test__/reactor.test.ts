@@ -29,7 +29,8 @@ const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => new Prom
 })));
 server.close();
 await server.waitClosed();
-const threads = readdirSync('/proc/self/task').map((t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim());
+// Threads' names can be read only on Linux; elsewhere the test checks the echoes alone.
+const threads = process.platform === 'linux' ? readdirSync('/proc/self/task').map((t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim()) : null;
 console.log(JSON.stringify({ intact: replies.filter((r, i) => r === 'ping ' + i).length, threads }));
 `;
 
@@ -41,9 +42,10 @@ describe('reactor', () => {
     const r = await runScript(echo300, 30_000, { PROTOLOOP_REACTOR: reactor });
     expect(r.err).toBe('');
     expect(r.status).toBe(0);
-    const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] };
+    const { intact, threads } = JSON.parse(r.out) as { intact: number; threads: string[] | null };
     expect(intact).toBe(300);
-    expect(threads.includes('protoloop-io')).toBe(ioThread);
+    if (threads) expect(threads.includes('protoloop-io')).toBe(ioThread);
+    else expect(process.platform).not.toBe('linux');
   });
 });
 

@@ -71,8 +71,9 @@ async function run(cmd: string, options = {}): Promise<Rec> {
   return rec;
 }
 
-/** Children of this process that are zombies (exited, not reaped). */
+/** Children of this process that are zombies (exited, not reaped): from `/proc` on Linux, `ps` elsewhere. */
 function zombies(): number[] {
+  if (process.platform !== 'linux') return psZombies(process.pid);
   const out: number[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
@@ -85,6 +86,15 @@ function zombies(): number[] {
     }
   }
   return out;
+}
+
+/** `ps`'s list of the zombie children of `parent` (macOS has no `/proc`). */
+function psZombies(parent: number): number[] {
+  return execFileSync('ps', ['-A', '-o', 'pid=,ppid=,stat='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([, ppid, stat]) => Number(ppid) === parent && stat?.startsWith('Z'))
+    .map(([pid]) => Number(pid));
 }
 
 describe('subprocessExec and subprocessShell', () => {
@@ -296,16 +306,15 @@ describe('subprocessExec and subprocessShell', () => {
   });
 
   it('startNewSession runs the child in a session of its own', async () => {
-    // /proc/PID/stat: "pid (comm) state ppid pgrp session ..."
-    const rec = await run('cut -d" " -f6 /proc/$$/stat; echo $$', { startNewSession: true });
+    // python3 (exec'd: the child itself) asks for its session, on Linux and macOS alike.
+    const rec = await run(`exec python3 -c 'import os; print(os.getsid(0), os.getpid())'`, { startNewSession: true });
     const [sid, pid] = rec.text(1).trim().split(/\s+/);
     expect(sid).toBe(pid);
     expect(PIPE).toBe(-1);
   });
 
   it('processGroup and, where permitted, uid/gid', async () => {
-    // /proc/PID/stat: "pid (comm) state ppid pgrp ..."
-    const rec = await run('cut -d" " -f5 /proc/$$/stat; echo $$', { processGroup: 0 });
+    const rec = await run(`exec python3 -c 'import os; print(os.getpgrp(), os.getpid())'`, { processGroup: 0 });
     const [pgrp, pid] = rec.text(1).trim().split(/\s+/);
     expect(pgrp).toBe(pid);
     if (process.getuid?.() === 0) {
@@ -334,9 +343,12 @@ describe('subprocessExec and subprocessShell', () => {
       subprocessExec(() => new SubprocessProtocol(), 'true', [], { stdin: null, stdout: null, stderr: null }).then(([t]) =>
         setTimeout(() => {
           const fs = require('fs');
-          const z = fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
-            try { const s = fs.readFileSync('/proc/' + p + '/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return f[0] === 'Z' && +f[1] === process.pid; } catch { return false; }
-          });
+          const z = process.platform !== 'linux'
+            ? require('child_process').execFileSync('ps', ['-A', '-o', 'ppid=,stat='], { encoding: 'utf8' }) // no /proc on macOS
+                .split('\\n').map((l) => l.trim().split(/\\s+/)).filter(([ppid, stat]) => +ppid === process.pid && String(stat).startsWith('Z'))
+            : fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+                try { const s = fs.readFileSync('/proc/' + p + '/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return f[0] === 'Z' && +f[1] === process.pid; } catch { return false; }
+              });
           console.log(JSON.stringify({ zombies: z.length, rc: t.getReturncode() }));
         }, 300));`;
     const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
