@@ -3,6 +3,7 @@
 // pending connect that owns its id.
 import { getRunningLoop } from './loop';
 import { EventKind, native } from './native';
+import { freshBytes } from './young';
 
 /** Anything that receives engine events for an id. */
 export interface EventSink {
@@ -53,6 +54,7 @@ function onEvents(head: Buffer | ArrayBuffer, payload: Buffer): void {
   dispatching = true;
   try {
     dispatch(records, payload);
+    if (payload.length > 0) freshBytes(payload.length);
   } finally {
     dispatching = false;
     // A deferred task may ask for another (a flush's errorReceived sending again goes out at once,
