@@ -3,6 +3,8 @@
 // reactor this run uses. A failure prints fast-check's report: the seed, the path, the shrunk case and
 // what broke; `npm run fuzz -- --property NAME --seed N --runs M` replays and widens it.
 // FUZZ_SEED=<n> runs other cases than CI's; `npm run fuzz` runs longer, from a random seed.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 // @ts-ignore -- plain ES modules, shared with `npm run fuzz`
 import { KNOWN } from '../fuzz/known.mjs';
@@ -35,4 +37,23 @@ describe('defects the fuzzer found', () => {
       expect(r.problems).toEqual([]);
     }, 30_000);
   }
+});
+
+describe('npm run fuzz', () => {
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [fileURLToPath(new URL('../fuzz/run.mjs', import.meta.url)), ...args], { encoding: 'utf8' });
+  it('--help prints the usage and the properties, and exits 0', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('npm run fuzz -- [--seed N]');
+    expect(r.stdout).toContain(`properties: ${properties.map((p: { name: string }) => p.name).join(', ')}`);
+  });
+  it('a wrong option or number is one line naming it, and exit status 2', () => {
+    for (const [args, said] of [[['--bogus'], "Unknown option '--bogus'"], [['--runs', 'x'], '--runs must be a whole number, got "x"']] as const) {
+      const r = run(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(said);
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { KNOWN } from './known.mjs';
 import { checkProperty, properties } from './properties.mjs';
 import { runCase } from './runner.mjs';
 
-const { values: opts } = parseArgs({
+const { values: opts } = parseArgsOrExit({
   options: {
     seed: { type: 'string' },
     runs: { type: 'string' },
@@ -18,8 +18,35 @@ const { values: opts } = parseArgs({
     path: { type: 'string' },
     known: { type: 'boolean', default: false },
     'shrink-seconds': { type: 'string', default: '120' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+
+/** parseArgs, but a wrong option is a one-line message (and exit status 2), not a stack trace. */
+function parseArgsOrExit(config) {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    console.error(`fuzz: ${e.message} (npm run fuzz -- --help)`);
+    process.exit(2);
+  }
+}
+if (opts.help) {
+  // The usage is this file's opening comment.
+  const { readFileSync } = await import('node:fs');
+  const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+  console.log(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(`properties: ${properties.map((p) => p.name).join(', ')}`);
+  process.exit(0);
+}
+const numeric = (name) => {
+  const v = Number(opts[name]);
+  if (opts[name] !== undefined && !(Number.isInteger(v) && v >= 0)) {
+    console.error(`--${name} must be a whole number, got ${JSON.stringify(opts[name])}`);
+    process.exit(2);
+  }
+};
+['seed', 'runs', 'shrink-seconds'].forEach(numeric);
 const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
 const wanted = opts.property?.split(',');
 const selected = properties.filter((p) => !wanted || wanted.includes(p.name));
