@@ -86,6 +86,9 @@ export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'c
  */
 export const abstractUnixNames = process.platform === 'linux' && process.env.PROTOLOOP_PORTABLE !== '1';
 
+/** Whether forwards between plain sockets splice (Linux), unless the portable backend is under test. */
+export const splices = process.platform === 'linux' && process.env.PROTOLOOP_PORTABLE !== '1';
+
 /** The addon protoloop loaded (the portable build under `npm run test:portable`), for what only it tells. */
 export const addon = createRequire(import.meta.url)(process.env.PROTOLOOP_NATIVE_LIBRARY_PATH ?? '../bindings/node/index.js') as {
   openHandles(): number;

@@ -9,12 +9,19 @@
 //! half-close, so it is closed: what was forwarded is flushed, then close_notify goes out. A sink that
 //! refuses bytes the source read (it closed or shut its write side) ends the forward with
 //! [`Kind::ForwardFailed`] (`EPIPE`): those bytes are lost, and the host must hear of it.
+//!
+//! Between two plain sockets, where the system has `splice(2)` (Linux), the bytes go socket → pipe →
+//! socket ([`SplicePipe`]) and never through user space, while the sink takes them at once; see
+//! [`ForwardSlot::splice_sink`] for when. The semantics above are the same on either path.
 
-use std::sync::{Arc, Mutex};
+use std::cell::OnceCell;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::events::{EventQueue, Kind};
 use crate::lifecycle::Transport;
-use crate::stream::Stream;
+use crate::stream::{FdKind, Stream};
 use crate::tls::TlsConn;
 
 /// Why a forward was refused.
@@ -149,22 +156,47 @@ impl ForwardSlot {
 
     /// Hands `bytes`, read by source `id`, to the sink.
     pub(crate) fn pass(&self, bytes: &[u8], id: u32, queue: &EventQueue) -> Passed {
+        self.pass_with(bytes.len(), id, queue, |to| to.send(bytes)).unwrap_or(Passed::NotForwarding)
+    }
+
+    /// Whether the source, a plain socket, should read with `splice(2)` into [`SplicePipe`] now: the
+    /// sink is a plain socket too and has nothing queued, so what is spliced in can be spliced out at
+    /// once (bytes the sink cannot take are copied out of the pipe into its queue, which costs more
+    /// than reading them into memory in the first place). Never where the system has no `splice`.
+    pub(crate) fn splice_sink(&self) -> bool {
+        if !splice_enabled() {
+            return false;
+        }
+        let f = self.0.lock().unwrap();
+        matches!(f.as_ref(), Some(Forward { to: Sink::Stream(s), .. }) if s.kind == FdKind::Socket && s.write_buffer_size() == 0)
+    }
+
+    /// Hands the `n` bytes waiting in `pipe`, spliced in from source `id`, to the sink; the pipe is
+    /// empty afterwards whatever became of them.
+    pub(crate) fn pass_spliced(&self, pipe: &SplicePipe, n: usize, id: u32, queue: &EventQueue) -> Passed {
+        let passed = self.pass_with(n, id, queue, |to| match to {
+            Sink::Stream(s) => s.write_spliced(pipe, n).is_some(),
+            // The forward was replaced meanwhile by one into a TLS connection: its plaintext is copied.
+            tls => pipe.take(n).is_ok_and(|bytes| tls.send(&bytes)),
+        });
+        passed.unwrap_or_else(|| {
+            pipe.discard(n);
+            Passed::NotForwarding
+        })
+    }
+
+    /// Sends `n` bytes to the sink with `send` and counts them; `None` when the source does not forward.
+    fn pass_with(&self, n: usize, id: u32, queue: &EventQueue, send: impl FnOnce(&Sink) -> bool) -> Option<Passed> {
         // The sink is written outside the lock: its write may finish it, which ends forwards into it.
-        let Some((to, high, low)) = self.0.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low)) else {
-            return Passed::NotForwarding;
-        };
-        if !to.send(bytes) {
+        let (to, high, low) = self.0.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low))?;
+        if !send(&to) {
             self.fail(libc::EPIPE as u32, id, queue);
-            return Passed::Refused;
+            return Some(Passed::Refused);
         }
         if let Some(f) = self.0.lock().unwrap().as_mut() {
-            f.bytes += bytes.len() as u64;
+            f.bytes += n as u64;
         }
-        if to.queued() > high {
-            Passed::Full { to, low }
-        } else {
-            Passed::Sent
-        }
+        Some(if to.queued() > high { Passed::Full { to, low } } else { Passed::Sent })
     }
 
     /// The source's stream ended (`eof`: cleanly, so the sink is ended too) or the source finished:
@@ -181,5 +213,82 @@ impl ForwardSlot {
     fn fail(&self, errno: u32, id: u32, queue: &EventQueue) {
         let Some(f) = self.0.lock().unwrap().take() else { return };
         queue.push_with(Kind::ForwardFailed, id, errno, 0, &f.bytes.to_le_bytes());
+    }
+}
+
+/// Whether plain forwards may splice: yes unless `PROTOLOOP_SPLICE=0` (for measuring one path against
+/// the other, or a kernel whose `splice` misbehaves), and only where the system has it.
+fn splice_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROTOLOOP_SPLICE").is_none_or(|v| v != "0"))
+}
+
+/// Bytes one `splice(2)` moves from a socket into the pipe, at most (the pipe's capacity).
+const SPLICE_CHUNK: usize = 256 * 1024;
+
+/// The pipe a plain forward's bytes pass through (socket → pipe → socket), one per I/O thread: it is
+/// empty whenever a read turn ends (what the sink does not take is copied into its queue), so forwards
+/// on one thread can share it, and a forward costs no descriptors of its own. It lives as long as the
+/// thread (an I/O thread, or the JavaScript thread with the host reactor).
+pub(crate) struct SplicePipe {
+    r: OwnedFd,
+    w: OwnedFd,
+}
+
+thread_local! {
+    /// `None` once making it failed (no `splice` here): forwards copy.
+    static SPLICE_PIPE: OnceCell<Option<SplicePipe>> = const { OnceCell::new() };
+}
+
+impl SplicePipe {
+    /// Runs `f` with this thread's pipe; `None` when the system has no `splice`.
+    pub(crate) fn with<R>(f: impl FnOnce(&SplicePipe) -> R) -> Option<R> {
+        SPLICE_PIPE.with(|p| {
+            let pipe = p.get_or_init(|| crate::sys::splice_pipe(SPLICE_CHUNK).ok().map(|(r, w)| SplicePipe { r, w }));
+            pipe.as_ref().map(f)
+        })
+    }
+
+    /// Moves what socket `from` has (up to the pipe's capacity) into the pipe: as `read(2)` says.
+    pub(crate) fn fill(&self, from: RawFd) -> io::Result<usize> {
+        crate::sys::splice(from, self.w.as_raw_fd(), SPLICE_CHUNK)
+    }
+
+    /// Moves up to `len` bytes of the pipe onto socket `to`: as `write(2)` says.
+    pub(crate) fn drain_to(&self, to: RawFd, len: usize) -> io::Result<usize> {
+        crate::sys::splice(self.r.as_raw_fd(), to, len)
+    }
+
+    /// Copies the `len` bytes left in the pipe out of it.
+    pub(crate) fn take(&self, len: usize) -> io::Result<Vec<u8>> {
+        let mut v: Vec<u8> = Vec::with_capacity(len);
+        while v.len() < len {
+            // SAFETY: the kernel writes at most `len - v.len()` bytes into the vector's spare capacity.
+            let n = unsafe { libc::read(self.r.as_raw_fd(), v.as_mut_ptr().add(v.len()) as *mut _, len - v.len()) };
+            match n {
+                // SAFETY: the kernel initialised the `n` bytes after the old length.
+                n if n > 0 => unsafe { v.set_len(v.len() + n as usize) },
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                _ => match io::Error::last_os_error() {
+                    e if e.kind() == io::ErrorKind::Interrupted => {}
+                    e => return Err(e),
+                },
+            }
+        }
+        Ok(v)
+    }
+
+    /// Drops the `len` bytes left in the pipe (their forward ended), so that it is empty for the next.
+    pub(crate) fn discard(&self, len: usize) {
+        let mut left = len;
+        let mut scratch = [0u8; 4096];
+        while left > 0 {
+            // SAFETY: the kernel writes at most `scratch.len()` bytes into our buffer.
+            match unsafe { libc::read(self.r.as_raw_fd(), scratch.as_mut_ptr() as *mut _, scratch.len().min(left)) } {
+                n if n > 0 => left -= n as usize,
+                n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => return, // empty (or broken): nothing left to drop
+            }
+        }
     }
 }

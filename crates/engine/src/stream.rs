@@ -17,7 +17,7 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 
 use crate::events::{Kind, Syscall};
-use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
+use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink, SplicePipe};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::Core;
@@ -321,6 +321,53 @@ impl Stream {
         Some(sent)
     }
 
+    /// [`Stream::write_from`] for the engine (a forward) of the `n` bytes waiting in `pipe`: spliced
+    /// onto the socket as far as it takes them at once, the rest copied out of the pipe and queued. The
+    /// pipe is empty afterwards, whatever became of the bytes.
+    pub(crate) fn write_spliced(self: &Arc<Self>, pipe: &SplicePipe, n: usize) -> Option<usize> {
+        let mut st = self.write.lock().unwrap();
+        if self.is_closed() || st.closing || st.eof_requested {
+            pipe.discard(n);
+            return None;
+        }
+        let mut sent = 0;
+        if st.queued == 0 && !st.writer_running && self.core.direct_writes {
+            while sent < n {
+                match pipe.drain_to(self.raw_fd(), n - sent) {
+                    Ok(k) => sent += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        drop(st);
+                        pipe.discard(n - sent);
+                        self.finish(Some(e), Syscall::Write);
+                        return None;
+                    }
+                }
+            }
+            self.stats.bytes_written.fetch_add(sent as u64, Ordering::Relaxed);
+            if sent == n {
+                return Some(sent);
+            }
+        }
+        let rest = match pipe.take(n - sent) {
+            Ok(rest) => rest,
+            Err(e) => {
+                drop(st);
+                pipe.discard(n - sent);
+                self.finish(Some(e), Syscall::Write);
+                return None;
+            }
+        };
+        st.queued += rest.len();
+        st.chunks.push_back(Chunk { data: rest, host: false, file: None });
+        if !st.writer_running {
+            st.writer_running = true;
+            self.core.handle.spawn(self.clone().write_loop());
+        }
+        Some(sent)
+    }
+
     fn send_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
         let iov: Vec<libc::iovec> = bufs
             .iter()
@@ -546,6 +593,18 @@ impl Stream {
                 return self.after_read(guard, &mut rs, r, room, |n| self.copied(n));
             }
         }
+        // Socket to socket: through a pipe with splice(2), the bytes never copied into user space.
+        // A short splice does not end the socket's turn as a short read does: the pipe may have run
+        // out of slots (one per socket buffer) before the socket ran out of bytes.
+        if forwarding && self.kind == FdKind::Socket && self.forward.splice_sink() {
+            let spliced = SplicePipe::with(|pipe| {
+                let r = guard.try_io(|fd| pipe.fill(fd.as_raw_fd()));
+                self.after_read(guard, &mut rs, r, 0, |n| self.forward_outcome(self.forward.pass_spliced(pipe, n, self.id, &self.core.queue)))
+            });
+            if let Some(outcome) = spliced {
+                return outcome;
+            }
+        }
         // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
         // is then locked only for the copy into the batch, not for the read.
         READ_BUF.with_borrow_mut(|own| {
@@ -608,7 +667,11 @@ impl Stream {
     }
 
     fn forward_bytes(&self, bytes: &[u8]) -> ReadOutcome {
-        match self.forward.pass(bytes, self.id, &self.core.queue) {
+        self.forward_outcome(self.forward.pass(bytes, self.id, &self.core.queue))
+    }
+
+    fn forward_outcome(&self, passed: Passed) -> ReadOutcome {
+        match passed {
             Passed::Full { to, low } => ReadOutcome::Forwarded { to, low },
             // Bytes read for a forward that ended meanwhile are not the host's either: the forward's
             // end (or failure) told the host what became of the stream.

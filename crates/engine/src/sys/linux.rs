@@ -46,6 +46,36 @@ pub fn sendfile(out: RawFd, file: RawFd, offset: u64, len: usize) -> io::Result<
     }
 }
 
+/// A pipe for [`splice`]: non-blocking and close-on-exec, its capacity raised to `size` bytes where the
+/// kernel lets it (`F_SETPIPE_SZ`; up to `/proc/sys/fs/pipe-max-size`, 1 MiB by default). Capacity is
+/// counted in page slots, and each socket buffer spliced in takes one: a bigger pipe takes more of a
+/// stream of small segments per call.
+pub fn splice_pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor we own; F_SETPIPE_SZ takes an int. A refusal (EPERM over the
+    // limit) leaves the default capacity, which works, only in smaller steps.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+    Ok((r, w))
+}
+
+/// `splice(2)` of up to `len` bytes from `from` to `to`, one of them a pipe: pages move by reference,
+/// never through user space. Never blocks: the bytes moved (0 when `from` is at its end), or
+/// `WouldBlock` when there is nothing to move or no room.
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: splice(2) between two descriptors the caller holds; no offsets (both are streams).
+    match unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags) } {
+        n if n >= 0 => Ok(n as usize),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Sends the datagrams `msg(0)`, `msg(1)`, ... (up to the first `None`, at most `count`) with one
 /// `sendmmsg`: how many the kernel took (0 when `msg(0)` is `None`), or the error of the first.
 /// `msg` is asked twice per datagram (it is cheap), which spares a vector.

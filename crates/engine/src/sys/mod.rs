@@ -1,9 +1,10 @@
 //! What differs between operating systems, behind one set of functions the transports call.
 //!
 //! - [`linux`]: Linux's fast paths (`accept4`, `pipe2`, `SOCK_NONBLOCK`, `sendfile(2)`, `recvmmsg` /
-//!   `sendmmsg`, pidfds, abstract Unix names).
+//!   `sendmmsg`, `splice(2)` for forwards, pidfds, abstract Unix names).
 //! - [`portable`]: what every POSIX system has (`accept` / `pipe` / `socket` then `fcntl`, a `recvfrom`
-//!   loop, one `sendto` per datagram, `pread` + `write` for sendfile, a blocking `waitid` for exits).
+//!   loop, one `sendto` per datagram, `pread` + `write` for sendfile, a blocking `waitid` for exits, no
+//!   `splice`: forwards copy).
 //!   macOS runs these; on Linux they are compiled too, so their unit tests run here, and the cargo
 //!   feature `portable` makes a Linux build use them instead of the fast paths (the TypeScript suite
 //!   over such a build is how this Linux machine proves the macOS code paths behave, not only compile).
@@ -26,7 +27,7 @@ use linux as fast;
 #[cfg(not(all(any(target_os = "linux", target_os = "android"), not(feature = "portable"))))]
 use portable as fast;
 
-pub use fast::{accept, pipe, recv_many, send_many, socket, socket_kind, ABSTRACT_UNIX_NAMES};
+pub use fast::{accept, pipe, recv_many, send_many, socket, socket_kind, splice, splice_pipe, ABSTRACT_UNIX_NAMES};
 
 /// No SIGPIPE from a send where the platform has the flag (macOS has it since 10.12; Node ignores the
 /// signal anyway).

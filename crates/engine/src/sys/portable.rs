@@ -61,6 +61,15 @@ pub fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Resul
     Ok(sock)
 }
 
+/// POSIX has no `splice(2)`: forwards copy through user space instead (see `forward.rs`).
+pub fn splice_pipe(_size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "splice(2) is Linux's"))
+}
+
+pub fn splice(_from: RawFd, _to: RawFd, _len: usize) -> io::Result<usize> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "splice(2) is Linux's"))
+}
+
 thread_local! {
     /// `sendfile`'s bounce buffer, one per I/O thread.
     static BOUNCE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
