@@ -159,13 +159,20 @@ impl ForwardSlot {
         self.pass_with(bytes.len(), id, queue, |to| to.send(bytes)).unwrap_or(Passed::NotForwarding)
     }
 
-    /// Whether the source, a plain socket, should read with `splice(2)` into [`SplicePipe`] now: the
-    /// sink is a plain socket too and has nothing queued, so what is spliced in can be spliced out at
-    /// once (bytes the sink cannot take are copied out of the pipe into its queue, which costs more
-    /// than reading them into memory in the first place). Never where the system has no `splice`.
-    pub(crate) fn splice_sink(&self) -> bool {
-        if !splice_enabled() {
-            return false;
+    /// Whether the source, a plain socket, should read with `splice(2)` into [`SplicePipe`] now:
+    /// - it reads in bulk (`bulk`: its last read filled a whole buffer). For a few KiB two splices cost
+    ///   more than a read and a write: echo 1 KiB x 32 through a forward took 13.1-14.4 µs of CPU per
+    ///   request splicing every read against 11.6-12.6 reading (benches/results/splice-ab1 and the
+    ///   README); 2 GiB in bulk 244-396 µs per MiB splicing against 317-444 reading;
+    /// - the sink is a plain socket too and has nothing queued, so what is spliced in can be spliced
+    ///   out at once (bytes the sink cannot take are copied out of the pipe into its queue, which costs
+    ///   more than reading them into memory in the first place);
+    /// - the system has `splice` and `PROTOLOOP_SPLICE` is not `0` (`always`: every read, bulk or not).
+    pub(crate) fn splice_sink(&self, bulk: bool) -> bool {
+        match splice_mode() {
+            SpliceMode::Off => return false,
+            SpliceMode::Bulk if !bulk => return false,
+            _ => {}
         }
         let f = self.0.lock().unwrap();
         matches!(f.as_ref(), Some(Forward { to: Sink::Stream(s), .. }) if s.kind == FdKind::Socket && s.write_buffer_size() == 0)
@@ -216,11 +223,25 @@ impl ForwardSlot {
     }
 }
 
-/// Whether plain forwards may splice: yes unless `PROTOLOOP_SPLICE=0` (for measuring one path against
-/// the other, or a kernel whose `splice` misbehaves), and only where the system has it.
-fn splice_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("PROTOLOOP_SPLICE").is_none_or(|v| v != "0"))
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SpliceMode {
+    /// Never (`PROTOLOOP_SPLICE=0`): for measuring one path against the other, or a kernel whose
+    /// `splice` misbehaves.
+    Off,
+    /// In bulk (the default).
+    Bulk,
+    /// Every read (`PROTOLOOP_SPLICE=always`): how the tests put every forward through the pipe.
+    Always,
+}
+
+/// `PROTOLOOP_SPLICE`, read once per process.
+fn splice_mode() -> SpliceMode {
+    static MODE: OnceLock<SpliceMode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("PROTOLOOP_SPLICE").as_deref() {
+        Ok("0") => SpliceMode::Off,
+        Ok("always") => SpliceMode::Always,
+        _ => SpliceMode::Bulk,
+    })
 }
 
 /// Bytes one `splice(2)` moves from a socket into the pipe, at most (the pipe's capacity).

@@ -101,6 +101,9 @@ struct ReadState {
     started: bool,
     target_mode: bool,
     target: Option<ReadTarget>,
+    /// A forward reads in bulk: the last read filled its whole buffer, so the next one splices (where
+    /// the forward can); a splice that moves less than a buffer's worth goes back to reading.
+    splicing: bool,
 }
 
 /// Counters for `getExtraInfo('stats')`.
@@ -593,12 +596,16 @@ impl Stream {
                 return self.after_read(guard, &mut rs, r, room, |n| self.copied(n));
             }
         }
-        // Socket to socket: through a pipe with splice(2), the bytes never copied into user space.
-        // A short splice does not end the socket's turn as a short read does: the pipe may have run
-        // out of slots (one per socket buffer) before the socket ran out of bytes.
-        if forwarding && self.kind == FdKind::Socket && self.forward.splice_sink() {
+        // Socket to socket in bulk: through a pipe with splice(2), the bytes never copied into user
+        // space. Only in bulk (see `ForwardSlot::splice_sink`). A short splice does not end the
+        // socket's turn as a short read does: the pipe may have run out of slots (one per socket
+        // buffer) before the socket ran out of bytes.
+        if forwarding && self.kind == FdKind::Socket && self.forward.splice_sink(rs.splicing) {
             let spliced = SplicePipe::with(|pipe| {
                 let r = guard.try_io(|fd| pipe.fill(fd.as_raw_fd()));
+                if let Ok(Ok(n)) = r {
+                    rs.splicing = n >= READ_CHUNK;
+                }
                 self.after_read(guard, &mut rs, r, 0, |n| self.forward_outcome(self.forward.pass_spliced(pipe, n, self.id, &self.core.queue)))
             });
             if let Some(outcome) = spliced {
@@ -609,6 +616,9 @@ impl Stream {
         // is then locked only for the copy into the batch, not for the read.
         READ_BUF.with_borrow_mut(|own| {
             let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len()));
+            if let (true, Ok(Ok(n))) = (forwarding, &r) {
+                rs.splicing = *n == own.len();
+            }
             self.after_read(guard, &mut rs, r, own.len(), |n| {
                 if forwarding {
                     return self.forward_bytes(&own[..n]);
