@@ -19,8 +19,9 @@ const HELP = `npm run bench [-- options]
   --only LIST           cases or case/variant ids, comma-separated (echo, bulk, churn, memory, echo/1KiB-x32)
   --peers LIST          peers to run (default: every installed one): protoloop, node-net, tokio, c-epoll,
                         asyncio, uvloop, and the optional protoloop-io2 (PROTOLOOP_IO_THREADS=2),
-                        protoloop-enginewrite (PROTOLOOP_WRITE_PATH=engine), protoloop-copy
-                        (PROTOLOOP_SPLICE=0: forwardTo without splice(2)) and protoloop-alt (the
+                        protoloop-enginewrite (PROTOLOOP_WRITE_PATH=engine), protoloop-copy and
+                        protoloop-spliceall (PROTOLOOP_SPLICE=0 and =always: forwardTo never or
+                        always through splice(2)) and protoloop-alt (the
                         addon at $PROTOLOOP_ALT_ADDON: another build of protoloop, in the same run)
   --size LIST           echo message sizes: 1k,10k,100k        --conns LIST   echo connections: 1,32,256
   --duration S          seconds per measured echo/churn run (default 1; --quick 0.2)

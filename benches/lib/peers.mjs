@@ -43,8 +43,10 @@ export function allPeers() {
       missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON to the .node file of the other build',
     }),
     variant('protoloop-enginewrite', 'protoloop (writes by the engine)', { PROTOLOOP_WRITE_PATH: 'engine' }),
-    // forwardTo between plain sockets by the read/write loop instead of splice(2) (the proxy case's A/B).
+    // forwardTo between plain sockets by the read/write loop only, or splice(2) for every read (the
+    // proxy case's A/B against the default, which splices in bulk).
     variant('protoloop-copy', 'protoloop (no splice)', { PROTOLOOP_SPLICE: '0' }),
+    variant('protoloop-spliceall', 'protoloop (splice every read)', { PROTOLOOP_SPLICE: 'always' }),
     // The server in worker threads sharing the port with reusePort (the memory case's heap is the main
     // thread's, which serves nothing here).
     variant('protoloop-workers1', 'protoloop (1 worker)', { PROTOLOOP_BENCH_WORKERS: '1' }, { jsHeap: false }),
