@@ -161,9 +161,9 @@ impl ForwardSlot {
 
     /// Whether the source, a plain socket, should read with `splice(2)` into [`SplicePipe`] now:
     /// - it reads in bulk (`bulk`: its last read filled a whole buffer). For a few KiB two splices cost
-    ///   more than a read and a write: echo 1 KiB x 32 through a forward took 13.1-14.4 µs of CPU per
-    ///   request splicing every read against 11.6-12.6 reading (benches/results/splice-ab1 and the
-    ///   README); 2 GiB in bulk 244-396 µs per MiB splicing against 317-444 reading;
+    ///   more than a read and a write: echo 1 KiB x 32 through a forward took 14.3 µs of CPU per
+    ///   request splicing every read, 11.3 reading, 11.7 with this rule; 512 MiB in bulk 282, 446 and
+    ///   316 µs per MiB (benches/results/splice-ab2, the README's table);
     /// - the sink is a plain socket too and has nothing queued, so what is spliced in can be spliced
     ///   out at once (bytes the sink cannot take are copied out of the pipe into its queue, which costs
     ///   more than reading them into memory in the first place);
