@@ -7,12 +7,14 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::events::Syscall;
-use crate::Core;
+use crate::stream::{self, FdKind, Stream};
+use crate::{datagram, Core, Datagram, Engine, Server};
 
 /// Why an adoption was refused, and which step said so (for the host's `syscall`). The descriptor was
 /// left open.
@@ -82,6 +84,49 @@ impl Handover {
 impl AsFd for Handover {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+/// What the host can hand over: a connected socket or pipe end (a stream), a listening socket (a
+/// server), a datagram socket (an endpoint). Unix only: Windows has no descriptors to hand over.
+impl Engine {
+    /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes). Refused, the
+    /// descriptor is left open: it is still the caller's (see this module).
+    pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> Result<u32, Refused> {
+        let fd = Handover::new(&self.core, fd)?;
+        fd.set_nonblocking()?;
+        let fd = fd.register(&self.core, stream::interest(readable))?;
+        let id = self.core.next_id();
+        Stream::registered(&self.core, id, crate::sys::Io::registered(fd), kind);
+        Ok(id)
+    }
+
+    /// Serves on a listening socket the caller hands over. Refused, the descriptor is left open.
+    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> Result<u32, Refused> {
+        let fd = Handover::new(&self.core, fd)?;
+        fd.set_nonblocking()?;
+        let listener = fd.register::<socket2::Socket>(&self.core, tokio::io::Interest::READABLE)?;
+        let id = self.core.next_id();
+        Server::from_listeners(&self.core, id, vec![Arc::new(crate::sys::Listener::registered(listener))], keep_alive);
+        Ok(id)
+    }
+
+    /// Makes a datagram endpoint of a socket the caller hands over (asyncio's `sock=`). Refused, the
+    /// descriptor is left open.
+    pub fn adopt_datagram(&self, fd: OwnedFd) -> Result<u32, Refused> {
+        let fd = Handover::new(&self.core, fd)?;
+        let sock = socket2::SockRef::from(&fd);
+        match sock.r#type() {
+            Ok(t) if t == socket2::Type::DGRAM => {}
+            Ok(_) => return Err(Refused::new(io::Error::from_raw_os_error(libc::EPROTOTYPE), Syscall::Getsockopt)),
+            Err(e) => return Err(Refused::new(e, Syscall::Getsockopt)),
+        }
+        let place = datagram::Place::of(&sock).map_err(|e| Refused::new(e, Syscall::Getsockname))?;
+        fd.set_nonblocking()?;
+        let fd = fd.register(&self.core, datagram::INTEREST)?;
+        let id = self.core.next_id();
+        Datagram::registered(&self.core, id, crate::sys::Io::registered(fd), place, None).begin_reading();
+        Ok(id)
     }
 }
 

@@ -3,16 +3,15 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
 use tokio::task::JoinSet;
 
 use crate::events::{Kind, Syscall, ENOTFOUND};
 use crate::stream::{errno_of, FdKind, Stream};
+use crate::sys::{self, errno};
 use crate::Core;
 
 /// asyncio's keyword arguments of `create_connection` that shape the attempt.
@@ -62,8 +61,8 @@ pub async fn resolve(host: &str, port: u16, family: i32) -> Result<Vec<SocketAdd
 /// Appends `a` to `out` if it is of `family` (`AF_INET`, `AF_INET6`, 0: any) and not there yet.
 pub(crate) fn add_of_family(out: &mut Vec<SocketAddr>, a: SocketAddr, family: i32) {
     let keep = match family {
-        libc::AF_INET => a.is_ipv4(),
-        libc::AF_INET6 => a.is_ipv6(),
+        sys::AF_INET => a.is_ipv4(),
+        sys::AF_INET6 => a.is_ipv6(),
         _ => true,
     };
     if keep && !out.contains(&a) {
@@ -92,7 +91,7 @@ pub fn interleave(addrs: Vec<SocketAddr>, first_count: usize) -> Vec<SocketAddr>
 
 /// One connection attempt to `addr`, optionally bound to `local` first (a failed bind says `bind`, as
 /// Node's errors do).
-async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<OwnedFd, ConnectError> {
+async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<Socket, ConnectError> {
     let sock = crate::sys::socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(local) = local {
         sock.set_reuse_address(true)?;
@@ -101,27 +100,11 @@ async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<OwnedFd,
     Ok(connect_socket(sock, addr).await?)
 }
 
-async fn connect_socket(sock: Socket, addr: SocketAddr) -> io::Result<OwnedFd> {
-    match sock.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-            let afd = crate::register(sock, Interest::WRITABLE)?;
-            afd.writable().await?.retain_ready();
-            let sock = afd.into_inner();
-            if let Some(e) = sock.take_error()? {
-                return Err(e);
-            }
-            return finish_socket(sock);
-        }
-        Err(e) => return Err(e),
-    }
-    finish_socket(sock)
-}
-
-fn finish_socket(sock: Socket) -> io::Result<OwnedFd> {
+async fn connect_socket(sock: Socket, addr: SocketAddr) -> io::Result<Socket> {
+    let sock = sys::connect(sock, &addr.into()).await?;
     // asyncio's TCP transports start with Nagle off.
     sock.set_tcp_nodelay(true)?;
-    Ok(sock.into())
+    Ok(sock)
 }
 
 /// Tries `addrs` in order; with a delay, starts the next attempt whenever the current one has not
@@ -130,7 +113,7 @@ pub async fn connect_any(
     addrs: &[SocketAddr],
     local: &[SocketAddr],
     delay: Option<Duration>,
-) -> Result<OwnedFd, ConnectError> {
+) -> Result<Socket, ConnectError> {
     let local_for = |a: &SocketAddr| -> Result<Option<SocketAddr>, ConnectError> {
         if local.is_empty() {
             return Ok(None);
@@ -140,7 +123,7 @@ pub async fn connect_any(
             .find(|l| l.is_ipv4() == a.is_ipv4())
             .copied()
             .map(Some)
-            .ok_or(ConnectError { errno: libc::EAFNOSUPPORT as u32, syscall: Syscall::Connect })
+            .ok_or(ConnectError { errno: errno::EAFNOSUPPORT as u32, syscall: Syscall::Connect })
     };
     let mut first_error: Option<ConnectError> = None;
     let Some(delay) = delay else {
@@ -159,7 +142,7 @@ pub async fn connect_any(
         return Err(first_error.unwrap_or(ConnectError { errno: ENOTFOUND, syscall: Syscall::Getaddrinfo }));
     };
     let mut pending = addrs.iter();
-    let mut running: JoinSet<Result<OwnedFd, ConnectError>> = JoinSet::new();
+    let mut running: JoinSet<Result<Socket, ConnectError>> = JoinSet::new();
     let mut start_next = |running: &mut JoinSet<_>| -> bool {
         match pending.next() {
             Some(a) => {
@@ -190,7 +173,7 @@ pub async fn connect_any(
             }
         }
     }
-    Err(first_error.unwrap_or(ConnectError { errno: libc::ECONNREFUSED as u32, syscall: Syscall::Connect }))
+    Err(first_error.unwrap_or(ConnectError { errno: errno::ECONNREFUSED as u32, syscall: Syscall::Connect }))
 }
 
 /// Starts connecting stream `id`; reports [`Kind::Connected`] or [`Kind::ConnectFailed`].
@@ -265,10 +248,10 @@ mod tests {
 
         /// Host strings that are IP literals resolve to themselves, of the family asked for.
         #[test]
-        fn ip_literals_resolve_to_themselves(ip in proptest::prelude::any::<std::net::IpAddr>(), port in proptest::prelude::any::<u16>(), family in proptest::sample::select(vec![0, libc::AF_INET, libc::AF_INET6, 12345])) {
+        fn ip_literals_resolve_to_themselves(ip in proptest::prelude::any::<std::net::IpAddr>(), port in proptest::prelude::any::<u16>(), family in proptest::sample::select(vec![0, sys::AF_INET, sys::AF_INET6, 12345])) {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let r = rt.block_on(resolve(&ip.to_string(), port, family));
-            let fits = match family { libc::AF_INET => ip.is_ipv4(), libc::AF_INET6 => ip.is_ipv6(), _ => true };
+            let fits = match family { sys::AF_INET => ip.is_ipv4(), sys::AF_INET6 => ip.is_ipv6(), _ => true };
             match r {
                 Ok(v) => proptest::prop_assert!(fits && v == vec![SocketAddr::new(ip, port)]),
                 Err(e) => proptest::prop_assert!(!fits && e.errno == ENOTFOUND),

@@ -13,14 +13,12 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::connect::{resolve, ConnectError};
@@ -28,9 +26,8 @@ use crate::events::{Batch, Kind, Syscall};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::stream::errno_of;
+use crate::sys::{self, errno, Io};
 use crate::Core;
-
-use crate::sys::SEND_FLAGS;
 
 /// What each queued datagram adds to the write buffer besides its bytes (asyncio's `_header_size`).
 pub const HEADER_SIZE: usize = 8;
@@ -113,7 +110,7 @@ pub struct Datagram {
     pub life: Lifecycle,
     /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
     pub domain: i32,
-    fd: AsyncFd<OwnedFd>,
+    fd: Io,
     /// Where `Dest::Default` goes when the socket is not connected (`allow_broadcast` with a remote).
     remote: Option<SockAddr>,
     connected: bool,
@@ -142,20 +139,20 @@ impl Place {
 impl Datagram {
     /// Registers `fd` (non-blocking) and the endpoint; reading starts with [`Datagram::begin_reading`]
     /// once the caller has announced the id.
-    pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, remote: Option<SockAddr>) -> io::Result<Arc<Datagram>> {
+    pub(crate) fn start(core: &Arc<Core>, id: u32, fd: Socket, remote: Option<SockAddr>) -> io::Result<Arc<Datagram>> {
         let place = Place::of(&socket2::SockRef::from(&fd))?;
         let fd = {
             let _rt = core.handle.enter();
-            crate::register(fd, INTEREST)?
+            Io::register(fd, INTEREST)?
         };
         Ok(Self::registered(core, id, fd, place, remote))
     }
 
     /// [`Datagram::start`] of a descriptor already registered (with [`INTEREST`]).
-    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, place: Place, remote: Option<SockAddr>) -> Arc<Datagram> {
+    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: Io, place: Place, remote: Option<SockAddr>) -> Arc<Datagram> {
         let connected = place.peer.is_some();
         let d = Arc::new(Datagram {
-            life: Lifecycle::new(core, id, fd.get_ref().as_raw_fd()),
+            life: Lifecycle::new(core, id, fd.raw()),
             domain: place.domain,
             fd,
             remote: remote.or(place.peer),
@@ -188,7 +185,7 @@ impl Datagram {
             return Dest::Name(host.to_owned(), port);
         };
         let addr = match ip {
-            IpAddr::V4(v4) if self.domain == libc::AF_INET6 => {
+            IpAddr::V4(v4) if self.domain == sys::AF_INET6 => {
                 SocketAddr::V6(SocketAddrV6::new(v4.to_ipv6_mapped(), port, 0, 0))
             }
             IpAddr::V4(_) => SocketAddr::new(ip, port),
@@ -271,9 +268,9 @@ impl Datagram {
     fn target<'a>(&'a self, dest: &'a Dest) -> io::Result<Option<&'a SockAddr>> {
         match dest {
             Dest::Default if self.connected => Ok(None),
-            Dest::Default => Ok(Some(self.remote.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EDESTADDRREQ))?)),
+            Dest::Default => Ok(Some(self.remote.as_ref().ok_or_else(|| io::Error::from_raw_os_error(errno::EDESTADDRREQ))?)),
             Dest::Addr(a) => Ok(Some(a)),
-            Dest::Name(..) => Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+            Dest::Name(..) => Err(io::Error::from_raw_os_error(errno::EDESTADDRREQ)),
         }
     }
 
@@ -282,26 +279,14 @@ impl Datagram {
     fn send_run(&self, items: &[(&[u8], Dest)]) -> io::Result<usize> {
         // A datagram without a destination ends the run; alone, it fails as sendto would.
         let msg = |k: usize| items.get(k).and_then(|(data, dest)| self.target(dest).ok().map(|to| (*data, to)));
-        match crate::sys::send_many(self.raw_fd(), items.len(), msg)? {
+        match self.fd.send_many(items.len(), msg)? {
             0 => self.send_one(items[0].0, &items[0].1).map(|()| 1),
             n => Ok(n),
         }
     }
 
     fn send_one(&self, data: &[u8], dest: &Dest) -> io::Result<()> {
-        let fd = self.raw_fd();
-        let to = self.target(dest)?;
-        let (ptr, len) = match to {
-            Some(a) => (a.as_ptr() as *const libc::sockaddr, a.len()),
-            None => (std::ptr::null(), 0),
-        };
-        // SAFETY: `data` and the address outlive the call; the kernel only reads them.
-        let n = unsafe { libc::sendto(fd, data.as_ptr() as *const _, data.len(), SEND_FLAGS, ptr, len) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        self.fd.send_to(data, self.target(dest)?)
     }
 
     async fn write_loop(self: Arc<Self>) {
@@ -316,7 +301,7 @@ impl Datagram {
                 }
             };
             if let Some((host, port)) = name {
-                let family = if self.domain == libc::AF_INET { libc::AF_INET } else { 0 };
+                let family = if self.domain == sys::AF_INET { sys::AF_INET } else { 0 };
                 let resolved = tokio::select! {
                     _ = self.stopped() => return,
                     r = resolve(&host, port, family) => r,
@@ -380,7 +365,7 @@ impl Datagram {
     }
 
     /// Sends queued datagrams while the kernel takes them.
-    fn flush_round(&self, mut guard: Option<&mut tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>>) -> Round {
+    fn flush_round(&self, mut guard: Option<&mut sys::Guard<'_>>) -> Round {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() {
             return Round::Done;
@@ -393,7 +378,7 @@ impl Datagram {
             }
             // None: the kernel would block.
             let attempt = match guard.as_deref_mut() {
-                Some(g) => g.try_io(|_| self.send_one(&p.data, &p.dest)).ok(),
+                Some(g) => g.try_raw(|_| self.send_one(&p.data, &p.dest)).ok(),
                 None => match self.send_one(&p.data, &p.dest) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                     r => Some(r),
@@ -491,9 +476,9 @@ const MAX_SLOTS: usize = 16;
 
 struct Slab {
     buf: Vec<u8>,
-    names: Vec<libc::sockaddr_storage>,
+    names: Vec<sys::Name>,
     /// `(bytes, address length)` of each datagram the last call received.
-    got: Vec<(usize, libc::socklen_t)>,
+    got: Vec<(usize, sys::NameLen)>,
     /// Where a sender's address is spelled out for the record.
     prefix: Vec<u8>,
 }
@@ -502,8 +487,7 @@ impl Slab {
     fn new() -> Slab {
         Slab {
             buf: vec![0; SLAB_SIZE],
-            // SAFETY: sockaddr_storage is plain data; all zeroes is a valid (AF_UNSPEC) value.
-            names: vec![unsafe { std::mem::zeroed() }; MAX_SLOTS],
+            names: (0..MAX_SLOTS).map(|_| sys::empty_name()).collect(),
             got: Vec::with_capacity(MAX_SLOTS),
             prefix: Vec::with_capacity(64),
         }
@@ -517,57 +501,50 @@ thread_local! {
 /// `(slot size, slots)`: every UDP datagram fits 64 KiB; Unix datagrams may be larger (asyncio
 /// reads up to 256 KiB).
 fn slots(domain: i32) -> (usize, usize) {
-    if domain == libc::AF_UNIX {
+    if domain == sys::AF_UNIX {
         (256 << 10, 4)
     } else {
         (64 << 10, MAX_SLOTS)
     }
 }
 
+/// A datagram's sender as the system gave it (see `sys::sender_of`).
+pub enum Sender<'a> {
+    V4(SocketAddrV4),
+    V6(SocketAddrV6),
+    /// A Unix socket's path, up to its NUL (an abstract name: the NUL it starts with and all after).
+    Path(&'a [u8]),
+    /// No address: an unbound Unix socket sent it.
+    Unnamed,
+}
+
 /// Spells out a sender's address for a [`Kind::DatagramReceived`] record: returns the record's `a`
 /// (`tag << 16 | port`) and leaves the payload prefix in `out`.
-fn encode_sender(name: &libc::sockaddr_storage, len: libc::socklen_t, out: &mut Vec<u8>) -> u32 {
+fn encode_sender(name: &sys::Name, len: sys::NameLen, out: &mut Vec<u8>) -> u32 {
     out.clear();
-    match name.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(name as *const _ as *const libc::sockaddr_in) };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            let _ = write!(out, "{ip}");
-            tag::IPV4 << 16 | u16::from_be(sin.sin_port) as u32
+    match sys::sender_of(name, len) {
+        Sender::V4(a) => {
+            let _ = write!(out, "{}", a.ip());
+            tag::IPV4 << 16 | a.port() as u32
         }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(name as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            out.extend_from_slice(&u32::from_be(sin6.sin6_flowinfo).to_le_bytes());
-            out.extend_from_slice(&sin6.sin6_scope_id.to_le_bytes());
-            let _ = write!(out, "{ip}");
-            tag::IPV6 << 16 | u16::from_be(sin6.sin6_port) as u32
+        Sender::V6(a) => {
+            out.extend_from_slice(&a.flowinfo().to_le_bytes());
+            out.extend_from_slice(&a.scope_id().to_le_bytes());
+            let _ = write!(out, "{}", a.ip());
+            tag::IPV6 << 16 | a.port() as u32
         }
-        libc::AF_UNIX => {
-            // SAFETY: the family says the storage holds a sockaddr_un.
-            let sun = unsafe { &*(name as *const _ as *const libc::sockaddr_un) };
-            let offset = std::mem::size_of::<libc::sa_family_t>();
-            let n = (len as usize).saturating_sub(offset).min(sun.sun_path.len());
-            // SAFETY: c_char and u8 have the same size and layout.
-            let path: &[u8] = unsafe { std::slice::from_raw_parts(sun.sun_path.as_ptr() as *const u8, n) };
-            if path.is_empty() {
-                return tag::UNNAMED << 16;
-            }
-            // A path name ends at its NUL; an abstract name starts with one and has none at the end.
-            let path = if path[0] == 0 { path } else { path.split(|&c| c == 0).next().unwrap_or(path) };
+        Sender::Path(path) => {
             out.extend_from_slice(path);
             tag::UNIX << 16
         }
-        _ => tag::UNNAMED << 16,
+        Sender::Unnamed => tag::UNNAMED << 16,
     }
 }
 
 /// Receive errors that end the endpoint; anything else (ICMP errors such as `ECONNREFUSED`) goes to
 /// the protocol's `errorReceived` and receiving goes on, as asyncio does.
 fn is_fatal(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK | libc::EFAULT | libc::EINVAL))
+    e.raw_os_error().is_some() && matches!(sys::errno_of(e) as i32, errno::EBADF | errno::ENOTSOCK | errno::EFAULT | errno::EINVAL)
 }
 
 impl Datagram {
@@ -586,12 +563,12 @@ impl Datagram {
             // ERROR as well: an ICMP error raises EPOLLERR without EPOLLIN.
             let mut guard = tokio::select! {
                 _ = self.reading_halted() => return,
-                g = self.fd.ready(Interest::READABLE | Interest::ERROR) => match g {
+                g = self.fd.readable_or_error() => match g {
                     Ok(g) => g,
                     Err(e) => return self.finish(Some(e), Syscall::Recvmsg),
                 },
             };
-            match guard.try_io(|fd| self.receive_batch(fd.as_raw_fd())) {
+            match guard.try_raw(|fd| self.receive_batch(fd)) {
                 Ok(Ok(())) => {
                     tokio::select! {
                         _ = self.reading_halted() => return,
@@ -611,7 +588,7 @@ impl Datagram {
     }
 
     /// Takes every datagram the kernel has (up to a slab) and queues them under one lock.
-    fn receive_batch(&self, fd: RawFd) -> io::Result<()> {
+    fn receive_batch(&self, fd: sys::RawFd) -> io::Result<()> {
         let (size, count) = slots(self.domain);
         SLAB.with(|cell| {
             let mut slab = cell.borrow_mut();
@@ -635,7 +612,7 @@ impl Datagram {
 
 // ---- opening ----
 
-fn failed(syscall: Syscall) -> impl Fn(io::Error) -> ConnectError {
+pub(crate) fn failed(syscall: Syscall) -> impl Fn(io::Error) -> ConnectError {
     move |e| ConnectError { errno: errno_of(&e), syscall }
 }
 
@@ -643,7 +620,7 @@ fn dgram_socket(domain: Domain) -> io::Result<Socket> {
     crate::sys::socket(domain, Type::DGRAM, None)
 }
 
-fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectError> {
+pub(crate) fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectError> {
     let sock = dgram_socket(domain).map_err(failed(Syscall::Socket))?;
     if opts.reuse_port {
         sock.set_reuse_port(true).map_err(failed(Syscall::Setsockopt))?;
@@ -656,41 +633,13 @@ fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectE
 
 /// The socket and the remote address of a new endpoint. With `allow_broadcast` the socket is not
 /// connected (asyncio's rule), so the remote address is kept for `sendto` without an address.
-type Opened = (OwnedFd, Option<SockAddr>);
-
-fn unix_addr(path: &str) -> Result<SockAddr, ConnectError> {
-    crate::unix::path_addr(path).map_err(failed(Syscall::Bind))
-}
-
-fn open_unix(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
-    let sock = new_socket(Domain::UNIX, opts)?;
-    if let Some(Endpoint::Path(p)) = &opts.local {
-        // As asyncio: a stale socket file at the path is removed first; any other file is kept
-        // (bind then fails with EADDRINUSE).
-        if !p.starts_with('\0') {
-            use std::os::unix::fs::FileTypeExt;
-            if std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        sock.bind(&unix_addr(p)?).map_err(failed(Syscall::Bind))?;
-    }
-    let mut remote = None;
-    if let Some(Endpoint::Path(p)) = &opts.remote {
-        let a = unix_addr(p)?;
-        if !opts.allow_broadcast {
-            sock.connect(&a).map_err(failed(Syscall::DgramConnect))?;
-        }
-        remote = Some(a);
-    }
-    Ok((sock.into(), remote))
-}
+pub(crate) type Opened = (Socket, Option<SockAddr>);
 
 async fn resolve_endpoint(ep: &Option<Endpoint>, family: i32) -> Result<Option<Vec<SocketAddr>>, ConnectError> {
     match ep {
         None => Ok(None),
         Some(Endpoint::Ip(host, port)) => resolve(host, *port, family).await.map(Some),
-        Some(Endpoint::Path(_)) => Err(ConnectError { errno: libc::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo }),
+        Some(Endpoint::Path(_)) => Err(ConnectError { errno: errno::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo }),
     }
 }
 
@@ -701,7 +650,7 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
     let remote = resolve_endpoint(&opts.remote, opts.family).await?;
     let mut pairs: Vec<(Domain, Option<SocketAddr>, Option<SocketAddr>)> = Vec::new();
     if local.is_none() && remote.is_none() {
-        let domain = if opts.family == libc::AF_INET6 { Domain::IPV6 } else { Domain::IPV4 };
+        let domain = if opts.family == sys::AF_INET6 { Domain::IPV6 } else { Domain::IPV4 };
         pairs.push((domain, None, None));
     }
     for (side, addrs) in [(0, &local), (1, &remote)] {
@@ -721,7 +670,7 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
     pairs.retain(|p| (local.is_none() || p.1.is_some()) && (remote.is_none() || p.2.is_some()));
     if pairs.is_empty() {
         // asyncio's "can not get address information": no family has both addresses.
-        return Err(ConnectError { errno: libc::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo });
+        return Err(ConnectError { errno: errno::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo });
     }
     let mut first_error = None;
     for (domain, l, r) in pairs {
@@ -735,7 +684,7 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
                     sock.connect(&r.into()).map_err(failed(Syscall::DgramConnect))?;
                 }
             }
-            Ok((sock.into(), r.map(SockAddr::from)))
+            Ok((sock, r.map(SockAddr::from)))
         };
         match attempt() {
             Ok(o) => return Ok(o),
@@ -745,14 +694,14 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
         }
     }
     // At least one pair was tried (`pairs` is not empty), so there is a first error.
-    Err(first_error.unwrap_or(ConnectError { errno: libc::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo }))
+    Err(first_error.unwrap_or(ConnectError { errno: errno::EAFNOSUPPORT as u32, syscall: Syscall::Getaddrinfo }))
 }
 
 /// Opens endpoint `id`; reports [`Kind::DatagramOpened`] or [`Kind::DatagramOpenFailed`].
 pub(crate) fn spawn_open(core: &Arc<Core>, id: u32, opts: DatagramOptions) {
     let core2 = core.clone();
     core.handle.spawn(async move {
-        let opened = if opts.family == libc::AF_UNIX { open_unix(&opts) } else { open_ip(&opts).await };
+        let opened = if opts.family == sys::AF_UNIX { sys::open_unix_datagram(&opts) } else { open_ip(&opts).await };
         match opened.and_then(|(fd, remote)| Datagram::start(&core2, id, fd, remote).map_err(failed(Syscall::Socket))) {
             Ok(d) => {
                 core2.queue.push(Kind::DatagramOpened, id, 0, 0);
@@ -824,7 +773,7 @@ mod tests {
     }
 
     fn port_of(d: &Datagram) -> u16 {
-        socket2::SockRef::from(d.fd.get_ref()).local_addr().unwrap().as_socket().unwrap().port()
+        d.fd.sock_ref().local_addr().unwrap().as_socket().unwrap().port()
     }
 
     #[test]

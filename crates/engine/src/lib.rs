@@ -11,6 +11,7 @@
 //! assert!(!engine.server(server).unwrap().fds().is_empty());
 //! ```
 
+#[cfg(unix)]
 pub mod adopt;
 pub mod connect;
 pub mod convert;
@@ -20,6 +21,7 @@ pub mod events;
 pub mod forward;
 mod ids;
 pub mod lifecycle;
+#[cfg(unix)]
 pub mod pipe;
 pub mod reactor;
 pub mod registry;
@@ -27,15 +29,18 @@ pub mod server;
 pub mod stream;
 pub mod subprocess;
 pub mod sys;
+#[cfg(unix)]
 pub mod unix;
 pub mod tls;
 mod trim;
 
+#[cfg(unix)]
 pub use adopt::Refused;
 pub use connect::ConnectOptions;
 pub use datagram::{Datagram, DatagramOptions};
 pub use engine::{Engine, EngineOptions};
 pub use lifecycle::{Lifecycle, Transport};
+#[cfg(unix)]
 pub use pipe::PipeEnd;
 pub use reactor::Reactor;
 pub use registry::Core;
@@ -45,4 +50,5 @@ pub use subprocess::{Process, SpawnOptions, Spawned};
 pub use tls::{TlsConn, TlsContext, TlsOptions};
 
 pub(crate) use lifecycle::wait_until;
-pub(crate) use reactor::{register, set_nonblocking};
+#[cfg(unix)]
+pub(crate) use sys::register;

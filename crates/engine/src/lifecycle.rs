@@ -5,7 +5,6 @@
 
 use std::io;
 use std::ops::Deref;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ pub struct Lifecycle {
     pub id: u32,
     pub(crate) core: Arc<Core>,
     /// The descriptor it reads and writes (owned by the transport; the number stays while it lives).
-    raw_fd: RawFd,
+    raw_fd: crate::sys::RawFd,
     closed: AtomicBool,
     /// Wakes the transport's tasks when it ends (and, for a datagram endpoint, when reading stops).
     pub(crate) stop: Notify,
@@ -32,7 +31,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// An open transport `id` of `core` on descriptor `raw_fd` (registered by its kind, which knows
     /// its entry).
-    pub(crate) fn new(core: &Arc<Core>, id: u32, raw_fd: RawFd) -> Lifecycle {
+    pub(crate) fn new(core: &Arc<Core>, id: u32, raw_fd: crate::sys::RawFd) -> Lifecycle {
         Lifecycle {
             id,
             core: core.clone(),
@@ -117,7 +116,7 @@ pub trait Transport: Deref<Target = Lifecycle> + Send + Sync {
         Lifecycle::is_closed(self)
     }
     /// The descriptor it reads and writes.
-    fn raw_fd(&self) -> RawFd {
+    fn raw_fd(&self) -> crate::sys::RawFd {
         Deref::deref(self).raw_fd
     }
 }

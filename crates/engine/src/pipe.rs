@@ -53,7 +53,7 @@ pub fn pipe_file_type(fd: i32) -> io::Result<PipeFileType> {
 /// socket watches for its reader leaving from the start.
 pub(crate) fn open(core: &Arc<Core>, fd: OwnedFd, end: PipeEnd) -> io::Result<Arc<Stream>> {
     let ty = pipe_file_type(fd.as_raw_fd())?;
-    crate::set_nonblocking(&fd)?;
+    crate::sys::nonblocking(&fd)?;
     let id = core.next_id();
     let stream = Stream::start(core, id, fd, FdKind::Pipe, end == PipeEnd::Read)?;
     watch(&stream, end, ty);
@@ -82,7 +82,7 @@ impl Engine {
         let ty = pipe_file_type(fd.as_fd().as_raw_fd()).map_err(|e| Refused::new(e, Syscall::Fstat))?;
         fd.set_nonblocking()?;
         let fd = fd.register(&self.core, crate::stream::interest(end == PipeEnd::Read))?;
-        let stream = Stream::registered(&self.core, self.core.next_id(), fd, FdKind::Pipe);
+        let stream = Stream::registered(&self.core, self.core.next_id(), crate::sys::Io::registered(fd), FdKind::Pipe);
         watch(&stream, end, ty);
         Ok(stream.id)
     }

@@ -22,7 +22,6 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -35,7 +34,7 @@ pub struct Reactor {
     runtime: Option<Runtime>,
     handle: Handle,
     /// Host mode only: the runtime's epoll descriptor.
-    fd: Option<RawFd>,
+    fd: Option<std::ffi::c_int>,
 }
 
 impl Reactor {
@@ -76,7 +75,7 @@ impl Reactor {
     }
 
     /// Host mode: the descriptor to watch for readability. `None` for I/O threads.
-    pub fn fd(&self) -> Option<RawFd> {
+    pub fn fd(&self) -> Option<std::ffi::c_int> {
         self.fd
     }
 
@@ -254,20 +253,9 @@ pub(crate) fn timeout<F: Future>(d: Duration, f: F) -> tokio::time::Timeout<F> {
     tokio::time::timeout(d, f)
 }
 
-/// Makes a descriptor non-blocking, as the reactor needs it.
-pub(crate) fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
-    socket2::SockRef::from(fd).set_nonblocking(true)
-}
 
-/// Registers a descriptor-owning value with the current reactor.
-pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T, interest: tokio::io::Interest) -> io::Result<tokio::io::unix::AsyncFd<T>> {
-    // SAFETY: `T` is `OwnedFd` or `socket2::Socket`: each owns its descriptor, always reports the same
-    // one, and closes it only when dropped, which the `AsyncFd` holding it decides.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }.map_err(|e| e.into())
-}
-
-
-#[cfg(test)]
+// Unix: the tests watch the runtime's descriptor with poll(2); Windows has no host reactor.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -2,7 +2,6 @@
 //! and one map for every kind of handle, so that the host closes, aborts, pauses or resumes any
 //! transport by its id alone.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +11,8 @@ use crate::events::EventQueue;
 use crate::ids::IdMap;
 use crate::lifecycle::Transport;
 use crate::trim::HeapTrim;
-use crate::{unix, Datagram, Process, Server, Stream, TlsConn};
+use crate::sys;
+use crate::{Datagram, Process, Server, Stream, TlsConn};
 
 /// One entry of the registry: whatever an id names while it is open.
 pub(crate) enum Handle {
@@ -23,7 +23,7 @@ pub(crate) enum Handle {
     Process(Arc<Process>),
     /// STARTTLS: a socket detached from a plain stream, waiting for the host to start the handshake
     /// (keyed by the TLS connection's id).
-    Detached(OwnedFd),
+    Detached(sys::Owned),
 }
 
 impl Handle {
@@ -37,10 +37,10 @@ impl Handle {
         }
     }
 
-    fn owns_fd(&self, fd: RawFd) -> bool {
+    fn owns_fd(&self, fd: sys::RawFd) -> bool {
         match self {
             Handle::Server(s) => s.fds().contains(&fd),
-            Handle::Detached(d) => d.as_raw_fd() == fd,
+            Handle::Detached(d) => sys::raw_of(d) == fd,
             Handle::Process(_) => false,
             _ => self.transport().is_some_and(|t| t.raw_fd() == fd),
         }
@@ -57,7 +57,7 @@ pub struct Core {
     handles: IdMap<Handle>,
     /// Socket files of Unix servers to remove if the engine is torn down while they listen
     /// ([`crate::Engine::remove_at_teardown`]), by server id.
-    pub(crate) socket_files: IdMap<unix::SocketFile>,
+    pub(crate) socket_files: IdMap<sys::SocketFile>,
     next_id: AtomicU32,
     /// When to give freed memory back as handles close.
     trim: HeapTrim,
@@ -103,7 +103,7 @@ impl Core {
     }
 
     /// STARTTLS: takes the socket detached for `id` out of the registry.
-    pub(crate) fn take_detached(&self, id: u32) -> Option<OwnedFd> {
+    pub(crate) fn take_detached(&self, id: u32) -> Option<sys::Owned> {
         let mut handles = self.handles.lock().unwrap();
         match handles.get(&id) {
             Some(Handle::Detached(_)) => match handles.remove(&id) {
@@ -126,7 +126,7 @@ impl Core {
 
     /// Whether a live stream, server, datagram endpoint or TLS connection (or a socket between the
     /// halves of STARTTLS) owns descriptor `fd`.
-    pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
+    pub(crate) fn owns_fd(&self, fd: sys::RawFd) -> bool {
         self.handles.lock().unwrap().values().any(|h| h.owns_fd(fd))
     }
 

@@ -2,18 +2,16 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::{watch, Notify};
 
 use crate::events::Kind;
 use crate::stream::{FdKind, Stream};
+use crate::sys::{self, Listener};
 use crate::Core;
 
 /// asyncio's keyword arguments of `create_server`.
@@ -36,7 +34,7 @@ impl Default for ListenOptions {
 
 pub struct Server {
     pub id: u32,
-    listeners: Vec<Arc<AsyncFd<Socket>>>,
+    listeners: Vec<Arc<Listener>>,
     serving: watch::Sender<bool>,
     closed: AtomicBool,
     stop: Notify,
@@ -64,7 +62,7 @@ pub fn bind_addresses(hosts: &[String], port: u16, family: i32) -> io::Result<Ve
         }
     }
     if out.is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        return Err(io::Error::from_raw_os_error(sys::errno::EAFNOSUPPORT));
     }
     Ok(out)
 }
@@ -92,13 +90,13 @@ impl Server {
         let _rt = core.handle.enter();
         let listeners = addrs
             .iter()
-            .map(|a| Ok(Arc::new(crate::register(listen_socket(*a, opts)?, Interest::READABLE)?)))
+            .map(|a| Ok(Arc::new(Listener::register(listen_socket(*a, opts)?)?)))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Self::from_listeners(core, id, listeners, opts.keep_alive))
     }
 
     /// A server of registered listening sockets (an adopted one: `Engine::listen_on`).
-    pub(crate) fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<AsyncFd<Socket>>>, keep_alive: bool) -> Arc<Server> {
+    pub(crate) fn from_listeners(core: &Arc<Core>, id: u32, listeners: Vec<Arc<Listener>>, keep_alive: bool) -> Arc<Server> {
         let server = Arc::new(Server {
             id,
             listeners,
@@ -115,8 +113,8 @@ impl Server {
         server
     }
 
-    pub fn fds(&self) -> Vec<RawFd> {
-        self.listeners.iter().map(|l| l.get_ref().as_raw_fd()).collect()
+    pub fn fds(&self) -> Vec<sys::RawFd> {
+        self.listeners.iter().map(|l| l.raw()).collect()
     }
 
     pub(crate) fn set_tls(&self, ctx: Arc<crate::tls::TlsContext>) {
@@ -141,11 +139,9 @@ impl Server {
         self.serving.send_replace(false);
         core.unregister(self.id);
         // Stop listening now, as asyncio's close() does, not when the accept tasks get round to
-        // dropping the sockets: on Linux, shutdown() of a listening socket refuses new connections
-        // and resets the ones waiting in the backlog. The descriptors close with their tasks.
+        // dropping the sockets (see `Listener::stop`). The sockets close with their tasks.
         for l in &self.listeners {
-            // SAFETY: shutdown(2) on a descriptor this server owns; no memory is passed. Best effort.
-            unsafe { libc::shutdown(l.get_ref().as_raw_fd(), libc::SHUT_RD) };
+            l.stop();
         }
         self.stop.notify_waiters();
     }
@@ -154,7 +150,7 @@ impl Server {
         crate::wait_until(&self.stop, || self.closed.load(Ordering::Acquire)).await
     }
 
-    async fn accept_loop(self: Arc<Self>, core: Arc<Core>, listener: Arc<AsyncFd<Socket>>) {
+    async fn accept_loop(self: Arc<Self>, core: Arc<Core>, listener: Arc<Listener>) {
         let mut serving = self.serving.subscribe();
         loop {
             if !*serving.borrow_and_update() {
@@ -169,14 +165,13 @@ impl Server {
                 biased;
                 _ = self.stopped() => return,
                 _ = serving.changed() => continue,
-                g = listener.readable() => match g { Ok(g) => g, Err(_) => return },
+                g = listener.ready() => match g { Ok(g) => g, Err(_) => return },
             };
             if !self.is_serving() {
                 continue;
             }
-            match guard.try_io(|l| crate::sys::accept(l.as_raw_fd())) {
-                Ok(Ok(fd)) => {
-                    let sock = Socket::from(fd);
+            match guard.try_accept() {
+                Ok(Ok(sock)) => {
                     // Best effort, as asyncio: a socket that refuses an option still serves.
                     let _ = sock.set_tcp_nodelay(true);
                     if self.keep_alive {
@@ -186,13 +181,13 @@ impl Server {
                     let tls = self.tls.lock().unwrap().clone();
                     if let Some(ctx) = tls {
                         crate::tls::spawn_accept(&core, self.id, id, sock.into(), ctx);
-                    } else if Stream::start(&core, id, sock.into(), FdKind::Socket, true).is_ok() {
+                    } else if Stream::start(&core, id, sock, FdKind::Socket, true).is_ok() {
                         core.queue.push(Kind::Accepted, self.id, id, 0);
                     }
                 }
                 Ok(Err(e)) => match e.raw_os_error() {
                     // Out of descriptors: asyncio waits a second before accepting again.
-                    Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM) => {
+                    Some(sys::errno::EMFILE | sys::errno::ENFILE | sys::errno::ENOBUFS | sys::errno::ENOMEM) => {
                         tokio::select! {
                             _ = self.stopped() => return,
                             _ = crate::reactor::sleep(Duration::from_secs(1)) => {}
@@ -218,10 +213,10 @@ mod tests {
         fn bind_addresses_of_ip_literals(
             ips in proptest::collection::vec(any::<IpAddr>(), 0..5),
             port in any::<u16>(),
-            family in proptest::sample::select(vec![0, libc::AF_INET, libc::AF_INET6, 12345]),
+            family in proptest::sample::select(vec![0, sys::AF_INET, sys::AF_INET6, 12345]),
         ) {
             let hosts: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-            let fits = |a: &SocketAddr| match family { libc::AF_INET => a.is_ipv4(), libc::AF_INET6 => a.is_ipv6(), _ => true };
+            let fits = |a: &SocketAddr| match family { sys::AF_INET => a.is_ipv4(), sys::AF_INET6 => a.is_ipv6(), _ => true };
             let mut expected: Vec<SocketAddr> = Vec::new();
             let all = if ips.is_empty() { vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)] } else { ips.clone() };
             for a in all.into_iter().map(|ip| SocketAddr::new(ip, port)).filter(fits) {
@@ -231,7 +226,7 @@ mod tests {
             }
             match bind_addresses(&hosts, port, family) {
                 Ok(v) => prop_assert_eq!(v, expected),
-                Err(e) => prop_assert!(expected.is_empty() && e.raw_os_error() == Some(libc::EAFNOSUPPORT)),
+                Err(e) => prop_assert!(expected.is_empty() && e.raw_os_error() == Some(sys::errno::EAFNOSUPPORT)),
             }
         }
     }

@@ -7,12 +7,11 @@
 //! their order whichever thread sends them.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::fs::File;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 use tokio::io::Interest;
 use tokio::sync::Notify;
 
@@ -20,6 +19,7 @@ use crate::events::{Kind, Syscall};
 use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink, SplicePipe};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
+use crate::sys::{self, Guard, Io};
 use crate::Core;
 
 /// Reads go into this much memory at a time; the same size asyncio and Node use.
@@ -56,7 +56,7 @@ struct Chunk {
 
 /// What `sendfile` has to send, in its place in the write queue.
 struct FileJob {
-    file: OwnedFd,
+    file: File,
     offset: u64,
     count: Option<u64>,
 }
@@ -118,7 +118,7 @@ pub struct Stream {
     /// Id, core, closed flag, stop signal, read pause: what every transport has.
     pub life: Lifecycle,
     pub kind: FdKind,
-    fd: AsyncFd<OwnedFd>,
+    fd: Io,
     write: Mutex<WriteState>,
     /// Reads happen under this lock, so switching modes or targets never races a read in progress.
     read: Mutex<ReadState>,
@@ -140,18 +140,18 @@ impl Stream {
     /// [`Stream::start_reading`], once its protocol exists (asyncio adds the reader after
     /// `connection_made`): so no event can precede the one that announces the stream, and a buffered
     /// protocol's very first bytes can already go into its own memory.
-    pub(crate) fn start(core: &Arc<Core>, id: u32, fd: OwnedFd, kind: FdKind, readable: bool) -> io::Result<Arc<Stream>> {
+    pub(crate) fn start(core: &Arc<Core>, id: u32, fd: impl Into<sys::Owned>, kind: FdKind, readable: bool) -> io::Result<Arc<Stream>> {
         let fd = {
             let _rt = core.handle.enter();
-            crate::register(fd, interest(readable))?
+            Io::register(fd.into(), interest(readable))?
         };
         Ok(Self::registered(core, id, fd, kind))
     }
 
     /// [`Stream::start`] of a descriptor already registered (with [`interest`]).
-    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: AsyncFd<OwnedFd>, kind: FdKind) -> Arc<Stream> {
+    pub(crate) fn registered(core: &Arc<Core>, id: u32, fd: Io, kind: FdKind) -> Arc<Stream> {
         let stream = Arc::new(Stream {
-            life: Lifecycle::new(core, id, fd.get_ref().as_raw_fd()),
+            life: Lifecycle::new(core, id, fd.raw()),
             kind,
             fd,
             write: Mutex::new(WriteState::default()),
@@ -222,7 +222,7 @@ impl Stream {
     /// STARTTLS: waits until the queued writes are sent, stops the stream without a `Closed` event and
     /// hands over a duplicate of its socket. `None` when the stream finished meanwhile (its `Closed`
     /// event tells the host why).
-    pub(crate) async fn detach(&self) -> Option<OwnedFd> {
+    pub(crate) async fn detach(&self) -> Option<sys::Owned> {
         crate::wait_until(&self.room, || {
             let st = self.write.lock().unwrap();
             self.is_closed() || (st.chunks.is_empty() && !st.writer_running)
@@ -231,7 +231,7 @@ impl Stream {
         if self.is_closed() {
             return None;
         }
-        let fd = match self.fd.get_ref().try_clone() {
+        let fd = match self.fd.try_clone() {
             Ok(fd) => fd,
             Err(e) => {
                 self.finish(Some(e), Syscall::None);
@@ -257,9 +257,9 @@ impl Stream {
         self.core.handle.spawn(async move {
             tokio::select! {
                 _ = s.stopped() => {}
-                r = s.fd.ready(Interest::ERROR) => match r {
-                    Ok(_) if s.write_buffer_size() == 0 => s.finish(None, Syscall::None),
-                    Ok(_) => s.finish(Some(io::Error::from_raw_os_error(libc::EPIPE)), Syscall::Write),
+                r = s.fd.error() => match r {
+                    Ok(()) if s.write_buffer_size() == 0 => s.finish(None, Syscall::None),
+                    Ok(()) => s.finish(Some(io::Error::from_raw_os_error(sys::errno::EPIPE)), Syscall::Write),
                     Err(e) => s.finish(Some(e), Syscall::Write),
                 },
             }
@@ -372,13 +372,8 @@ impl Stream {
     }
 
     fn send_now(&self, bufs: &[&[u8]]) -> io::Result<usize> {
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .filter(|b| !b.is_empty())
-            .take(MAX_IOVECS)
-            .map(|b| libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() })
-            .collect();
-        writev(self.raw_fd(), &iov)
+        let iov: Vec<IoSlice<'_>> = bufs.iter().filter(|b| !b.is_empty()).take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+        self.fd.write_now(&iov)
     }
 
     async fn write_loop(self: Arc<Self>) {
@@ -410,7 +405,7 @@ impl Stream {
     }
 
     /// Writes queued bytes until the socket is full, the queue is empty, or a queued file comes up.
-    fn flush_some(&self, guard: &mut AsyncFdReadyGuard<'_, OwnedFd>) -> Flush {
+    fn flush_some(&self, guard: &mut Guard<'_>) -> Flush {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() {
             return Flush::Done;
@@ -423,7 +418,7 @@ impl Stream {
                 outcome = Flush::File(job);
                 break;
             }
-            let iov: Vec<libc::iovec> = st
+            let iov: Vec<IoSlice<'_>> = st
                 .chunks
                 .iter()
                 .take_while(|c| c.file.is_none())
@@ -431,10 +426,10 @@ impl Stream {
                 .enumerate()
                 .map(|(i, c)| {
                     let c = if i == 0 { &c.data[st.head_sent..] } else { &c.data[..] };
-                    libc::iovec { iov_base: c.as_ptr() as *mut _, iov_len: c.len() }
+                    IoSlice::new(c)
                 })
                 .collect();
-            match guard.try_io(|fd| writev(fd.as_raw_fd(), &iov)) {
+            match guard.try_writev(&iov) {
                 Ok(Ok(n)) => {
                     drained += n;
                     drained_host += consume(&mut st, n);
@@ -474,15 +469,8 @@ impl Stream {
 
     fn shutdown_write(&self) -> io::Result<()> {
         match self.kind {
-            // SAFETY: shutdown(2) on a descriptor this stream owns; no memory is passed.
-            FdKind::Socket => match unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) } {
-                0 => Ok(()),
-                _ => match io::Error::last_os_error() {
-                    // The peer is already gone; there is nothing left to half-close.
-                    e if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-                    e => Err(e),
-                },
-            },
+            // A peer already gone leaves nothing to half-close (`ENOTCONN` is no error).
+            FdKind::Socket => self.fd.shutdown_write(),
             // A pipe has one direction: its EOF is the end of the stream.
             FdKind::Pipe => {
                 self.finish(None, Syscall::None);
@@ -543,7 +531,7 @@ impl Stream {
 
     /// One read, into the lent target or the I/O thread's buffer, and what becomes of the bytes.
     /// Events are pushed under the read lock so that they stay ordered with `TargetMode`.
-    fn read_once(&self, guard: &mut AsyncFdReadyGuard<'_, OwnedFd>) -> ReadOutcome {
+    fn read_once(&self, guard: &mut Guard<'_>) -> ReadOutcome {
         let mut rs = self.read.lock().unwrap();
         if self.is_closed() {
             return ReadOutcome::Done;
@@ -559,8 +547,9 @@ impl Stream {
             // Fill as much of the target as the socket has, so each round trip to the host counts.
             let mut filled = 0;
             while filled < len {
-                // SAFETY: `filled < len`, so the pointer stays inside the target.
-                match guard.try_io(|fd| read_raw(fd.as_raw_fd(), unsafe { ptr.add(filled) }, len - filled)) {
+                // SAFETY: `filled < len`, so the pointer stays inside the target, valid for writes as
+                // `ReadTarget::new` promised.
+                match unsafe { guard.try_read(ptr.add(filled), len - filled) } {
                     Ok(Ok(0)) if filled == 0 => return self.on_eof(&mut rs),
                     Ok(Ok(0)) => break, // EOF comes with the next read
                     Ok(Ok(n)) if self.drained_by(n, len - filled) => {
@@ -585,7 +574,8 @@ impl Stream {
         // at that moment (no buffer per connection, and one copy fewer).
         if !forwarding {
             let read = self.core.queue.read_into(self.id, READ_CHUNK, |ptr, room| {
-                let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, room));
+                // SAFETY: the queue lends `room` bytes at `ptr` for this call.
+                let r = unsafe { guard.try_read(ptr, room) };
                 let filled = match &r {
                     Ok(Ok(n)) => *n,
                     _ => 0,
@@ -602,7 +592,7 @@ impl Stream {
         // buffer) before the socket ran out of bytes.
         if forwarding && self.kind == FdKind::Socket && self.forward.splice_sink(rs.splicing) {
             let spliced = SplicePipe::with(|pipe| {
-                let r = guard.try_io(|fd| pipe.fill(fd.as_raw_fd()));
+                let r = guard.try_raw(|fd| pipe.fill(fd));
                 if let Ok(Ok(n)) = r {
                     rs.splicing = n >= READ_CHUNK;
                 }
@@ -615,7 +605,8 @@ impl Stream {
         // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
         // is then locked only for the copy into the batch, not for the read.
         READ_BUF.with_borrow_mut(|own| {
-            let r = guard.try_io(|fd| read_raw(fd.as_raw_fd(), own.as_mut_ptr(), own.len()));
+            // SAFETY: the thread's own buffer, `own.len()` bytes.
+            let r = unsafe { guard.try_read(own.as_mut_ptr(), own.len()) };
             if let (true, Ok(Ok(n))) = (forwarding, &r) {
                 rs.splicing = *n == own.len();
             }
@@ -632,9 +623,9 @@ impl Stream {
     /// What a read of up to `asked` bytes came to; `got` takes the `n > 0` bytes read on from there.
     fn after_read(
         &self,
-        guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+        guard: &mut Guard<'_>,
         rs: &mut ReadState,
-        r: Result<io::Result<usize>, TryIoError>,
+        r: Result<io::Result<usize>, sys::WouldBlock>,
         asked: usize,
         got: impl FnOnce(usize) -> ReadOutcome,
     ) -> ReadOutcome {
@@ -722,10 +713,10 @@ impl Stream {
     /// writes: after everything written before, before everything written after. Leaves the file
     /// position at `offset` + bytes sent (asyncio does). Reports [`Kind::SendfileDone`] with the count,
     /// or [`Kind::SendfileFailed`] with an errno and the count sent before the error.
-    pub fn sendfile(self: &Arc<Self>, file: OwnedFd, offset: u64, count: Option<u64>) {
+    pub fn sendfile(self: &Arc<Self>, file: File, offset: u64, count: Option<u64>) {
         let mut st = self.write.lock().unwrap();
         if self.is_closed() || st.closing || st.eof_requested {
-            self.core.queue.push_with(Kind::SendfileFailed, self.id, libc::EPIPE as u32, 0, &0u64.to_le_bytes());
+            self.core.queue.push_with(Kind::SendfileFailed, self.id, sys::errno::EPIPE as u32, 0, &0u64.to_le_bytes());
             return;
         }
         st.chunks.push_back(Chunk { data: Vec::new(), host: false, file: Some(Box::new(FileJob { file, offset, count })) });
@@ -745,10 +736,10 @@ impl Stream {
                 break None;
             }
             let mut guard = tokio::select! {
-                _ = self.stopped() => break Some(io::Error::from_raw_os_error(libc::EPIPE)),
+                _ = self.stopped() => break Some(io::Error::from_raw_os_error(sys::errno::EPIPE)),
                 g = self.fd.writable() => match g { Ok(g) => g, Err(e) => break Some(e) },
             };
-            match guard.try_io(|fd| crate::sys::sendfile(fd.as_raw_fd(), file.as_raw_fd(), offset.saturating_add(sent), want)) {
+            match guard.try_sendfile(&file, offset.saturating_add(sent), want) {
                 Ok(Ok(0)) => break None, // end of file
                 Ok(Ok(n)) => sent += n as u64,
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -756,8 +747,8 @@ impl Stream {
                 Err(_would_block) => {}
             }
         };
-        // SAFETY: lseek(2) on a descriptor we own (a dup of the caller's, sharing its position).
-        unsafe { libc::lseek(file.as_raw_fd(), offset.saturating_add(sent) as libc::off_t, libc::SEEK_SET) };
+        // A dup of the caller's descriptor shares its position: left after what was sent. Best effort.
+        let _ = std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(offset.saturating_add(sent)));
         self.stats.bytes_written.fetch_add(sent, Ordering::Relaxed);
         match failure {
             None => self.core.queue.push(Kind::SendfileDone, self.id, sent as u32, (sent >> 32) as u32),
@@ -874,31 +865,7 @@ fn consume(st: &mut WriteState, mut n: usize) -> usize {
     host
 }
 
-/// The errno of an I/O error, or `EIO` for errors that carry none.
+/// The errno of an I/O error, or `EIO` for errors that carry none (on Windows, libuv's number for it).
 pub fn errno_of(e: &io::Error) -> u32 {
-    e.raw_os_error().unwrap_or(libc::EIO) as u32
-}
-
-fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
-    if iov.is_empty() {
-        return Ok(0);
-    }
-    // SAFETY: every iovec points into a slice that outlives this call; the kernel only reads them.
-    let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-fn read_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
-    // SAFETY: callers pass memory valid for `len` bytes of writes (their own buffer, or a target whose
-    // validity `ReadTarget::new` promised); the kernel writes at most `len` bytes.
-    let n = unsafe { libc::read(fd, ptr as *mut _, len) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    sys::errno_of(e)
 }

@@ -15,7 +15,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadBuf, WriteHalf};
 use tokio::sync::Notify;
 
@@ -36,6 +34,7 @@ use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::stream::{errno_of, Stats};
+use crate::sys::{self, errno, Io};
 use crate::Core;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -227,7 +226,7 @@ impl ServerCertVerifier for AcceptAnyCert {
 /// rustls served from memory (a quarter of the `read` calls of a busy connection). It starts with the
 /// bytes a plain transport had already read when it was upgraded.
 struct FdIo {
-    fd: AsyncFd<OwnedFd>,
+    fd: Io,
     ahead: Vec<u8>,
     ahead_at: usize,
     /// The last read did not fill the chunk (the socket ran dry): `ahead`'s memory is let go once
@@ -236,9 +235,9 @@ struct FdIo {
 }
 
 impl FdIo {
-    fn new(fd: OwnedFd, prefix: Vec<u8>) -> io::Result<FdIo> {
-        socket2::SockRef::from(&fd).set_nonblocking(true)?;
-        Ok(FdIo { fd: crate::register(fd, Interest::READABLE | Interest::WRITABLE)?, ahead: prefix, ahead_at: 0, ran_dry: true })
+    fn new(fd: sys::Owned, prefix: Vec<u8>) -> io::Result<FdIo> {
+        sys::nonblocking(&fd)?;
+        Ok(FdIo { fd: Io::register(fd, Interest::READABLE | Interest::WRITABLE)?, ahead: prefix, ahead_at: 0, ran_dry: true })
     }
 
     /// Serves what was read ahead into `buf`; false when there is nothing.
@@ -262,14 +261,6 @@ impl FdIo {
     }
 }
 
-fn sys(n: isize) -> io::Result<usize> {
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
 impl AsyncRead for FdIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
@@ -280,8 +271,8 @@ impl AsyncRead for FdIo {
         loop {
             let mut guard = ready!(this.fd.poll_read_ready(cx))?;
             let spare = this.ahead.spare_capacity_mut();
-            // SAFETY: the kernel writes at most `spare.len()` bytes into the vector's spare capacity.
-            match guard.try_io(|fd| sys(unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr() as *mut _, spare.len()) })) {
+            // SAFETY: the vector's spare capacity, `spare.len()` bytes, is ours to write.
+            match unsafe { guard.try_read(spare.as_mut_ptr() as *mut u8, spare.len()) } {
                 Ok(Ok(n)) => {
                     this.ran_dry = n < spare.len();
                     if this.ran_dry && n > 0 {
@@ -307,13 +298,8 @@ impl AsyncWrite for FdIo {
         let this = self.get_mut();
         loop {
             let mut guard = ready!(this.fd.poll_write_ready(cx))?;
-            // SAFETY: the kernel reads at most `data.len()` bytes from a slice that outlives the call;
-            // MSG_NOSIGNAL turns a write to a closed peer into EPIPE instead of SIGPIPE.
-            let r = guard.try_io(|fd| {
-                let n = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr() as *const _, data.len(), libc::MSG_NOSIGNAL) };
-                sys(n)
-            });
-            match r {
+            // MSG_NOSIGNAL where there is one: a write to a closed peer is EPIPE, not SIGPIPE.
+            match guard.try_send(data) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(r) => return Poll::Ready(r),
                 Err(_would_block) => {}
@@ -324,14 +310,7 @@ impl AsyncWrite for FdIo {
         Poll::Ready(Ok(()))
     }
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // SAFETY: shutdown(2) on a descriptor we own; no memory is passed.
-        match unsafe { libc::shutdown(self.fd.get_ref().as_raw_fd(), libc::SHUT_WR) } {
-            0 => Poll::Ready(Ok(())),
-            _ => match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ENOTCONN) => Poll::Ready(Ok(())),
-                e => Poll::Ready(Err(e)),
-            },
-        }
+        Poll::Ready(self.fd.shutdown_write())
     }
 }
 
@@ -366,7 +345,7 @@ impl HandshakeError {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => HandshakeError {
                 code: "ECONNRESET".into(),
                 message: "Client network socket disconnected before secure TLS connection was established".into(),
-                errno: libc::ECONNRESET as u32,
+                errno: errno::ECONNRESET as u32,
                 syscall: Syscall::Handshake,
             },
             _ => HandshakeError { code: String::new(), message: e.to_string(), errno: errno_of(e), syscall: Syscall::Handshake },
@@ -613,7 +592,7 @@ impl TlsConn {
     fn poll_wr<T>(&self, f: impl FnOnce(Pin<&mut WriteHalf<Tls>>) -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match self.wr.lock().unwrap().as_mut() {
             Some(wr) => f(Pin::new(wr)),
-            None => Poll::Ready(Err(io::Error::from_raw_os_error(libc::EPIPE))),
+            None => Poll::Ready(Err(io::Error::from_raw_os_error(errno::EPIPE))),
         }
     }
 
@@ -794,7 +773,7 @@ async fn handshake(ctx: &TlsContext, io: FdIo) -> Result<(Tls, Option<String>), 
         Err(_elapsed) => Err(HandshakeError {
             code: "ETIMEDOUT".into(),
             message: format!("TLS handshake is taking longer than {} ms: aborting the connection", ctx.handshake_timeout.as_millis()),
-            errno: libc::ETIMEDOUT as u32,
+            errno: errno::ETIMEDOUT as u32,
             syscall: Syscall::Handshake,
         }),
     }
@@ -838,7 +817,7 @@ impl Transport for TlsConn {
             (Some(t), _) => {
                 let e = HandshakeError::from_rustls(t);
                 self.core.queue.push_with(Kind::TlsFailed, self.id, 0, syscall as u32, &e.payload());
-                libc::EPROTO as u32
+                errno::EPROTO as u32
             }
             (None, Some(e)) => errno_of(e),
             (None, None) => 0,
@@ -851,9 +830,9 @@ crate::lifecycle::lifecycle_of!(TlsConn);
 
 /// Runs the handshake on `fd`; on success registers connection `id` and reports it with `ok` (on
 /// `report_id`), on failure reports [`Kind::TlsFailed`] on `report_id`.
-async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: OwnedFd, prefix: Vec<u8>, ok: (Kind, u32, u32)) -> Result<(), HandshakeError> {
-    let raw_fd = fd.as_raw_fd();
+async fn establish(core: Arc<Core>, ctx: Arc<TlsContext>, id: u32, fd: sys::Owned, prefix: Vec<u8>, ok: (Kind, u32, u32)) -> Result<(), HandshakeError> {
     let io = FdIo::new(fd, prefix).map_err(|e| HandshakeError::from_io(&e))?;
+    let raw_fd = io.fd.raw();
     let (tls, client_name) = handshake(&ctx, io).await?;
     let info = info_of(&tls, ctx.server_side(), client_name);
     let (rd, wr) = tokio::io::split(tls);
@@ -886,7 +865,7 @@ fn report_failure(core: &Core, report_id: u32, e: &HandshakeError) {
 pub(crate) fn spawn_connect(core: &Arc<Core>, id: u32, host: String, port: u16, opts: ConnectOptions, ctx: Arc<TlsContext>) {
     let core2 = core.clone();
     core.handle.spawn(async move {
-        let tcp: Result<OwnedFd, ConnectError> = async {
+        let tcp: Result<socket2::Socket, ConnectError> = async {
             let mut addrs = resolve(&host, port, opts.family).await?;
             let first = opts.interleave.unwrap_or(if opts.happy_eyeballs_delay.is_some() { 1 } else { 0 });
             if first > 0 {
@@ -902,7 +881,7 @@ pub(crate) fn spawn_connect(core: &Arc<Core>, id: u32, host: String, port: u16, 
         match tcp {
             Err(e) => core2.queue.push(Kind::ConnectFailed, id, e.errno, e.syscall as u32),
             Ok(fd) => {
-                if let Err(e) = establish(core2.clone(), ctx, id, fd, Vec::new(), (Kind::Connected, id, 0)).await {
+                if let Err(e) = establish(core2.clone(), ctx, id, fd.into(), Vec::new(), (Kind::Connected, id, 0)).await {
                     report_failure(&core2, id, &e);
                 }
             }
@@ -912,7 +891,7 @@ pub(crate) fn spawn_connect(core: &Arc<Core>, id: u32, host: String, port: u16, 
 
 /// Runs the handshake of a socket that server `server_id` accepted: [`Kind::Accepted`] on success,
 /// [`Kind::TlsFailed`] on the server's id on failure (asyncio logs those and serves on).
-pub(crate) fn spawn_accept(core: &Arc<Core>, server_id: u32, id: u32, fd: OwnedFd, ctx: Arc<TlsContext>) {
+pub(crate) fn spawn_accept(core: &Arc<Core>, server_id: u32, id: u32, fd: sys::Owned, ctx: Arc<TlsContext>) {
     let core2 = core.clone();
     core.handle.spawn(async move {
         if let Err(e) = establish(core2.clone(), ctx, id, fd, Vec::new(), (Kind::Accepted, server_id, id)).await {
@@ -923,7 +902,7 @@ pub(crate) fn spawn_accept(core: &Arc<Core>, server_id: u32, id: u32, fd: OwnedF
 
 /// STARTTLS, second half: runs the handshake on socket `fd` (detached from a plain stream), replaying
 /// `prefix` first; reports [`Kind::Connected`] or [`Kind::TlsFailed`] on `id`.
-pub(crate) fn spawn_upgrade(core: &Arc<Core>, id: u32, fd: OwnedFd, prefix: Vec<u8>, ctx: Arc<TlsContext>) {
+pub(crate) fn spawn_upgrade(core: &Arc<Core>, id: u32, fd: sys::Owned, prefix: Vec<u8>, ctx: Arc<TlsContext>) {
     let core2 = core.clone();
     core.handle.spawn(async move {
         if let Err(e) = establish(core2.clone(), ctx, id, fd, prefix, (Kind::Connected, id, 0)).await {
@@ -937,7 +916,7 @@ mod tests {
     use super::*;
     use crate::events::Batch;
     use crate::Engine;
-    use std::os::fd::BorrowedFd;
+    use std::os::fd::{BorrowedFd, OwnedFd};
     use std::path::PathBuf;
     use std::process::Command;
     use std::time::Instant;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::Interest;
 
+use crate::connect::ConnectError;
+use crate::datagram::{failed, new_socket, DatagramOptions, Endpoint, Opened};
 use crate::events::{Kind, Syscall};
 use crate::stream::{errno_of, FdKind, Stream};
 use crate::{Core, Engine, Server};
@@ -121,6 +123,37 @@ impl SocketFile {
     }
 }
 
+// ---- datagram sockets (the endpoint itself is an ordinary `Datagram`) ----
+
+fn datagram_addr(path: &str) -> Result<SockAddr, ConnectError> {
+    path_addr(path).map_err(failed(Syscall::Bind))
+}
+
+/// asyncio's `create_datagram_endpoint(family=AF_UNIX)`: binds and connects the paths given.
+pub(crate) fn open_datagram(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
+    let sock = new_socket(Domain::UNIX, opts)?;
+    if let Some(Endpoint::Path(p)) = &opts.local {
+        // As asyncio: a stale socket file at the path is removed first; any other file is kept
+        // (bind then fails with EADDRINUSE).
+        if !p.starts_with('\0') {
+            use std::os::unix::fs::FileTypeExt;
+            if std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        sock.bind(&datagram_addr(p)?).map_err(failed(Syscall::Bind))?;
+    }
+    let mut remote = None;
+    if let Some(Endpoint::Path(p)) = &opts.remote {
+        let a = datagram_addr(p)?;
+        if !opts.allow_broadcast {
+            sock.connect(&a).map_err(failed(Syscall::DgramConnect))?;
+        }
+        remote = Some(a);
+    }
+    Ok((sock, remote))
+}
+
 impl Engine {
     /// Removes server `id`'s socket file at `path` if the engine is torn down while the server still
     /// listens (its host's thread ends), as closing it would have (asyncio's `cleanup_socket`); a
@@ -146,7 +179,7 @@ impl Engine {
                 Ok(addr) => connect(&addr).await,
                 Err(e) => Err(e),
             };
-            match result.and_then(|s| Stream::start(&core, id, s.into(), FdKind::Socket, true)) {
+            match result.and_then(|s| Stream::start(&core, id, s, FdKind::Socket, true)) {
                 Ok(_) => core.queue.push(Kind::Connected, id, 0, 0),
                 Err(e) => core.queue.push(Kind::ConnectFailed, id, errno_of(&e), Syscall::Connect as u32),
             }
@@ -166,7 +199,7 @@ fn listen(core: &Arc<Core>, id: u32, path: &str, backlog: i32) -> io::Result<Arc
     let sock = listen_socket(path, backlog)?;
     let listener = {
         let _rt = core.handle.enter();
-        Arc::new(crate::register(sock, Interest::READABLE)?)
+        Arc::new(crate::sys::Listener::register(sock)?)
     };
     Ok(Server::from_listeners(core, id, vec![listener], false))
 }

@@ -341,11 +341,8 @@ fn happy_eyeballs_passes_over_addresses_that_fail_or_hang() {
             (vec![refused, good], None),
             (vec![refused, blackhole, good], Some(Duration::from_millis(20))),
         ] {
-            let fd: OwnedFd = tokio::time::timeout(TIMEOUT, connect_any(&addrs, &[], delay)).await.unwrap().unwrap();
-            // SAFETY: the descriptor stays open (owned by `fd`) for this borrow.
-            let peer = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&fd)) })
-                .peer_addr()
-                .unwrap();
+            let sock: socket2::Socket = tokio::time::timeout(TIMEOUT, connect_any(&addrs, &[], delay)).await.unwrap().unwrap();
+            let peer = sock.peer_addr().unwrap();
             assert_eq!(peer.as_socket().unwrap(), good);
             l.accept().unwrap();
         }

@@ -1,11 +1,9 @@
-//! The engine's datagram endpoints: opening one, adopting a socket, looking one up.
+//! The engine's datagram endpoints: opening one, looking one up (adopting a socket: `crate::adopt`).
 
-use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::registry::Handle;
-use crate::{adopt, datagram, Datagram, DatagramOptions, Engine, Refused};
+use crate::{datagram, Datagram, DatagramOptions, Engine};
 
 impl Engine {
     /// The open datagram endpoint `id`, if there is one.
@@ -21,22 +19,4 @@ impl Engine {
         id
     }
 
-    /// Makes a datagram endpoint of a socket the caller hands over (asyncio's `sock=`). Refused, the
-    /// descriptor is left open.
-    pub fn adopt_datagram(&self, fd: OwnedFd) -> Result<u32, Refused> {
-        use crate::events::Syscall;
-        let fd = adopt::Handover::new(&self.core, fd)?;
-        let sock = socket2::SockRef::from(&fd);
-        match sock.r#type() {
-            Ok(t) if t == socket2::Type::DGRAM => {}
-            Ok(_) => return Err(Refused::new(io::Error::from_raw_os_error(libc::EPROTOTYPE), Syscall::Getsockopt)),
-            Err(e) => return Err(Refused::new(e, Syscall::Getsockopt)),
-        }
-        let place = datagram::Place::of(&sock).map_err(|e| Refused::new(e, Syscall::Getsockname))?;
-        fd.set_nonblocking()?;
-        let fd = fd.register(&self.core, datagram::INTEREST)?;
-        let id = self.core.next_id();
-        Datagram::registered(&self.core, id, fd, place, None).begin_reading();
-        Ok(id)
-    }
 }

@@ -1,11 +1,10 @@
-//! The engine's listening sockets: binding, serving a descriptor handed over, closing.
+//! The engine's listening sockets: binding, closing (serving a descriptor handed over: `crate::adopt`).
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::registry::Handle;
-use crate::{adopt, server, Engine, ListenOptions, Refused, Server};
+use crate::{server, Engine, ListenOptions, Server};
 
 impl Engine {
     /// The listening server `id`, if there is one.
@@ -18,16 +17,6 @@ impl Engine {
         let addrs = server::bind_addresses(hosts, port, opts.family)?;
         let id = self.core.next_id();
         Server::bind(&self.core, id, &addrs, opts)?;
-        Ok(id)
-    }
-
-    /// Serves on a listening socket the caller hands over. Refused, the descriptor is left open.
-    pub fn listen_on(&self, fd: OwnedFd, keep_alive: bool) -> Result<u32, Refused> {
-        let fd = adopt::Handover::new(&self.core, fd)?;
-        fd.set_nonblocking()?;
-        let listener = fd.register(&self.core, tokio::io::Interest::READABLE)?;
-        let id = self.core.next_id();
-        Server::from_listeners(&self.core, id, vec![Arc::new(listener)], keep_alive);
         Ok(id)
     }
 

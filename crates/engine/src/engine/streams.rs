@@ -1,13 +1,12 @@
-//! The engine's byte streams: connecting, adopting a descriptor, looking one up, forwarding one into
+//! The engine's byte streams: connecting, looking one up (adopting a descriptor: `crate::adopt`), forwarding one into
 //! another (plain or TLS).
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::lifecycle::Transport;
 use crate::registry::Handle;
 use crate::forward::{ForwardRefused, Sink};
-use crate::{adopt, connect, stream, ConnectOptions, Engine, FdKind, Refused, Stream};
+use crate::{connect, ConnectOptions, Engine, Stream};
 
 impl Engine {
     /// The open transport `id`, whatever its kind (stream, TLS connection, datagram endpoint): what
@@ -26,17 +25,6 @@ impl Engine {
         let id = self.core.next_id();
         connect::spawn_connect(&self.core, id, host, port, opts);
         id
-    }
-
-    /// Makes a stream of a descriptor the caller hands over (asyncio's `sock=` and pipes). Refused, the
-    /// descriptor is left open: it is still the caller's (see [`adopt`]).
-    pub fn adopt(&self, fd: OwnedFd, kind: FdKind, readable: bool) -> Result<u32, Refused> {
-        let fd = adopt::Handover::new(&self.core, fd)?;
-        fd.set_nonblocking()?;
-        let fd = fd.register(&self.core, stream::interest(readable))?;
-        let id = self.core.next_id();
-        Stream::registered(&self.core, id, fd, kind);
-        Ok(id)
     }
 
     /// Forwards everything stream transport `from` reads to stream transport `to` (plain or TLS, in any
