@@ -623,7 +623,7 @@ fn dgram_socket(domain: Domain) -> io::Result<Socket> {
 pub(crate) fn new_socket(domain: Domain, opts: &DatagramOptions) -> Result<Socket, ConnectError> {
     let sock = dgram_socket(domain).map_err(failed(Syscall::Socket))?;
     if opts.reuse_port {
-        sock.set_reuse_port(true).map_err(failed(Syscall::Setsockopt))?;
+        sys::set_reuse_port(&sock).map_err(failed(Syscall::Setsockopt))?;
     }
     if opts.allow_broadcast {
         sock.set_broadcast(true).map_err(failed(Syscall::Setsockopt))?;

@@ -37,6 +37,7 @@ impl Handle {
         }
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))] // adoption's check, and only Unix adopts descriptors
     fn owns_fd(&self, fd: sys::RawFd) -> bool {
         match self {
             Handle::Server(s) => s.fds().contains(&fd),
@@ -126,6 +127,7 @@ impl Core {
 
     /// Whether a live stream, server, datagram endpoint or TLS connection (or a socket between the
     /// halves of STARTTLS) owns descriptor `fd`.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn owns_fd(&self, fd: sys::RawFd) -> bool {
         self.handles.lock().unwrap().values().any(|h| h.owns_fd(fd))
     }

@@ -73,7 +73,7 @@ fn listen_socket(addr: SocketAddr, opts: &ListenOptions) -> io::Result<Socket> {
         sock.set_reuse_address(true)?;
     }
     if opts.reuse_port {
-        sock.set_reuse_port(true)?;
+        sys::set_reuse_port(&sock)?;
     }
     if addr.is_ipv6() {
         // As asyncio does: an IPv6 socket serves IPv6 only, so `::` and `0.0.0.0` can both be bound.

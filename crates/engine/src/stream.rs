@@ -252,6 +252,7 @@ impl Stream {
     /// nothing is being written (asyncio's write pipe watches for the same). The kernel reports a pipe
     /// without readers as an error condition (`EPOLLERR`) on the write end. With bytes still queued the
     /// loss is `EPIPE`, as the next write would have said; with none, it is a clean close.
+    #[cfg_attr(not(unix), allow(dead_code))] // pipes by descriptor are Unix-only
     pub(crate) fn watch_reader_gone(self: &Arc<Self>) {
         let s = self.clone();
         self.core.handle.spawn(async move {

@@ -65,7 +65,7 @@ impl Engine {
     }
 
     /// With a host reactor: the descriptor that turns readable when [`Engine::turn`] has work.
-    pub fn reactor_fd(&self) -> Option<std::os::fd::RawFd> {
+    pub fn reactor_fd(&self) -> Option<std::ffi::c_int> {
         self.reactor.fd()
     }
 

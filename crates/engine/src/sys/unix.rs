@@ -118,3 +118,8 @@ pub use libc::{AF_INET, AF_INET6, AF_UNIX};
 pub fn errno_of(e: &std::io::Error) -> u32 {
     e.raw_os_error().unwrap_or(libc::EIO) as u32
 }
+
+/// `SO_REUSEPORT` on a socket about to bind.
+pub fn set_reuse_port(sock: &socket2::Socket) -> std::io::Result<()> {
+    sock.set_reuse_port(true)
+}
