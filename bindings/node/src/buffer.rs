@@ -23,21 +23,19 @@ struct Slab {
     mapped: bool,
 }
 
-/// Slabs this large get their own pages from `mmap`, so that freeing one gives the memory back to the
-/// system at once; from the heap, glibc keeps freed blocks of this size around and RSS stays high.
+/// Slabs this large get their own pages (`mmap` on Unix: `crate::sys::map_pages`), so that freeing one
+/// gives the memory back to the system at once; from the heap, glibc keeps freed blocks of this size
+/// around and RSS stays high.
 const MMAP_FROM: usize = 64 * 1024;
 
 impl Slab {
     fn new(len: usize) -> Result<Slab> {
         if len >= MMAP_FROM {
-            // SAFETY: an anonymous private mapping; no file, no fixed address. Its pages come zeroed.
-            let ptr = unsafe {
-                libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-            };
-            if ptr == libc::MAP_FAILED {
-                return Err(Error::from_reason(format!("allocBuffer: {}", std::io::Error::last_os_error())));
+            match crate::sys::map_pages(len) {
+                Ok(Some(ptr)) => return Ok(Slab { ptr, len, mapped: true }),
+                Ok(None) => {}
+                Err(e) => return Err(Error::from_reason(format!("allocBuffer: {e}"))),
             }
-            return Ok(Slab { ptr: ptr as *mut u8, len, mapped: true });
         }
         let ptr = Box::into_raw(vec![0u8; len].into_boxed_slice()) as *mut u8;
         Ok(Slab { ptr, len, mapped: false })
@@ -53,7 +51,7 @@ impl Drop for Slab {
     fn drop(&mut self) {
         if self.mapped {
             // SAFETY: `ptr`/`len` are exactly the mapping made in `Slab::new`, unmapped once.
-            unsafe { libc::munmap(self.ptr as *mut _, self.len) };
+            unsafe { crate::sys::unmap_pages(self.ptr, self.len) };
         } else {
             // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice in `Slab::new`.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });

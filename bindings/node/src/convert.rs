@@ -17,13 +17,15 @@ pub(crate) fn opt_duration(name: &str, ms: Option<f64>) -> Result<Option<Duratio
     ms.map(|ms| duration(name, ms)).transpose()
 }
 
-/// A refused adoption as JavaScript receives it: `-(errno + syscall * 2^32)`, decoded by `ts/errors.ts`
+/// A refused adoption as JavaScript receives it (Unix: Windows adopts no descriptors): `-(errno + syscall * 2^32)`, decoded by `ts/errors.ts`
 /// (`adoptionError`). The descriptor is still the caller's, open.
+#[cfg(unix)]
 pub(crate) fn refused(r: &protoloop_engine::Refused) -> i64 {
     crate::neg_errno(&r.error) - ((r.syscall as i64) << 32)
 }
 
 /// A descriptor that failed the checks before adoption (`fstat`), as [`refused`] reports it.
+#[cfg(unix)]
 pub(crate) fn not_adoptable(e: std::io::Error) -> i64 {
     refused(&protoloop_engine::Refused { error: e, syscall: protoloop_engine::events::Syscall::Fstat })
 }

@@ -1,12 +1,11 @@
 //! Datagram endpoints: open (resolve, bind, connect), adopt a descriptor, sendto (close, abort and read pausing are every transport's: transport.rs).
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use protoloop_engine::datagram::{Dest, Endpoint, Sent};
-use protoloop_engine::{Datagram, DatagramOptions};
+use protoloop_engine::{sys, Datagram, DatagramOptions};
 
 use crate::socket::{to_address, Address};
 use crate::{engine, neg_errno};
@@ -16,7 +15,7 @@ fn datagram(id: u32) -> Option<Arc<Datagram>> {
 }
 
 fn endpoint(family: i32, host: Option<String>, port: u32) -> Option<Endpoint> {
-    host.map(|h| if family == libc::AF_UNIX { Endpoint::Path(h) } else { Endpoint::Ip(h, port as u16) })
+    host.map(|h| if family == sys::AF_UNIX { Endpoint::Path(h) } else { Endpoint::Ip(h, port as u16) })
 }
 
 /// Starts opening an endpoint; returns the id that a `DatagramOpened` or `DatagramOpenFailed` event
@@ -32,6 +31,9 @@ pub fn datagram_open(
     reuse_port: bool,
     allow_broadcast: bool,
 ) -> Result<u32> {
+    if family == sys::AF_UNIX {
+        crate::sys::unix_sockets()?;
+    }
     let opts = DatagramOptions {
         family,
         local: endpoint(family, local_host, local_port),
@@ -43,16 +45,17 @@ pub fn datagram_open(
 }
 
 /// Makes an endpoint of datagram socket `fd`, which the engine owns from now on. Returns the id or a
-/// refusal (`convert::refused`), which leaves the descriptor open.
+/// refusal (`convert::refused`), which leaves the descriptor open. (Windows: `sys::windows`.)
+#[cfg(unix)]
 #[napi(catch_unwind)]
 pub fn datagram_adopt(fd: i32) -> Result<i64> {
     let engine = engine()?;
-    if let Err(e) = crate::socket::check_fd(fd, true) {
+    if let Err(e) = crate::sys::check_fd(fd, true) {
         return Ok(crate::convert::not_adoptable(e));
     }
     // SAFETY: `check_fd` proved the descriptor an open socket; the caller hands it over and gets it
     // back unclosed if the engine refuses it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     Ok(match engine.adopt_datagram(owned) {
         Ok(id) => id as i64,
         Err(r) => crate::convert::refused(&r),
@@ -66,7 +69,7 @@ pub fn datagram_sendto(id: u32, data: &[u8], host: Option<String>, port: u32, fl
     let Some(d) = datagram(id) else { return 0 };
     let dest = match host {
         None => Dest::Default,
-        Some(path) if d.domain == libc::AF_UNIX => match protoloop_engine::unix::path_addr(&path) {
+        Some(path) if d.domain == sys::AF_UNIX => match crate::sys::unix_addr(&path) {
             Ok(a) => Dest::Addr(a),
             Err(e) => return neg_errno(&e),
         },
@@ -101,7 +104,7 @@ pub fn datagram_sendmany(id: u32, data: &[u8], table: &[u8], rows: u32, hosts: V
         at += len;
         let dest = match hosts.get(word(r * 5 + 1) as usize) {
             None | Some(None) => Dest::Default,
-            Some(Some(path)) if d.domain == libc::AF_UNIX => match protoloop_engine::unix::path_addr(path) {
+            Some(Some(path)) if d.domain == sys::AF_UNIX => match crate::sys::unix_addr(path) {
                 Ok(a) => Dest::Addr(a),
                 Err(e) => {
                     bad.push((r, neg_errno(&e)));

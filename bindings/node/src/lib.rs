@@ -13,15 +13,21 @@ mod buffer;
 mod convert;
 mod datagram;
 mod panic;
+#[cfg(unix)]
 mod pipe;
+#[cfg(unix)]
 mod reactor;
 mod server;
 mod socket;
 mod stream;
 mod subprocess;
+mod sys;
 mod tls;
 mod transport;
+#[cfg(unix)]
 mod unix;
+#[cfg(windows)]
+use sys::reactor;
 
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
@@ -297,8 +303,9 @@ pub fn open_handles() -> Result<u32> {
 /// A negative errno as JavaScript receives it for a failed system call.
 pub(crate) fn neg_errno(e: &std::io::Error) -> i64 {
     match e.raw_os_error() {
-        Some(n) => -(n as i64),
+        // The errno on Unix; on Windows libuv's number for the Windows error.
+        Some(_) => -(protoloop_engine::sys::errno_of(e) as i64),
         None if e.kind() == std::io::ErrorKind::NotFound => -(protoloop_engine::events::ENOTFOUND as i64),
-        None => -(libc::EINVAL as i64),
+        None => -(protoloop_engine::sys::errno::EINVAL as i64),
     }
 }

@@ -1,12 +1,10 @@
 //! Stream transports: connect, adopt a descriptor, write, half-close, forward, sendfile, stats (close, abort and read pausing are every transport's: transport.rs).
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use protoloop_engine::{ConnectOptions, FdKind, Stream};
+use protoloop_engine::{ConnectOptions, Stream};
 
-use crate::{engine, neg_errno};
+use crate::engine;
 
 fn stream(id: u32) -> Option<std::sync::Arc<Stream>> {
     engine().ok()?.stream(id)
@@ -35,17 +33,18 @@ pub fn connect(
 
 /// Makes a stream transport of descriptor `fd`, which the engine owns from now on. `pipe` selects
 /// pipe semantics (EOF by closing); `readable` starts a reader. Returns the id or a refusal
-/// (`convert::refused`), which leaves the descriptor open.
+/// (`convert::refused`), which leaves the descriptor open. (Windows: `sys::windows`.)
+#[cfg(unix)]
 #[napi(catch_unwind)]
 pub fn adopt(fd: i32, pipe: bool, readable: bool) -> Result<i64> {
     let engine = engine()?;
-    if let Err(e) = crate::socket::check_fd(fd, !pipe) {
+    if let Err(e) = crate::sys::check_fd(fd, !pipe) {
         return Ok(crate::convert::not_adoptable(e));
     }
     // SAFETY: `check_fd` proved the descriptor open; the caller hands it over, as asyncio's `sock=`,
     // and gets it back unclosed if the engine refuses it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let kind = if pipe { FdKind::Pipe } else { FdKind::Socket };
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let kind = if pipe { protoloop_engine::FdKind::Pipe } else { protoloop_engine::FdKind::Socket };
     Ok(match engine.adopt(owned, kind, readable) {
         Ok(id) => id as i64,
         Err(r) => crate::convert::refused(&r),
@@ -133,32 +132,35 @@ pub fn forward_to(id: u32, to: u32, high: f64, low: f64) -> Result<u32> {
 }
 
 /// Starts `sendfile(2)` of `count` bytes (null: to the end) of file `fd` from `offset` on stream `id`.
-/// The engine works on its own duplicate of `fd`. Returns 0, or a negative errno.
+/// The engine works on its own duplicate of `fd`. Returns 0, or a negative errno. (Windows:
+/// `sys::windows`.)
+#[cfg(unix)]
 #[napi(catch_unwind)]
 pub fn sendfile(id: u32, fd: i32, offset: f64, count: Option<f64>) -> i64 {
     let Some(s) = stream(id) else { return -(libc::EPIPE as i64) };
-    if let Err(e) = crate::socket::check_fd(fd, false) {
-        return neg_errno(&e);
+    if let Err(e) = crate::sys::check_fd(fd, false) {
+        return crate::neg_errno(&e);
     }
     // SAFETY: `fd` is open (checked); the duplicate is ours to own and close.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
-        return neg_errno(&std::io::Error::last_os_error());
+        return crate::neg_errno(&std::io::Error::last_os_error());
     }
     // SAFETY: `dup` was just created and nothing else owns it.
-    let file = unsafe { OwnedFd::from_raw_fd(dup) };
+    let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
     s.sendfile(file, offset as u64, count.map(|c| c as u64));
     0
 }
 
 /// Sets the file position of `fd` (`lseek(fd, pos, SEEK_SET)`): the `sendfile` fallback leaves it
-/// where asyncio does. Returns the position or a negative errno.
+/// where asyncio does. Returns the position or a negative errno. (Windows: `sys::windows`.)
+#[cfg(unix)]
 #[napi(catch_unwind)]
 pub fn seek(fd: i32, pos: f64) -> i64 {
     // SAFETY: lseek(2) takes no memory; a bad descriptor only makes it fail.
     let r = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_SET) };
     if r < 0 {
-        neg_errno(&std::io::Error::last_os_error())
+        crate::neg_errno(&std::io::Error::last_os_error())
     } else {
         r as i64
     }

@@ -13,7 +13,7 @@ fn stdio(code: i32) -> Stdio {
         -1 => Stdio::Pipe,
         -2 => Stdio::Stdout,
         -3 => Stdio::DevNull,
-        fd if fd >= 0 => Stdio::Fd(fd),
+        fd if fd >= 0 => Stdio::Fd(fd as _),
         _ => Stdio::Inherit,
     }
 }
@@ -66,6 +66,8 @@ pub fn spawn(req: SpawnRequest) -> Result<SpawnResult> {
     opts.gid = req.gid;
     let id_of = |s: Option<u32>| s.map_or(-1, |id| id as i64);
     Ok(match engine()?.spawn(&opts) {
+        // A feature the platform lacks (Windows: a descriptor as stdio) is an Error, not an errno.
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Err(Error::from_reason(e.to_string())),
         Ok(s) => SpawnResult { errno: 0, id: s.id, pid: s.pid, stdin: id_of(s.stdin), stdout: id_of(s.stdout), stderr: id_of(s.stderr) },
         Err(e) => SpawnResult { errno: neg_errno(&e), id: 0, pid: 0, stdin: -1, stdout: -1, stderr: -1 },
     })
@@ -75,7 +77,7 @@ pub fn spawn(req: SpawnRequest) -> Result<SpawnResult> {
 #[napi(catch_unwind)]
 pub fn send_signal(id: u32, sig: i32) -> Result<i64> {
     Ok(match engine()?.process(id) {
-        None => -(libc::ESRCH as i64),
+        None => -(protoloop_engine::sys::errno::ESRCH as i64),
         Some(p) => match p.send_signal(sig) {
             Ok(()) => 0,
             Err(e) => neg_errno(&e),

@@ -62,5 +62,6 @@ pub fn resume_reading(id: u32) {
 /// The transport's descriptor, or -1 once it is gone.
 #[napi(catch_unwind)]
 pub fn fd(id: u32) -> i32 {
-    transport(id).map_or(-1, |t| t.raw_fd())
+    // A Windows socket's handle fits an i32 as every handle does (they are small, 4-aligned numbers).
+    transport(id).map_or(-1, |t| t.raw_fd() as i32)
 }

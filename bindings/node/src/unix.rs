@@ -34,11 +34,11 @@ pub fn remove_at_teardown(id: u32, path: String) -> Result<()> {
 
 /// `[a, b]`: two connected `AF_UNIX` stream descriptors the caller owns; `[-errno]` on failure.
 #[napi(catch_unwind)]
-pub fn socketpair() -> Vec<i64> {
-    match protoloop_engine::unix::socketpair() {
+pub fn socketpair() -> Result<Vec<i64>> {
+    Ok(match protoloop_engine::unix::socketpair() {
         Ok((a, b)) => vec![a.into_raw_fd() as i64, b.into_raw_fd() as i64],
         Err(e) => vec![neg_errno(&e)],
-    }
+    })
 }
 
 /// Whether a path starting with NUL names an abstract socket: on Linux, unless the addon was built
