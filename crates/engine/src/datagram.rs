@@ -717,6 +717,7 @@ mod tests {
     use super::*;
     use crate::Engine;
     use std::net::UdpSocket;
+    #[cfg(unix)]
     use std::os::unix::net::UnixDatagram;
     use std::time::Instant;
 
@@ -825,6 +826,8 @@ mod tests {
         d.abort();
     }
 
+    // Unix: Winsock reports the ICMP error as WSAECONNRESET, asyncio's ConnectionResetError there.
+    #[cfg(unix)]
     #[test]
     fn sends_at_once_and_reports_econnrefused_from_icmp() {
         let engine = engine();
@@ -892,7 +895,7 @@ mod tests {
         // An IPv4 destination on an IPv6 socket goes out v4-mapped.
         let v4peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let v4port = v4peer.local_addr().unwrap().port();
-        let v6any = open(&engine, &mut seen, DatagramOptions { family: libc::AF_INET6, ..Default::default() });
+        let v6any = open(&engine, &mut seen, DatagramOptions { family: sys::AF_INET6, ..Default::default() });
         assert!(matches!(v6any.sendto(b"mapped", v6any.ip_dest("127.0.0.1", v4port, 0, 0)), Sent::Now));
         let n = v4peer.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"mapped");
@@ -900,6 +903,7 @@ mod tests {
         v6any.abort();
     }
 
+    #[cfg(unix)]
     #[test]
     fn queues_what_a_full_unix_receiver_refuses_and_drains_it_in_order() {
         let dir = std::env::temp_dir().join(format!("protoloop-dgram-{}", std::process::id()));
@@ -947,10 +951,11 @@ mod tests {
             ..Default::default()
         });
         wait(&engine, &mut seen, "the failure", |s| !s.of(Kind::DatagramOpenFailed, id).is_empty());
-        assert_eq!(seen.of(Kind::DatagramOpenFailed, id)[0].0, libc::EAFNOSUPPORT as u32);
+        assert_eq!(seen.of(Kind::DatagramOpenFailed, id)[0].0, errno::EAFNOSUPPORT as u32);
         assert_eq!(engine.open_handles(), 0);
     }
 
+    #[cfg(unix)]
     #[test]
     fn encodes_unix_senders_and_unnamed_ones() {
         // SAFETY: all-zero sockaddr_storage is valid; a sockaddr_un is filled in by hand.

@@ -117,6 +117,11 @@ impl Server {
         self.listeners.iter().map(|l| l.raw()).collect()
     }
 
+    /// The addresses it listens on (a port of 0 asked for is the one the system chose).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
     pub(crate) fn set_tls(&self, ctx: Arc<crate::tls::TlsContext>) {
         *self.tls.lock().unwrap() = Some(ctx);
     }

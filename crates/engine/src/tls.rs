@@ -916,7 +916,8 @@ mod tests {
     use super::*;
     use crate::events::Batch;
     use crate::Engine;
-    use std::os::fd::{BorrowedFd, OwnedFd};
+    #[cfg(unix)]
+    use std::os::fd::OwnedFd;
     use std::path::PathBuf;
     use std::process::Command;
     use std::time::Instant;
@@ -1059,9 +1060,7 @@ mod tests {
         let sopts = TlsOptions { server_side: true, cert: Some(pki.read("srv.crt")), key: Some(pki.read("srv.key")), ..Default::default() };
         assert!(engine.set_server_tls(server, TlsContext::new(&sopts, None).unwrap()));
         engine.server(server).unwrap().start_serving();
-        let fd = engine.server(server).unwrap().fds()[0];
-        // SAFETY: the server's listening descriptor stays open while `engine` lives.
-        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let port = engine.server(server).unwrap().local_addrs()[0].port();
         (server, port)
     }
 
@@ -1123,9 +1122,7 @@ mod tests {
         let engine = Engine::new(Box::new(|| {}), 1).unwrap();
         let server = engine.listen(&["127.0.0.1".into()], 0, &Default::default()).unwrap();
         engine.server(server).unwrap().start_serving();
-        let fd = engine.server(server).unwrap().fds()[0];
-        // SAFETY: the server's listening descriptor stays open while `engine` lives.
-        let port = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap().as_socket().unwrap().port();
+        let port = engine.server(server).unwrap().local_addrs()[0].port();
         let client = engine.connect("127.0.0.1".into(), port, Default::default());
         let mut seen = Vec::new();
         let accepted = |s: &[Rec]| s.iter().find(|r| r.0 == Kind::Accepted as u32 && r.1 == server).map(|r| r.2);
@@ -1160,6 +1157,8 @@ mod tests {
         assert_eq!(engine.open_handles(), 0);
     }
 
+    // Unix: the plain ends are socket pairs.
+    #[cfg(unix)]
     #[test]
     fn forwards_run_between_tls_and_plain_streams_and_pass_their_ends_on() {
         use std::io::{Read, Write};
@@ -1219,6 +1218,7 @@ mod tests {
         engine.close_server(server);
     }
 
+    #[cfg(unix)]
     #[test]
     fn fd_io_replays_the_prefix_before_the_socket() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -313,7 +312,7 @@ fn connect_refused_reports_econnrefused_from_connect() {
     let port = listener().local_addr().unwrap().port();
     let id = h.engine.connect("127.0.0.1".into(), port, ConnectOptions::default());
     let ev = h.expect(Kind::ConnectFailed, id);
-    assert_eq!(ev.a, libc::ECONNREFUSED as u32);
+    assert_eq!(ev.a, protoloop_engine::sys::errno::ECONNREFUSED as u32);
     assert_eq!(ev.b, Syscall::Connect as u32);
     assert!(h.engine.stream(id).is_none());
     assert_eq!(h.engine.open_handles(), 0);
@@ -347,7 +346,7 @@ fn happy_eyeballs_passes_over_addresses_that_fail_or_hang() {
             l.accept().unwrap();
         }
         let err = connect_any(&[refused], &[], Some(Duration::from_millis(10))).await.unwrap_err();
-        assert_eq!(err.errno, libc::ECONNREFUSED as u32);
+        assert_eq!(err.errno, protoloop_engine::sys::errno::ECONNREFUSED as u32);
     });
     // And through the engine, by name, with the options set.
     let mut h = Harness::new();
@@ -375,10 +374,17 @@ fn hanging_address() -> (socket2::Socket, Vec<TcpStream>, SocketAddr) {
 }
 
 fn server_port(h: &Harness, id: u32) -> u16 {
-    let fd = h.engine.server(id).unwrap().fds()[0];
-    // SAFETY: the server owns the descriptor and stays open for this borrow.
-    let addr = socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).local_addr().unwrap();
-    addr.as_socket().unwrap().port()
+    h.engine.server(id).unwrap().local_addrs()[0].port()
+}
+
+/// `f` on the socket of a live transport's descriptor (a socket handle on Windows).
+fn with_socket<T>(fd: protoloop_engine::sys::RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
+    // SAFETY: the transport owns the socket and stays open for this borrow.
+    #[cfg(unix)]
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    #[cfg(windows)]
+    let borrowed = unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(fd) };
+    f(socket2::SockRef::from(&borrowed))
 }
 
 #[test]
@@ -398,8 +404,7 @@ fn server_accepts_only_while_serving_and_close_keeps_accepted_streams() {
     assert_eq!(data, b"early");
     // Accepted streams start with Nagle off, as asyncio's.
     let fd = h.engine.stream(id).unwrap().raw_fd();
-    // SAFETY: the stream owns the descriptor and stays open for this borrow.
-    assert!(socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).tcp_nodelay().unwrap());
+    assert!(with_socket(fd, |s| s.tcp_nodelay().unwrap()));
     h.engine.close_server(sid);
     assert!(h.engine.server(sid).is_none());
     // close() stops listening at once: the very next connect is refused.
@@ -429,8 +434,7 @@ fn server_keep_alive_and_options() {
     let _c = TcpStream::connect(("127.0.0.1", server_port(&h, sid))).unwrap();
     let id = h.expect(Kind::Accepted, sid).a;
     let fd = h.engine.stream(id).unwrap().raw_fd();
-    // SAFETY: as above.
-    assert!(socket2::SockRef::from(&unsafe { BorrowedFd::borrow_raw(fd) }).keepalive().unwrap());
+    assert!(with_socket(fd, |s| s.keepalive().unwrap()));
     h.engine.stream(id).unwrap().abort();
     h.engine.close_server(sid);
     h.wait_no_handles();
@@ -465,13 +469,15 @@ fn pause_reading_stops_reading_until_resumed() {
     h.expect(Kind::Closed, id);
 }
 
+// Unix: Windows adopts no sockets.
+#[cfg(unix)]
 #[test]
 fn adopted_socket_is_a_stream() {
     let mut h = Harness::new();
     let l = listener();
     let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (b, _) = l.accept().unwrap();
-    let id = h.engine.adopt(OwnedFd::from(b), FdKind::Socket, true).unwrap();
+    let id = h.engine.adopt(std::os::fd::OwnedFd::from(b), FdKind::Socket, true).unwrap();
     h.engine.stream(id).unwrap().start_reading(false);
     a.write_all(b"adopted").unwrap();
     let (got, _) = h.read(id, 7);
@@ -496,7 +502,7 @@ fn peer_reset_reports_econnreset_from_read() {
     socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
     drop(peer);
     let ev = h.expect(Kind::Closed, id);
-    assert_eq!(ev.a, libc::ECONNRESET as u32);
+    assert_eq!(ev.a, protoloop_engine::sys::errno::ECONNRESET as u32);
     assert_eq!(ev.b, Syscall::Read as u32);
     h.wait_no_handles();
 }

@@ -1,5 +1,7 @@
 //! Dropping an engine (what the Node bindings do when the thread that used it ends) closes everything
-//! it owns. One test in its own binary: it counts the process's descriptors and threads.
+//! it owns. One test in its own binary: it counts the process's descriptors and threads. Unix: it
+//! counts them in /proc or /dev/fd, and tears down a Unix server's socket file.
+#![cfg(unix)]
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};

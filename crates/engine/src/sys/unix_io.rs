@@ -195,6 +195,11 @@ impl Listener {
         self.0.get_ref().as_raw_fd()
     }
 
+    /// The IP address it listens on (an error for a Unix socket's).
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.get_ref().local_addr()?.as_socket().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
+    }
+
     /// Resolves when a connection waits (or the socket failed).
     pub async fn ready(&self) -> io::Result<Accept<'_>> {
         self.0.readable().await.map(Accept)

@@ -512,6 +512,10 @@ impl Listener {
         self.0.as_raw_socket()
     }
 
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
     /// Waits for a connection (tokio's listener has no readiness of its own: the accept happens here,
     /// and [`Accept::try_accept`] hands it over). A failed accept is handed over the same way.
     pub async fn ready(&self) -> io::Result<Accept> {
