@@ -2,6 +2,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,16 @@ describe('subprocessExec and subprocessShell', () => {
     expect(merged.text(1)).toBe('a\nb\n');
     expect(merged.transport.getPipeTransport(2)).toBe(null);
     expect(merged.calls).not.toContain('pipeConnectionLost(2)');
+  });
+
+  it("the shell's command line is /bin/sh -c here and Node's cmd.exe line on Windows", () => {
+    const { shellCommand } = createRequire(import.meta.url)('../dist/cjs/subprocess.js');
+    expect(shellCommand('echo "a b" & exit 3', 'linux', {})).toEqual({ program: '/bin/sh', args: ['-c', 'echo "a b" & exit 3'], verbatim: false });
+    // What Node's child_process runs for `spawn(cmd, { shell: true })` on Windows: the whole command in
+    // one pair of quotes that `/s` strips, passed without quoting of its own (windowsVerbatimArguments).
+    const win = shellCommand('echo "a b" & exit 3', 'win32', { ComSpec: 'C:\\Windows\\system32\\cmd.exe' });
+    expect(win).toEqual({ program: 'C:\\Windows\\system32\\cmd.exe', args: ['/d', '/s', '/c', '"echo "a b" & exit 3"'], verbatim: true });
+    expect(shellCommand('dir', 'win32', {}).program).toBe('cmd.exe');
   });
 
   it('DEVNULL and inherit (null) behave as child_process "ignore" and "inherit"', async () => {

@@ -211,7 +211,14 @@ function checkNoNul(name: string, s: string): string {
   return s;
 }
 
-async function spawn<P>(protocolFactory: () => P, program: string, args: string[], options: SubprocessOptions, extra: Record<string, unknown>): Promise<[SubprocessTransport, P]> {
+async function spawn<P>(
+  protocolFactory: () => P,
+  program: string,
+  args: string[],
+  options: SubprocessOptions,
+  extra: Record<string, unknown>,
+  verbatimArgs = false,
+): Promise<[SubprocessTransport, P]> {
   checkObject('options', options);
   options ??= {};
   const stdin = stdioCode('options.stdin', options.stdin, false);
@@ -243,6 +250,7 @@ async function spawn<P>(protocolFactory: () => P, program: string, args: string[
     processGroup: processGroup ?? undefined,
     uid: uid ?? undefined,
     gid: gid ?? undefined,
+    verbatimArgs,
   });
   if (r.errno < 0) throw systemError(r.errno, 'spawn', program);
   const info = { pid: r.pid, ...extra, stdin: options.stdin, stdout: options.stdout, stderr: options.stderr, cwd: cwd ?? undefined };
@@ -276,7 +284,17 @@ export async function subprocessExec<P extends object>(
   return spawn(protocolFactory, program, list, options, { program, args: list });
 }
 
-/** asyncio's `subprocess_shell`: runs `cmd` with `/bin/sh -c`. Otherwise as `subprocessExec`. */
+/**
+ * The shell's command line for `cmd`: `/bin/sh -c cmd`, or on Windows `%COMSPEC% /d /s /c "cmd"` with
+ * the arguments passed as they are (`verbatim`), as Node's `child_process` runs a shell there.
+ * @internal
+ */
+export function shellCommand(cmd: string, platform: string = process.platform, env: NodeJS.ProcessEnv = process.env): { program: string; args: string[]; verbatim: boolean } {
+  if (platform === 'win32') return { program: env.ComSpec ?? env.COMSPEC ?? 'cmd.exe', args: ['/d', '/s', '/c', `"${cmd}"`], verbatim: true };
+  return { program: '/bin/sh', args: ['-c', cmd], verbatim: false };
+}
+
+/** asyncio's `subprocess_shell`: runs `cmd` with `/bin/sh -c` (Windows: `cmd.exe /d /s /c`). Otherwise as `subprocessExec`. */
 export async function subprocessShell<P extends object>(
   protocolFactory: () => P,
   cmd: string,
@@ -284,5 +302,6 @@ export async function subprocessShell<P extends object>(
 ): Promise<[SubprocessTransport, P]> {
   checkFunction('protocolFactory', protocolFactory);
   checkNoNul('cmd', checkString('cmd', cmd));
-  return spawn(protocolFactory, '/bin/sh', ['-c', cmd], options, { cmd });
+  const shell = shellCommand(cmd);
+  return spawn(protocolFactory, shell.program, shell.args, options, { cmd }, shell.verbatim);
 }

@@ -32,6 +32,8 @@ pub struct SpawnRequest {
     pub process_group: Option<i32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Windows: the arguments go onto the command line unquoted (`subprocessShell`'s `cmd.exe` line).
+    pub verbatim_args: Option<bool>,
 }
 
 /// `errno` is 0 on success, else negative and nothing was started. Stream ids are -1 where not piped.
@@ -64,6 +66,7 @@ pub fn spawn(req: SpawnRequest) -> Result<SpawnResult> {
     opts.process_group = req.process_group;
     opts.uid = req.uid;
     opts.gid = req.gid;
+    opts.verbatim_args = req.verbatim_args.unwrap_or(false);
     let id_of = |s: Option<u32>| s.map_or(-1, |id| id as i64);
     Ok(match engine()?.spawn(&opts) {
         // A feature the platform lacks (Windows: a descriptor as stdio) is an Error, not an errno.

@@ -48,6 +48,9 @@ pub struct SpawnOptions {
     pub process_group: Option<i32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Windows: `args` go onto the command line as they are, unquoted (what `cmd.exe /s /c "..."`
+    /// needs, as Node's `windowsVerbatimArguments`); Unix passes an argument vector and ignores it.
+    pub verbatim_args: bool,
 }
 
 impl SpawnOptions {
@@ -64,6 +67,7 @@ impl SpawnOptions {
             process_group: None,
             uid: None,
             gid: None,
+            verbatim_args: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! asyncio's Windows `subprocess` does. Signals: `SIGTERM`, `SIGKILL`, `SIGINT` and `SIGQUIT` end the
 //! child with `TerminateProcess` (exit code 1), as Node's `kill()` does there; others are refused.
 //! `start_new_session`, `process_group`, `uid` and `gid` are ignored, as CPython ignores them on Windows.
+//! `subprocess_shell` runs `%COMSPEC% /d /s /c "cmd"` with the arguments verbatim, as Node does.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -111,7 +112,14 @@ pub(crate) fn spawn(core: &Arc<Core>, opts: &SpawnOptions) -> io::Result<Spawned
     }
     let _rt = core.handle.enter();
     let mut cmd = Command::new(&opts.program);
-    cmd.args(&opts.args).kill_on_drop(true);
+    if opts.verbatim_args {
+        for a in &opts.args {
+            cmd.raw_arg(a);
+        }
+    } else {
+        cmd.args(&opts.args);
+    }
+    cmd.kill_on_drop(true);
     if let Some(cwd) = &opts.cwd {
         cmd.current_dir(cwd);
     }
