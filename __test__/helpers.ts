@@ -92,6 +92,7 @@ export const splices = process.platform === 'linux' && process.env.PROTOLOOP_POR
 /** The addon protoloop loaded (the portable build under `npm run test:portable`), for what only it tells. */
 export const addon = createRequire(import.meta.url)(process.env.PROTOLOOP_NATIVE_LIBRARY_PATH ?? '../bindings/node/index.js') as {
   openHandles(): number;
+  requireFeature(feature: string): void;
 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -156,6 +156,7 @@ export async function adoptSocket<P extends object>(
   tls: NativeTlsOpts | null = null,
   ssl: unknown = null,
 ): Promise<[Transport, P]> {
+  native.requireFeature('sock'); // Windows has no descriptors to hand over: its Error, as the engine words it
   checkInteger(name, fd, 0, 0x7fffffff);
   // A datagram or listening socket would make a transport that can never work: refuse it clearly.
   const kind = native.socketKind(fd as number);

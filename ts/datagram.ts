@@ -465,6 +465,7 @@ export async function createDatagramEndpoint<P extends object>(
   const flags = options.flags == null ? 0 : checkInteger('options.flags', options.flags, 0, 0x7fffffff);
 
   if (sock !== undefined && sock !== null) {
+    native.requireFeature('sock');
     checkInteger('options.sock', sock, 0, 0x7fffffff);
     const given = Object.entries({ localAddr, remoteAddr, family, proto, flags, reusePort: options.reusePort, allowBroadcast: options.allowBroadcast })
       .filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== false)

@@ -191,6 +191,7 @@ export function startPipe(id: number, write: boolean, protocol: unknown, fd: num
 
 async function connectPipe<P>(protocolFactory: () => P, fd: number, write: boolean): Promise<[ReadPipeTransport | WritePipeTransport, P]> {
   checkFunction('protocolFactory', protocolFactory);
+  native.requireFeature('pipes');
   checkPipeFd(fd);
   const protocol = newProtocol(protocolFactory);
   const id = native.openPipe(fd, write);

@@ -209,6 +209,7 @@ export async function createServer(
   const keepAlive = options.keepAlive === true;
   let id: number;
   if (options.sock !== undefined && options.sock !== null) {
+    native.requireFeature('sock');
     if (host != null || port != null) throw new TypeError('host/port and sock can not be specified at the same time');
     checkInteger('options.sock', options.sock, 0, 0x7fffffff);
     checkListeningSocket('options.sock', options.sock);

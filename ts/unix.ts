@@ -69,6 +69,7 @@ export async function createUnixConnection<P extends object>(
   options: CreateUnixConnectionOptions = {},
 ): Promise<[Transport, P]> {
   checkFunction('protocolFactory', protocolFactory);
+  native.requireFeature('unix');
   checkObject('options', options);
   options ??= {};
   const tls = tlsConnectOptions(options, false, null);
@@ -102,6 +103,7 @@ export async function createUnixServer(
   options: CreateUnixServerOptions = {},
 ): Promise<Server> {
   checkFunction('protocolFactory', protocolFactory);
+  native.requireFeature('unix');
   checkObject('options', options);
   options ??= {};
   const tls = tlsConnectOptions(options, true, null);
@@ -148,6 +150,7 @@ export async function createUnixServer(
  * the caller's to close (`fs.closeSync`).
  */
 export function socketpair(): [number, number] {
+  native.requireFeature('socketpair');
   const r = native.socketpair();
   if (r.length !== 2) throw systemError(r[0], 'socketpair');
   return [r[0], r[1]];

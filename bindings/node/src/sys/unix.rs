@@ -6,6 +6,8 @@ use std::os::fd::BorrowedFd;
 
 use socket2::SockRef;
 
+use super::Feature;
+
 /// Fails unless `fd` is open (and a socket, when `socket` is set).
 pub(crate) fn check_fd(fd: i32, socket: bool) -> io::Result<()> {
     if fd < 0 {
@@ -111,4 +113,9 @@ pub(crate) fn unix_addr(path: &str) -> io::Result<socket2::SockAddr> {
 /// Unix sockets exist here.
 pub(crate) fn unix_sockets() -> napi::Result<()> {
     Ok(())
+}
+
+/// What a feature of `requireFeature` is missing here: nothing on Unix.
+pub(crate) fn missing(_feature: Feature) -> Option<&'static str> {
+    None
 }

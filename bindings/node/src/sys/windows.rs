@@ -13,9 +13,11 @@ use napi_derive::napi;
 use socket2::SockRef;
 use windows_sys::Win32::Networking::WinSock as ws;
 
+use super::Feature;
+
 /// The `Error` JavaScript receives for a feature Windows does not have (`protoloop_engine::sys::unavailable`).
-fn unavailable(feature: &str) -> Error {
-    Error::from_reason(protoloop_engine::sys::unavailable(feature).to_string())
+fn lacks(feature: Feature) -> Error {
+    Error::from_reason(protoloop_engine::sys::unavailable(missing(feature).unwrap_or("this feature")).to_string())
 }
 
 /// `f` on the socket whose handle is `fd` (a live transport's or server's).
@@ -104,14 +106,24 @@ pub(crate) fn map_pages(_len: usize) -> io::Result<Option<*mut u8>> {
 /// Never called: `map_pages` maps nothing.
 pub(crate) unsafe fn unmap_pages(_ptr: *mut u8, _len: usize) {}
 
+/// What each feature of `requireFeature` is called in the `Error` that says Windows lacks it.
+pub(crate) fn missing(feature: Feature) -> Option<&'static str> {
+    Some(match feature {
+        Feature::Unix => "Unix sockets",
+        Feature::Sock => "Sockets handed over by descriptor (sock=)",
+        Feature::Pipes => "Pipes by file descriptor (connectReadPipe, connectWritePipe)",
+        Feature::Socketpair => "Unix socket pairs (socketpair)",
+    })
+}
+
 /// No Unix socket addresses on Windows.
 pub(crate) fn unix_addr(_path: &str) -> io::Result<socket2::SockAddr> {
-    Err(protoloop_engine::sys::unavailable("Unix sockets"))
+    Err(protoloop_engine::sys::unavailable(missing(Feature::Unix).unwrap_or("Unix sockets")))
 }
 
 /// Unix sockets (streams, servers, datagram endpoints): not on Windows.
 pub(crate) fn unix_sockets() -> Result<()> {
-    Err(unavailable("Unix sockets"))
+    Err(lacks(Feature::Unix))
 }
 
 /// The host reactor's stand-in: the engine's lookup of its poll descriptor fails on Windows, so the
@@ -141,25 +153,25 @@ pub(crate) mod reactor {
 /// `sock=` for streams and `connect_accepted_socket` (Unix: `crate::stream::adopt`).
 #[napi(catch_unwind)]
 pub fn adopt(_fd: i32, pipe: bool, _readable: bool) -> Result<i64> {
-    Err(unavailable(if pipe { "Pipes by file descriptor (connectReadPipe, connectWritePipe)" } else { "Sockets handed over by descriptor (sock=)" }))
+    Err(lacks(if pipe { Feature::Pipes } else { Feature::Sock }))
 }
 
 /// `sock=` for servers (Unix: `crate::server::listen_on`).
 #[napi(catch_unwind)]
 pub fn listen_on(_fd: i32, _keep_alive: bool) -> Result<i64> {
-    Err(unavailable("Sockets handed over by descriptor (sock=)"))
+    Err(lacks(Feature::Sock))
 }
 
 /// `sock=` for datagram endpoints (Unix: `crate::datagram::datagram_adopt`).
 #[napi(catch_unwind)]
 pub fn datagram_adopt(_fd: i32) -> Result<i64> {
-    Err(unavailable("Sockets handed over by descriptor (sock=)"))
+    Err(lacks(Feature::Sock))
 }
 
 /// `connectReadPipe` / `connectWritePipe` (Unix: `crate::pipe::open_pipe`).
 #[napi(catch_unwind)]
 pub fn open_pipe(_fd: i32, _write: bool) -> Result<i64> {
-    Err(unavailable("Pipes by file descriptor (connectReadPipe, connectWritePipe)"))
+    Err(lacks(Feature::Pipes))
 }
 
 /// `sendfile` by descriptor: `ENOTSUP`, so the TypeScript layer reads and writes the file itself
@@ -178,12 +190,12 @@ pub fn seek(_fd: i32, _pos: f64) -> i64 {
 
 #[napi(catch_unwind)]
 pub fn connect_unix(_path: String) -> Result<u32> {
-    Err(unavailable("Unix sockets"))
+    Err(lacks(Feature::Unix))
 }
 
 #[napi(catch_unwind)]
 pub fn listen_unix(_path: String, _backlog: i32) -> Result<i64> {
-    Err(unavailable("Unix sockets"))
+    Err(lacks(Feature::Unix))
 }
 
 #[napi]
@@ -193,7 +205,7 @@ pub fn remove_at_teardown(_id: u32, _path: String) -> Result<()> {
 
 #[napi(catch_unwind)]
 pub fn socketpair() -> Result<Vec<i64>> {
-    Err(unavailable("Unix socket pairs (socketpair)"))
+    Err(lacks(Feature::Socketpair))
 }
 
 #[napi]
