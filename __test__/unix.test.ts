@@ -50,7 +50,7 @@ describe('what only some platforms have', () => {
     // On Windows each of these throws the engine's "... are not available on Windows" (the TypeScript
     // layer asks before its own descriptor checks); on Unix the calls must pass, or every Unix socket,
     // sock= and pipe path would throw.
-    for (const f of ['unix', 'sock', 'pipes', 'socketpair']) expect(() => addon.requireFeature(f)).not.toThrow();
+    for (const f of ['unix', 'sock', 'pipes', 'socketpair', 'reusePort']) expect(() => addon.requireFeature(f)).not.toThrow();
     expect(() => addon.requireFeature('kqueue')).toThrow(/no feature named "kqueue"/);
   });
 });

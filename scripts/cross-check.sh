@@ -2,7 +2,8 @@
 # Type-checks the Rust workspace for another operating system from this Linux machine: macOS and Windows
 # have no machine here, but their compile errors can be seen here.
 #
-#   scripts/cross-check.sh [TARGET ...] [-- CARGO_CHECK_ARGS ...]   (npm run cross-check:macos: both macOS targets)
+#   scripts/cross-check.sh [TARGET ...] [-- CARGO_CHECK_ARGS ...]   (npm run cross-check:macos: both macOS targets;
+#   npm run cross-check:windows: x86_64-pc-windows-gnu)
 #   TARGET: x86_64-apple-darwin (default), aarch64-apple-darwin, x86_64-pc-windows-gnu, aarch64-unknown-linux-gnu ...
 #   e.g. scripts/cross-check.sh x86_64-apple-darwin aarch64-apple-darwin -- --workspace --all-targets
 #

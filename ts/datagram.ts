@@ -453,6 +453,7 @@ export async function createDatagramEndpoint<P extends object>(
     throw new TypeError('The "options.reuseAddress" option is not supported for datagram endpoints (it is unsafe, as in asyncio); use reusePort');
   }
   checkBoolean('options.reusePort', options.reusePort);
+  if (options.reusePort === true) native.requireFeature('reusePort');
   checkBoolean('options.allowBroadcast', options.allowBroadcast);
   const family = options.family == null ? 0 : checkInteger('options.family', options.family, 0, 0xffff);
   if (family !== 0 && family !== constants.AF_INET && family !== constants.AF_INET6 && family !== constants.AF_UNIX) {

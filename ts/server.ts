@@ -8,6 +8,9 @@ import { StreamTransport, type StreamOwner } from './stream';
 import { tlsError } from './errors';
 import { TLS_OPS, tlsConnectOptions, tlsExtra, type SslOptions } from './tls';
 
+/** asyncio's default `reuse_address`: on POSIX only. */
+const REUSE_ADDRESS_DEFAULT = process.platform !== 'win32';
+
 /** Options of `createServer`, asyncio's keyword arguments in camelCase. */
 export interface CreateServerOptions {
   /** `constants.AF_INET`, `constants.AF_INET6`, or 0 (both). */
@@ -16,9 +19,10 @@ export interface CreateServerOptions {
   sock?: number;
   /** Queue length of `listen(2)`; default 100. */
   backlog?: number;
-  /** `SO_REUSEADDR`; default true, as asyncio on POSIX. */
+  /** `SO_REUSEADDR`; default true, as asyncio on POSIX (false on Windows, where it would let another
+   * socket take the port over: asyncio's default there too). */
   reuseAddress?: boolean;
-  /** `SO_REUSEPORT`. */
+  /** `SO_REUSEPORT` (not on Windows: an `Error` naming it). */
   reusePort?: boolean;
   /** `SO_KEEPALIVE` on every accepted connection. */
   keepAlive?: boolean;
@@ -205,6 +209,7 @@ export async function createServer(
   options ??= {};
   const tls = tlsConnectOptions(options, true, null);
   for (const k of ['reuseAddress', 'reusePort', 'keepAlive', 'startServing'] as const) checkBoolean(`options.${k}`, options[k]);
+  if (options.reusePort === true) native.requireFeature('reusePort');
   const backlog = checkInteger('options.backlog', options.backlog ?? 100, 0, 0x7fffffff);
   const keepAlive = options.keepAlive === true;
   let id: number;
@@ -219,7 +224,7 @@ export async function createServer(
     const hosts = hostList(host);
     const p = checkPort('port', port ?? 0);
     const family = checkFamily(options.family);
-    id = native.listen(hosts, p, family, backlog, options.reuseAddress ?? true, options.reusePort ?? false, keepAlive);
+    id = native.listen(hosts, p, family, backlog, options.reuseAddress ?? REUSE_ADDRESS_DEFAULT, options.reusePort ?? false, keepAlive);
     if (id < 0) throw systemError(id, 'listen', hosts.join(',') || undefined, p);
   }
   if (tls !== null) native.tlsServe(id, tls);

@@ -27,8 +27,9 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        // asyncio turns SO_REUSEADDR on by default on POSIX.
-        ListenOptions { family: 0, backlog: 100, reuse_address: true, reuse_port: false, keep_alive: false }
+        // asyncio turns SO_REUSEADDR on by default on POSIX; on Windows it would let another socket
+        // take the port over.
+        ListenOptions { family: 0, backlog: 100, reuse_address: cfg!(unix), reuse_port: false, keep_alive: false }
     }
 }
 

@@ -26,10 +26,12 @@ pub(crate) enum Feature {
     Pipes,
     /// `socketpair()`.
     Socketpair,
+    /// `SO_REUSEPORT` (`reusePort`).
+    ReusePort,
 }
 
 /// Throws the `Error` naming this platform when it lacks `feature` (`'unix'`, `'sock'`, `'pipes'`,
-/// `'socketpair'`), so that TypeScript can ask before its own checks of a descriptor (which would fail
+/// `'socketpair'`, `'reusePort'`), so that TypeScript can ask before its own checks of a descriptor (which would fail
 /// for reasons that are not the point) and pass the engine's words on unchanged.
 #[napi(catch_unwind)]
 pub fn require_feature(feature: String) -> Result<()> {
@@ -38,6 +40,7 @@ pub fn require_feature(feature: String) -> Result<()> {
         "sock" => Feature::Sock,
         "pipes" => Feature::Pipes,
         "socketpair" => Feature::Socketpair,
+        "reusePort" => Feature::ReusePort,
         other => return Err(Error::new(Status::InvalidArg, format!("requireFeature: no feature named {other:?}"))),
     };
     match missing(f) {

@@ -113,6 +113,7 @@ pub(crate) fn missing(feature: Feature) -> Option<&'static str> {
         Feature::Sock => "Sockets handed over by descriptor (sock=)",
         Feature::Pipes => "Pipes by file descriptor (connectReadPipe, connectWritePipe)",
         Feature::Socketpair => "Unix socket pairs (socketpair)",
+        Feature::ReusePort => "reusePort sockets (SO_REUSEPORT)",
     })
 }
 

@@ -164,7 +164,7 @@ pub fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Resul
 
 /// `SO_REUSEPORT`: not on Windows (asyncio refuses `reuse_port` there too).
 pub fn set_reuse_port(_sock: &Socket) -> io::Result<()> {
-    Err(super::unavailable("reuse_port sockets (SO_REUSEPORT)"))
+    Err(super::unavailable("reusePort sockets (SO_REUSEPORT)"))
 }
 
 /// What a transport owns before it is registered.
