@@ -684,6 +684,7 @@ async fn open_ip(opts: &DatagramOptions) -> Result<Opened, ConnectError> {
                     sock.connect(&r.into()).map_err(failed(Syscall::DgramConnect))?;
                 }
             }
+            sys::bind_unbound(&sock, domain).map_err(failed(Syscall::Bind))?;
             Ok((sock, r.map(SockAddr::from)))
         };
         match attempt() {

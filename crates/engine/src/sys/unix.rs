@@ -123,3 +123,10 @@ pub fn errno_of(e: &std::io::Error) -> u32 {
 pub fn set_reuse_port(sock: &socket2::Socket) -> std::io::Result<()> {
     sock.set_reuse_port(true)
 }
+
+/// A datagram socket that is neither bound nor connected stays so: Unix binds it at its first send, and
+/// names it (the wildcard address, port 0) until then.
+#[inline]
+pub fn bind_unbound(_sock: &socket2::Socket, _domain: socket2::Domain) -> std::io::Result<()> {
+    Ok(())
+}

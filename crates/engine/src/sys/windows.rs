@@ -162,6 +162,16 @@ pub fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Resul
     Ok(sock)
 }
 
+/// Binds a datagram socket that is neither bound nor connected to the wildcard address of its family:
+/// Winsock has no name for an unbound socket (`getsockname` fails), where Unix says `0.0.0.0:0`.
+pub fn bind_unbound(sock: &Socket, domain: Domain) -> io::Result<()> {
+    if sock.local_addr().is_ok() {
+        return Ok(());
+    }
+    let any: SocketAddr = if domain == Domain::IPV6 { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() } else { (std::net::Ipv4Addr::UNSPECIFIED, 0).into() };
+    sock.bind(&any.into())
+}
+
 /// `SO_REUSEPORT`: not on Windows (asyncio refuses `reuse_port` there too).
 pub fn set_reuse_port(_sock: &Socket) -> io::Result<()> {
     Err(super::unavailable("reusePort sockets (SO_REUSEPORT)"))
