@@ -39,6 +39,9 @@ pub(crate) mod unix_process;
 #[cfg(unix)]
 pub(crate) use unix_process as process;
 
+/// libuv's error numbers on Windows (compiled everywhere: its tests run here).
+pub mod uv;
+
 #[cfg(windows)]
 pub mod windows;
 #[cfg(windows)]

@@ -45,106 +45,12 @@ pub const AF_INET: i32 = 2;
 pub const AF_INET6: i32 = 23;
 pub const AF_UNIX: i32 = 1;
 
-/// The errors the engine reports, as libuv numbers them on Windows (`uv/errno.h`, positive): the host
-/// turns them into Node's codes with `util.getSystemErrorName`, which knows libuv's numbers only.
-pub mod errno {
-    pub const EADDRINUSE: i32 = 4091;
-    pub const EADDRNOTAVAIL: i32 = 4090;
-    pub const EAFNOSUPPORT: i32 = 4089;
-    pub const EAGAIN: i32 = 4088;
-    pub const EBADF: i32 = 4083;
-    pub const ECANCELED: i32 = 4081;
-    pub const ECONNABORTED: i32 = 4079;
-    pub const ECONNREFUSED: i32 = 4078;
-    pub const ECONNRESET: i32 = 4077;
-    pub const EDESTADDRREQ: i32 = 4076;
-    pub const EEXIST: i32 = 4075;
-    pub const EFAULT: i32 = 4074;
-    pub const EHOSTUNREACH: i32 = 4073;
-    pub const EINTR: i32 = 4072;
-    pub const EINVAL: i32 = 4071;
-    pub const EIO: i32 = 4070;
-    pub const EISCONN: i32 = 4069;
-    pub const EMFILE: i32 = 4066;
-    pub const EMSGSIZE: i32 = 4065;
-    pub const ENAMETOOLONG: i32 = 4064;
-    pub const ENETDOWN: i32 = 4063;
-    pub const ENETUNREACH: i32 = 4062;
-    pub const ENFILE: i32 = 4061;
-    pub const ENOBUFS: i32 = 4060;
-    pub const ENOENT: i32 = 4058;
-    pub const ENOMEM: i32 = 4057;
-    pub const ENOSYS: i32 = 4054;
-    pub const ENOTCONN: i32 = 4053;
-    pub const ENOTSOCK: i32 = 4050;
-    pub const ENOTSUP: i32 = 4049;
-    pub const EPERM: i32 = 4048;
-    pub const EPIPE: i32 = 4047;
-    pub const EPROTO: i32 = 4046;
-    pub const EPROTOTYPE: i32 = 4044;
-    pub const ESRCH: i32 = 4040;
-    pub const ETIMEDOUT: i32 = 4039;
-    pub const EACCES: i32 = 4092;
-}
+/// The errors the engine reports, as libuv numbers them on Windows (see `super::uv`).
+pub use super::uv::errno;
 
-/// libuv's number for a Windows error (`uv_translate_sys_error`, the cases sockets and pipes meet),
-/// or for its kind when it carries none; `EIO` otherwise.
+/// libuv's number for a Windows error (see `super::uv::of_windows`).
 pub fn errno_of(e: &io::Error) -> u32 {
-    use errno::*;
-    let by_code = match e.raw_os_error() {
-        Some(10013) => EACCES,                      // WSAEACCES
-        Some(10004) => EINTR,                       // WSAEINTR
-        Some(10009) => EBADF,                       // WSAEBADF
-        Some(10014) => EFAULT,                      // WSAEFAULT
-        Some(10022) | Some(87) => EINVAL,           // WSAEINVAL, ERROR_INVALID_PARAMETER
-        Some(10024) => EMFILE,                      // WSAEMFILE
-        Some(10035) => EAGAIN,                      // WSAEWOULDBLOCK
-        Some(10038) => ENOTSOCK,                    // WSAENOTSOCK
-        Some(10039) => EDESTADDRREQ,                // WSAEDESTADDRREQ
-        Some(10040) => EMSGSIZE,                    // WSAEMSGSIZE
-        Some(10041) => EPROTOTYPE,                  // WSAEPROTOTYPE
-        Some(10045) => ENOTSUP,                     // WSAEOPNOTSUPP
-        Some(10047) => EAFNOSUPPORT,                // WSAEAFNOSUPPORT
-        Some(10048) => EADDRINUSE,                  // WSAEADDRINUSE
-        Some(10049) => EADDRNOTAVAIL,               // WSAEADDRNOTAVAIL
-        Some(10050) => ENETDOWN,                    // WSAENETDOWN
-        Some(10051) => ENETUNREACH,                 // WSAENETUNREACH
-        Some(10053) => ECONNABORTED,                // WSAECONNABORTED
-        Some(10054) | Some(64) => ECONNRESET,       // WSAECONNRESET, ERROR_NETNAME_DELETED
-        Some(10055) => ENOBUFS,                     // WSAENOBUFS
-        Some(10056) => EISCONN,                     // WSAEISCONN
-        Some(10057) => ENOTCONN,                    // WSAENOTCONN
-        Some(10058) | Some(109) | Some(232) => EPIPE, // WSAESHUTDOWN, ERROR_BROKEN_PIPE, ERROR_NO_DATA
-        Some(10060) | Some(121) => ETIMEDOUT,       // WSAETIMEDOUT, ERROR_SEM_TIMEOUT
-        Some(10061) | Some(1225) => ECONNREFUSED,   // WSAECONNREFUSED, ERROR_CONNECTION_REFUSED
-        Some(10065) | Some(1232) => EHOSTUNREACH,   // WSAEHOSTUNREACH, ERROR_HOST_UNREACHABLE
-        Some(2) | Some(3) => ENOENT,                // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
-        Some(5) => EPERM,                           // ERROR_ACCESS_DENIED
-        Some(6) => EBADF,                           // ERROR_INVALID_HANDLE
-        Some(8) | Some(14) => ENOMEM,               // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
-        Some(995) => ECANCELED,                     // ERROR_OPERATION_ABORTED
-        _ => 0,
-    };
-    if by_code != 0 {
-        return by_code as u32;
-    }
-    (match e.kind() {
-        io::ErrorKind::ConnectionRefused => ECONNREFUSED,
-        io::ErrorKind::ConnectionReset => ECONNRESET,
-        io::ErrorKind::ConnectionAborted => ECONNABORTED,
-        io::ErrorKind::NotConnected => ENOTCONN,
-        io::ErrorKind::AddrInUse => EADDRINUSE,
-        io::ErrorKind::AddrNotAvailable => EADDRNOTAVAIL,
-        io::ErrorKind::BrokenPipe => EPIPE,
-        io::ErrorKind::WouldBlock => EAGAIN,
-        io::ErrorKind::InvalidInput => EINVAL,
-        io::ErrorKind::TimedOut => ETIMEDOUT,
-        io::ErrorKind::NotFound => ENOENT,
-        io::ErrorKind::PermissionDenied => EPERM,
-        io::ErrorKind::Unsupported => ENOTSUP,
-        io::ErrorKind::OutOfMemory => ENOMEM,
-        _ => EIO,
-    }) as u32
+    super::uv::of_windows(e.raw_os_error(), e.kind())
 }
 
 /// Nothing to give back: Windows' heap returns free memory itself.
