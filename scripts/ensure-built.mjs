@@ -3,8 +3,10 @@
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+// A path, not the URL's pathname: on Windows that would be `/D:/...`.
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 function newest(dir, exts) {
   let t = 0;
