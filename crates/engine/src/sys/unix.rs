@@ -1,7 +1,5 @@
 //! The descriptor backends' picks (see the parent module): which of [`super::linux`], [`super::portable`]
-//! and [`super::macos`] this build calls for each job.
-//!
-//! The functions below pick one of them; nothing else in the engine names an operating system.
+//! and [`super::macos`] this build calls for each job; nothing outside `sys` names an operating system.
 
 // Linux's fast paths, unless the `portable` feature asks for the POSIX ones.
 #[cfg(all(any(target_os = "linux", target_os = "android"), not(feature = "portable")))]
