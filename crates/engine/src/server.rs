@@ -191,7 +191,7 @@ impl Server {
                         core.queue.push(Kind::Accepted, self.id, id, 0);
                     }
                 }
-                Ok(Err(e)) => match e.raw_os_error() {
+                Ok(Err(e)) => match e.raw_os_error().map(|_| sys::errno_of(&e) as i32) {
                     // Out of descriptors: asyncio waits a second before accepting again.
                     Some(sys::errno::EMFILE | sys::errno::ENFILE | sys::errno::ENOBUFS | sys::errno::ENOMEM) => {
                         tokio::select! {

@@ -53,6 +53,9 @@ pub mod errno {
 pub fn of_windows(code: Option<i32>, kind: io::ErrorKind) -> u32 {
     use errno::*;
     let by_code = match code {
+        // Already libuv's: an error the engine made itself (`from_raw_os_error(errno::EPIPE)`). No
+        // Windows code a socket or pipe meets lies in libuv's range.
+        Some(n @ 4000..=4095) => n,
         Some(10013) => EACCES,                      // WSAEACCES
         Some(10004) => EINTR,                       // WSAEINTR
         Some(10009) => EBADF,                       // WSAEBADF
@@ -124,6 +127,10 @@ mod tests {
         assert_eq!(of_windows(Some(424242), ErrorKind::TimedOut), ETIMEDOUT as u32);
         assert_eq!(of_windows(None, ErrorKind::Unsupported), ENOTSUP as u32);
         assert_eq!(of_windows(None, ErrorKind::Other), EIO as u32);
+        // What the engine made from its own numbers goes through unchanged.
+        for n in [EPIPE, ESRCH, ENOSYS, EINVAL, ECONNRESET] {
+            assert_eq!(of_windows(Some(n), ErrorKind::Other), n as u32);
+        }
     }
 
     /// The numbers are libuv's: `uv/errno.h` (Node's headers, where this machine has them) defines each
