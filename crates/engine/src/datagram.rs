@@ -26,7 +26,7 @@ use crate::events::{Batch, Kind, Syscall};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::stream::errno_of;
-use crate::sys::{self, errno, Io};
+use crate::sys::{self, errno, GuardOps, Io};
 use crate::Core;
 
 /// What each queued datagram adds to the write buffer besides its bytes (asyncio's `_header_size`).

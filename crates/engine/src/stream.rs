@@ -19,7 +19,7 @@ use crate::events::{Kind, Syscall};
 use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink, SplicePipe};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
-use crate::sys::{self, Guard, Io};
+use crate::sys::{self, Guard, GuardOps, Io};
 use crate::Core;
 
 /// Reads go into this much memory at a time; the same size asyncio and Node use.

@@ -34,7 +34,7 @@ use crate::forward::{ForwardRefused, ForwardSlot, Passed, Sink};
 use crate::lifecycle::{Lifecycle, Transport};
 use crate::registry::Handle;
 use crate::stream::{errno_of, Stats};
-use crate::sys::{self, errno, Io};
+use crate::sys::{self, errno, GuardOps, Io};
 use crate::Core;
 
 const READ_CHUNK: usize = 64 * 1024;

@@ -3,6 +3,7 @@
 //! wrapper, so the streams' hot path compiles to what it was before there was a Windows backend.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
@@ -13,8 +14,6 @@ use tokio::io::Interest;
 
 /// A descriptor's number.
 pub use std::os::fd::RawFd;
-/// Not ready after all: the readiness was cleared, wait for the next.
-pub use tokio::io::unix::TryIoError as WouldBlock;
 
 /// What a transport owns before it is registered: a descriptor.
 pub type Owned = OwnedFd;
@@ -31,57 +30,66 @@ pub(crate) fn register<T: AsRawFd>(inner: T, interest: Interest) -> io::Result<A
     unsafe { AsyncFd::register_with_interest(inner, interest) }.map_err(|e| e.into())
 }
 
-/// A descriptor registered with the reactor: a stream socket, a pipe end, or a datagram socket.
-pub struct Io(AsyncFd<OwnedFd>);
+/// A descriptor registered with the reactor: a stream socket, a pipe end, or a datagram socket. Its
+/// number is kept beside it, as a field to read (`AsyncFd` hands its value out through an `Option`).
+pub struct Io {
+    fd: AsyncFd<OwnedFd>,
+    raw: RawFd,
+}
 
 impl Io {
     /// Registers `fd` (non-blocking already) for `interest` with the current runtime.
     pub fn register(fd: impl Into<OwnedFd>, interest: Interest) -> io::Result<Io> {
-        register(fd.into(), interest).map(Io)
+        register(fd.into(), interest).map(Io::registered)
     }
 
     /// A descriptor already registered (an adopted one: `crate::adopt`).
     pub(crate) fn registered(fd: AsyncFd<OwnedFd>) -> Io {
-        Io(fd)
+        let raw = fd.get_ref().as_raw_fd();
+        Io { fd, raw }
     }
 
     #[inline]
     pub fn raw(&self) -> RawFd {
-        self.0.get_ref().as_raw_fd()
+        self.raw
+    }
+
+    /// tokio's own future: the guard is tokio's (see [`Guard`]), nothing wraps the wait.
+    #[inline]
+    pub fn readable(&self) -> impl Future<Output = io::Result<Guard<'_>>> + '_ {
+        self.fd.readable()
     }
 
     #[inline]
-    pub async fn readable(&self) -> io::Result<Guard<'_>> {
-        self.0.readable().await.map(Guard)
-    }
-
-    #[inline]
-    pub async fn writable(&self) -> io::Result<Guard<'_>> {
-        self.0.writable().await.map(Guard)
+    pub fn writable(&self) -> impl Future<Output = io::Result<Guard<'_>>> + '_ {
+        self.fd.writable()
     }
 
     /// Readable, or an error condition without data (an ICMP error on a datagram socket).
-    pub async fn readable_or_error(&self) -> io::Result<Guard<'_>> {
-        self.0.ready(Interest::READABLE | Interest::ERROR).await.map(Guard)
+    #[inline]
+    pub fn readable_or_error(&self) -> impl Future<Output = io::Result<Guard<'_>>> + '_ {
+        self.fd.ready(Interest::READABLE | Interest::ERROR)
     }
 
     /// Resolves when the descriptor reports an error condition (a pipe's reader has gone).
     pub async fn error(&self) -> io::Result<()> {
-        self.0.ready(Interest::ERROR).await.map(|_| ())
+        self.fd.ready(Interest::ERROR).await.map(|_| ())
     }
 
+    #[inline]
     pub fn poll_read_ready<'a>(&'a self, cx: &mut Context<'_>) -> Poll<io::Result<Guard<'a>>> {
-        self.0.poll_read_ready(cx).map_ok(Guard)
+        self.fd.poll_read_ready(cx)
     }
 
+    #[inline]
     pub fn poll_write_ready<'a>(&'a self, cx: &mut Context<'_>) -> Poll<io::Result<Guard<'a>>> {
-        self.0.poll_write_ready(cx).map_ok(Guard)
+        self.fd.poll_write_ready(cx)
     }
 
     /// `writev` now, without waiting for readiness (the host thread's direct write).
     #[inline]
     pub fn write_now(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
-        writev(self.raw(), iov)
+        writev(self.raw, iov)
     }
 
     /// One `sendto` now (`to`: none for a connected socket).
@@ -91,7 +99,7 @@ impl Io {
             None => (std::ptr::null(), 0),
         };
         // SAFETY: `data` and the address outlive the call; the kernel only reads them.
-        let n = unsafe { libc::sendto(self.raw(), data.as_ptr() as *const _, data.len(), super::SEND_FLAGS, ptr, len) };
+        let n = unsafe { libc::sendto(self.raw, data.as_ptr() as *const _, data.len(), super::SEND_FLAGS, ptr, len) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -101,13 +109,13 @@ impl Io {
 
     /// Several datagrams now (see [`super::send_many`]).
     pub fn send_many<'a>(&self, count: usize, msg: impl Fn(usize) -> Option<(&'a [u8], Option<&'a SockAddr>)>) -> io::Result<usize> {
-        super::send_many(self.raw(), count, msg)
+        super::send_many(self.raw, count, msg)
     }
 
     /// Shuts the write side of a socket; a peer already gone (`ENOTCONN`) leaves nothing to shut.
     pub fn shutdown_write(&self) -> io::Result<()> {
         // SAFETY: shutdown(2) on a descriptor this handle owns; no memory is passed.
-        match unsafe { libc::shutdown(self.raw(), libc::SHUT_WR) } {
+        match unsafe { libc::shutdown(self.raw, libc::SHUT_WR) } {
             0 => Ok(()),
             _ => match io::Error::last_os_error() {
                 e if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
@@ -118,62 +126,81 @@ impl Io {
 
     /// A duplicate of the descriptor (STARTTLS hands it to a TLS session).
     pub fn try_clone(&self) -> io::Result<Owned> {
-        self.0.get_ref().try_clone()
+        self.fd.get_ref().try_clone()
     }
 
     /// The socket behind the handle, borrowed (its addresses, its options).
     pub fn sock_ref(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(self.0.get_ref())
+        socket2::SockRef::from(self.fd.get_ref())
     }
 }
 
-/// Readiness the reactor reported; each `try_` call clears it when the kernel says `EAGAIN`.
-pub struct Guard<'a>(AsyncFdReadyGuard<'a, OwnedFd>);
+/// Readiness the reactor reported: tokio's own guard on Unix, used through [`GuardOps`].
+pub type Guard<'a> = AsyncFdReadyGuard<'a, OwnedFd>;
 
-impl Guard<'_> {
-    /// The readiness is used up (a read that did not fill its buffer): wait for the next event.
-    #[inline]
-    pub fn clear_ready(&mut self) {
-        self.0.clear_ready()
-    }
+/// Not ready after all: the readiness was cleared, wait for the next.
+#[derive(Debug)]
+pub struct WouldBlock;
 
+/// The calls a transport makes once its descriptor is ready. Each does what tokio's
+/// `AsyncFdReadyGuard::try_io` does (the call; on `EAGAIN` the readiness cleared), spelled out so that
+/// each call site inlines its own copy, as it inlined `try_io` with a closure of its own before.
+pub trait GuardOps {
     /// Reads up to `len` bytes into `ptr`.
     ///
     /// # Safety
     /// `ptr..ptr+len` must be valid for writes for the duration of the call.
-    #[inline]
-    pub unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock> {
-        self.0.try_io(|fd| read_raw(fd.as_raw_fd(), ptr, len))
-    }
-
-    #[inline]
-    pub fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock> {
-        self.0.try_io(|fd| writev(fd.as_raw_fd(), iov))
-    }
-
+    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock>;
+    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock>;
     /// `send` of `data` with `MSG_NOSIGNAL` where there is one (a TLS session's socket).
-    #[inline]
-    pub fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock> {
-        self.0.try_io(|fd| {
-            // SAFETY: the kernel reads at most `data.len()` bytes from a slice that outlives the call.
-            let n = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr() as *const _, data.len(), super::SEND_FLAGS) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })
-    }
-
+    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock>;
     /// Up to `len` bytes of `file` from `offset` (see [`super::sendfile`]).
-    pub fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock> {
-        self.0.try_io(|fd| super::sendfile(fd.as_raw_fd(), file.as_raw_fd(), offset, len))
+    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock>;
+    /// `f` on the descriptor's number (a datagram socket's batch receive).
+    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock>;
+}
+
+#[inline(always)]
+fn cleared_if_would_block<R>(guard: &mut Guard<'_>, r: io::Result<R>) -> Result<io::Result<R>, WouldBlock> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            guard.clear_ready();
+            Err(WouldBlock)
+        }
+        r => Ok(r),
+    }
+}
+
+impl GuardOps for Guard<'_> {
+    #[inline]
+    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock> {
+        let r = read_raw(self.get_inner().as_raw_fd(), ptr, len);
+        cleared_if_would_block(self, r)
     }
 
-    /// `f` on the descriptor's number (a datagram socket's batch receive).
     #[inline]
-    pub fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock> {
-        self.0.try_io(|fd| f(fd.as_raw_fd()))
+    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock> {
+        let r = writev(self.get_inner().as_raw_fd(), iov);
+        cleared_if_would_block(self, r)
+    }
+
+    #[inline]
+    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock> {
+        // SAFETY: the kernel reads at most `data.len()` bytes from a slice that outlives the call.
+        let n = unsafe { libc::send(self.get_inner().as_raw_fd(), data.as_ptr() as *const _, data.len(), super::SEND_FLAGS) };
+        let r = if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) };
+        cleared_if_would_block(self, r)
+    }
+
+    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock> {
+        let r = super::sendfile(self.get_inner().as_raw_fd(), file.as_raw_fd(), offset, len);
+        cleared_if_would_block(self, r)
+    }
+
+    #[inline]
+    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock> {
+        let r = f(self.get_inner().as_raw_fd());
+        cleared_if_would_block(self, r)
     }
 }
 
@@ -219,7 +246,13 @@ pub struct Accept<'a>(AsyncFdReadyGuard<'a, Socket>);
 impl Accept<'_> {
     /// The next connection, non-blocking and close-on-exec.
     pub fn try_accept(&mut self) -> Result<io::Result<Socket>, WouldBlock> {
-        self.0.try_io(|l| super::accept(l.as_raw_fd()).map(Socket::from))
+        match super::accept(self.0.get_inner().as_raw_fd()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.0.clear_ready();
+                Err(WouldBlock)
+            }
+            r => Ok(r.map(Socket::from)),
+        }
     }
 }
 

@@ -299,12 +299,26 @@ thread_local! {
 impl Guard<'_> {
     /// Nothing to do: tokio clears the readiness when a call meets `WouldBlock`.
     pub fn clear_ready(&mut self) {}
+}
 
+/// The calls a transport makes once its socket is ready (the Unix handle's trait of the same name).
+pub trait GuardOps {
     /// Reads up to `len` bytes into `ptr`.
     ///
     /// # Safety
     /// `ptr..ptr+len` must be valid for writes for the duration of the call.
-    pub unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock> {
+    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock>;
+    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock>;
+    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock>;
+    /// Up to `len` bytes of `file` from `offset`, read into a buffer and written: bytes read but not
+    /// taken are read again next time (from `offset` + what was written), so none is lost.
+    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock>;
+    /// `f` on the socket's handle, through tokio (which re-arms the socket when `f` would block).
+    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock>;
+}
+
+impl GuardOps for Guard<'_> {
+    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock> {
         split(match self.io {
             Io::Tcp(s) => {
                 // SAFETY: the caller's memory, `len` bytes; `recv` only writes into it.
@@ -323,17 +337,15 @@ impl Guard<'_> {
         })
     }
 
-    pub fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock> {
+    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock> {
         split(self.io.write_now(iov))
     }
 
-    pub fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock> {
+    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock> {
         split(self.io.write_now(&[IoSlice::new(data)]))
     }
 
-    /// Up to `len` bytes of `file` from `offset`, read into a buffer and written: bytes read but not
-    /// taken are read again next time (from `offset` + what was written), so none is lost.
-    pub fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock> {
+    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock> {
         use std::os::windows::fs::FileExt;
         BOUNCE.with(|b| {
             let mut buf = b.borrow_mut();
@@ -350,8 +362,7 @@ impl Guard<'_> {
         })
     }
 
-    /// `f` on the socket's handle, through tokio (which re-arms the socket when `f` would block).
-    pub fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock> {
+    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock> {
         if matches!(self.io, Io::Pipe(_)) {
             return Ok(Err(not_a_socket()));
         }
