@@ -1,5 +1,6 @@
 //! One engine: its reactor and its registry. Each family of handles adds its own methods in a file
-//! of its own beside this one (pipes, child processes and Unix sockets in theirs).
+//! of its own beside this one (child processes in theirs, and on Unix pipes by descriptor, Unix
+//! sockets and descriptors handed over in theirs).
 
 mod datagrams;
 mod servers;
