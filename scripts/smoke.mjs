@@ -1,6 +1,6 @@
 // `npm run smoke`: what every platform must do, in one process, against the built package: TCP (protoloop
 // at both ends, and Node's net as the peer), TLS (protoloop at both ends, the client verifying the
-// server), UDP, a child with stdin, stdout and stderr pipes, a shell command, sendfile; on Windows also
+// server), STARTTLS against Node's tls (on Windows the one path that duplicates a socket), UDP, a child with stdin, stdout and stderr pipes, a shell command, sendfile; on Windows also
 // that what cannot exist there (Unix sockets, sockets and pipes by descriptor, socketpair) throws an
 // Error naming Windows. One line per check; the first failure exits non-zero.
 //
@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -24,6 +25,7 @@ import {
   createUnixServer,
   sendfile,
   socketpair,
+  startTls,
   subprocessExec,
   subprocessShell,
 } from '../dist/esm/index.mjs';
@@ -95,7 +97,10 @@ await check("TCP: Node's net client against a protoloop server, and half-close",
   await server.waitClosed();
 });
 
-await check('TLS: a protoloop client verifies a protoloop server and they echo 1 MiB', async () => {
+/** A CA and a certificate for localhost signed by it (openssl's command line), made once. */
+let pki;
+function certificates() {
+  if (pki) return pki;
   const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=protoloop smoke CA');
@@ -103,14 +108,49 @@ await check('TLS: a protoloop client verifies a protoloop server and they echo 1
   writeFileSync(join(dir, 'srv.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n');
   openssl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'srv.crt', '-extfile', 'srv.ext');
   const read = (f) => readFileSync(join(dir, f), 'utf8');
-  const server = await createServer(() => new Echo(), '127.0.0.1', 0, { ssl: { cert: read('srv.crt'), key: read('srv.key') } });
+  pki = { ca: read('ca.crt'), cert: read('srv.crt'), key: read('srv.key') };
+  return pki;
+}
+
+await check('TLS: a protoloop client verifies a protoloop server and they echo 1 MiB', async () => {
+  const { ca, cert, key } = certificates();
+  const server = await createServer(() => new Echo(), '127.0.0.1', 0, { ssl: { cert, key } });
   const port = server.sockets[0].getsockname()[1];
-  const [t, client] = await createConnection(() => new Client(payload), '127.0.0.1', port, { ssl: { ca: read('ca.crt') }, serverHostname: 'localhost' });
+  const [t, client] = await createConnection(() => new Client(payload), '127.0.0.1', port, { ssl: { ca }, serverHostname: 'localhost' });
   assert.deepEqual(await client.done, payload);
   assert.equal(t.getExtraInfo('peercert').subject.CN, 'localhost');
   t.close();
   server.close();
   await server.waitClosed();
+});
+
+await check("STARTTLS: a plain protoloop connection upgraded against Node's tls, then 1 MiB echoed", async () => {
+  const { ca, cert, key } = certificates();
+  // Node's side: a line in plain text, "GO", then TLS on the same socket, echoing.
+  const node = net.createServer((plain) => {
+    plain.once('data', () => {
+      plain.write('GO\n', () => {
+        const secure = new tls.TLSSocket(plain, { isServer: true, cert, key });
+        secure.on('data', (d) => secure.write(d));
+        secure.on('error', () => {});
+      });
+    });
+  });
+  await new Promise((r) => node.listen(0, '127.0.0.1', r));
+  let go;
+  const answered = new Promise((r) => (go = r));
+  class Plain extends Protocol {
+    connectionMade(t) { t.write(Buffer.from('STARTTLS\n')); }
+    dataReceived(d) { if (d.toString() === 'GO\n') go(); }
+  }
+  const [t] = await createConnection(() => new Plain(), '127.0.0.1', node.address().port);
+  await answered;
+  const client = new Client(payload);
+  const tt = await startTls(t, client, { ca }, { serverHostname: 'localhost' });
+  client.connectionMade(tt);
+  assert.deepEqual(await client.done, payload);
+  tt.close();
+  node.close();
 });
 
 await check('UDP: datagrams go out and come back with their sender', async () => {
