@@ -52,6 +52,28 @@ pub(crate) mod windows_process;
 #[cfg(windows)]
 pub(crate) use windows_process as process;
 
+/// Not ready after all: the readiness was cleared (tokio's, or ours on its behalf), wait for the next.
+#[derive(Debug)]
+pub struct WouldBlock;
+
+/// The calls a transport makes once its handle ([`Io`]) reported readiness ([`Guard`]); each backend
+/// implements them for its guard.
+pub trait GuardOps {
+    /// Reads up to `len` bytes into `ptr`.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must be valid for writes for the duration of the call.
+    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<std::io::Result<usize>, WouldBlock>;
+    fn try_writev(&mut self, iov: &[std::io::IoSlice<'_>]) -> Result<std::io::Result<usize>, WouldBlock>;
+    /// `send` of `data` (`MSG_NOSIGNAL` where there is one): a TLS session's socket.
+    fn try_send(&mut self, data: &[u8]) -> Result<std::io::Result<usize>, WouldBlock>;
+    /// Up to `len` bytes of `file` from `offset` onto the handle (where the file position ends up is
+    /// the caller's to set: Windows' positioned read moves it).
+    fn try_sendfile(&mut self, file: &std::fs::File, offset: u64, len: usize) -> Result<std::io::Result<usize>, WouldBlock>;
+    /// `f` on the socket's number (a datagram socket's batch receive).
+    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> std::io::Result<R>) -> Result<std::io::Result<R>, WouldBlock>;
+}
+
 /// The error for a feature this operating system does not have, naming both: `feature` is plural and
 /// says what (`"Unix sockets"`), `os` is `std::env::consts::OS` where the call happens (a parameter so
 /// that the message can be tested anywhere).

@@ -12,6 +12,8 @@ use socket2::{SockAddr, Socket};
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 
+use super::{GuardOps, WouldBlock};
+
 /// A descriptor's number.
 pub use std::os::fd::RawFd;
 
@@ -135,30 +137,11 @@ impl Io {
     }
 }
 
-/// Readiness the reactor reported: tokio's own guard on Unix, used through [`GuardOps`].
+/// Readiness the reactor reported: tokio's own guard on Unix, used through [`GuardOps`], whose calls
+/// each do what tokio's `AsyncFdReadyGuard::try_io` does (the call; on `EAGAIN` the readiness cleared),
+/// spelled out so that each call site inlines its own copy, as it inlined `try_io` with a closure of
+/// its own before.
 pub type Guard<'a> = AsyncFdReadyGuard<'a, OwnedFd>;
-
-/// Not ready after all: the readiness was cleared, wait for the next.
-#[derive(Debug)]
-pub struct WouldBlock;
-
-/// The calls a transport makes once its descriptor is ready. Each does what tokio's
-/// `AsyncFdReadyGuard::try_io` does (the call; on `EAGAIN` the readiness cleared), spelled out so that
-/// each call site inlines its own copy, as it inlined `try_io` with a closure of its own before.
-pub trait GuardOps {
-    /// Reads up to `len` bytes into `ptr`.
-    ///
-    /// # Safety
-    /// `ptr..ptr+len` must be valid for writes for the duration of the call.
-    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock>;
-    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock>;
-    /// `send` of `data` with `MSG_NOSIGNAL` where there is one (a TLS session's socket).
-    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock>;
-    /// Up to `len` bytes of `file` from `offset` (see [`super::sendfile`]).
-    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock>;
-    /// `f` on the descriptor's number (a datagram socket's batch receive).
-    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock>;
-}
 
 #[inline(always)]
 fn cleared_if_would_block<R>(guard: &mut Guard<'_>, r: io::Result<R>) -> Result<io::Result<R>, WouldBlock> {

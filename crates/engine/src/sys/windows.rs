@@ -31,6 +31,8 @@ use crate::connect::ConnectError;
 use crate::datagram::{DatagramOptions, Opened, Sender};
 use crate::events::Syscall;
 
+use super::{GuardOps, WouldBlock};
+
 /// A socket's handle (pipes' handles are spelled as the same number).
 pub type RawFd = RawSocket;
 
@@ -116,9 +118,6 @@ pub fn nonblocking(owned: &Owned) -> io::Result<()> {
     }
 }
 
-/// Not ready after all: tokio cleared the readiness, wait for the next.
-#[derive(Debug)]
-pub struct WouldBlock;
 
 fn not_a_socket() -> io::Error {
     io::Error::from_raw_os_error(10038) // WSAENOTSOCK
@@ -301,22 +300,9 @@ impl Guard<'_> {
     pub fn clear_ready(&mut self) {}
 }
 
-/// The calls a transport makes once its socket is ready (the Unix handle's trait of the same name).
-pub trait GuardOps {
-    /// Reads up to `len` bytes into `ptr`.
-    ///
-    /// # Safety
-    /// `ptr..ptr+len` must be valid for writes for the duration of the call.
-    unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock>;
-    fn try_writev(&mut self, iov: &[IoSlice<'_>]) -> Result<io::Result<usize>, WouldBlock>;
-    fn try_send(&mut self, data: &[u8]) -> Result<io::Result<usize>, WouldBlock>;
-    /// Up to `len` bytes of `file` from `offset`, read into a buffer and written: bytes read but not
-    /// taken are read again next time (from `offset` + what was written), so none is lost.
-    fn try_sendfile(&mut self, file: &File, offset: u64, len: usize) -> Result<io::Result<usize>, WouldBlock>;
-    /// `f` on the socket's handle, through tokio (which re-arms the socket when `f` would block).
-    fn try_raw<R>(&mut self, f: impl FnOnce(RawFd) -> io::Result<R>) -> Result<io::Result<R>, WouldBlock>;
-}
-
+/// Windows' `try_sendfile` reads into a buffer and writes: bytes read but not taken are read again next
+/// time (from `offset` + what was written), so none is lost. `try_raw` goes through tokio, which
+/// re-arms the socket when the call would block.
 impl GuardOps for Guard<'_> {
     unsafe fn try_read(&mut self, ptr: *mut u8, len: usize) -> Result<io::Result<usize>, WouldBlock> {
         split(match self.io {
