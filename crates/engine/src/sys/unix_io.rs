@@ -2,6 +2,7 @@
 //! and written with `read`, `writev`, `send` and `sendto` on its number. Every method is a thin inline
 //! wrapper, so the streams' hot path compiles to what it was before there was a Windows backend.
 
+use std::cell::OnceCell;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -327,5 +328,77 @@ pub fn sender_of(name: &Name, len: NameLen) -> crate::datagram::Sender<'_> {
             Sender::Path(if path[0] == 0 { path } else { path.split(|&c| c == 0).next().unwrap_or(path) })
         }
         _ => Sender::Unnamed,
+    }
+}
+
+// ---- forwards through splice(2) (Linux; elsewhere `with` gives `None` and forwards copy) ----
+
+/// Bytes one `splice(2)` moves from a socket into the pipe, at most (the pipe's capacity).
+const SPLICE_CHUNK: usize = 256 * 1024;
+
+/// The pipe a plain forward's bytes pass through (socket → pipe → socket), one per I/O thread: it is
+/// empty whenever a read turn ends (what the sink does not take is copied into its queue), so forwards
+/// on one thread can share it, and a forward costs no descriptors of its own. It lives as long as the
+/// thread (an I/O thread, or the JavaScript thread with the host reactor).
+pub(crate) struct SplicePipe {
+    r: OwnedFd,
+    w: OwnedFd,
+}
+
+thread_local! {
+    /// `None` once making it failed (no `splice` here): forwards copy.
+    static SPLICE_PIPE: OnceCell<Option<SplicePipe>> = const { OnceCell::new() };
+}
+
+impl SplicePipe {
+    /// Runs `f` with this thread's pipe; `None` when the system has no `splice`.
+    pub(crate) fn with<R>(f: impl FnOnce(&SplicePipe) -> R) -> Option<R> {
+        SPLICE_PIPE.with(|p| {
+            let pipe = p.get_or_init(|| super::splice_pipe(SPLICE_CHUNK).ok().map(|(r, w)| SplicePipe { r, w }));
+            pipe.as_ref().map(f)
+        })
+    }
+
+    /// Moves what socket `from` has (up to the pipe's capacity) into the pipe: as `read(2)` says.
+    pub(crate) fn fill(&self, from: RawFd) -> io::Result<usize> {
+        super::splice(from, self.w.as_raw_fd(), SPLICE_CHUNK)
+    }
+
+    /// Moves up to `len` bytes of the pipe onto socket `to`: as `write(2)` says.
+    pub(crate) fn drain_to(&self, to: RawFd, len: usize) -> io::Result<usize> {
+        super::splice(self.r.as_raw_fd(), to, len)
+    }
+
+    /// Copies the `len` bytes left in the pipe out of it.
+    pub(crate) fn take(&self, len: usize) -> io::Result<Vec<u8>> {
+        let mut v: Vec<u8> = Vec::with_capacity(len);
+        while v.len() < len {
+            // SAFETY: the kernel writes at most `len - v.len()` bytes into the vector's spare capacity.
+            let n = unsafe { libc::read(self.r.as_raw_fd(), v.as_mut_ptr().add(v.len()) as *mut _, len - v.len()) };
+            match n {
+                // SAFETY: the kernel initialised the `n` bytes after the old length.
+                n if n > 0 => unsafe { v.set_len(v.len() + n as usize) },
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                _ => match io::Error::last_os_error() {
+                    e if e.kind() == io::ErrorKind::Interrupted => {}
+                    e => return Err(e),
+                },
+            }
+        }
+        Ok(v)
+    }
+
+    /// Drops the `len` bytes left in the pipe (their forward ended), so that it is empty for the next.
+    pub(crate) fn discard(&self, len: usize) {
+        let mut left = len;
+        let mut scratch = [0u8; 4096];
+        while left > 0 {
+            // SAFETY: the kernel writes at most `scratch.len()` bytes into our buffer.
+            match unsafe { libc::read(self.r.as_raw_fd(), scratch.as_mut_ptr() as *mut _, scratch.len().min(left)) } {
+                n if n > 0 => left -= n as usize,
+                n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => return, // empty (or broken): nothing left to drop
+            }
+        }
     }
 }

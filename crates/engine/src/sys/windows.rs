@@ -468,3 +468,28 @@ pub async fn connect(sock: Socket, addr: &SockAddr) -> io::Result<Socket> {
     tcp.peer_addr()?;
     Ok(Socket::from(tcp.into_std()?))
 }
+
+/// Forwards through `splice(2)`: Windows has none, so there is never a pipe and forwards copy.
+pub(crate) enum SplicePipe {}
+
+impl SplicePipe {
+    pub(crate) fn with<R>(_f: impl FnOnce(&SplicePipe) -> R) -> Option<R> {
+        None
+    }
+
+    pub(crate) fn fill(&self, _from: RawFd) -> io::Result<usize> {
+        match *self {}
+    }
+
+    pub(crate) fn drain_to(&self, _to: RawFd, _len: usize) -> io::Result<usize> {
+        match *self {}
+    }
+
+    pub(crate) fn take(&self, _len: usize) -> io::Result<Vec<u8>> {
+        match *self {}
+    }
+
+    pub(crate) fn discard(&self, _len: usize) {
+        match *self {}
+    }
+}
