@@ -20,6 +20,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 use std::os::windows::io::{AsRawHandle, AsRawSocket, BorrowedSocket, RawSocket};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -91,6 +92,9 @@ pub enum Owned {
     /// The parent's end of a child's stdio pipe (created registered: tokio registers named pipes as
     /// it makes them).
     Pipe(NamedPipeServer),
+    /// STARTTLS: a plain stream's socket, still registered, that its TLS session takes over (see
+    /// [`Io::try_clone`]).
+    Tcp(Arc<TcpStream>),
 }
 
 impl From<Socket> for Owned {
@@ -107,6 +111,7 @@ pub fn raw_of(owned: &Owned) -> RawFd {
     match owned {
         Owned::Socket(s) => s.as_raw_socket(),
         Owned::Pipe(p) => raw_pipe(p),
+        Owned::Tcp(s) => s.as_raw_socket(),
     }
 }
 
@@ -114,7 +119,7 @@ pub fn raw_of(owned: &Owned) -> RawFd {
 pub fn nonblocking(owned: &Owned) -> io::Result<()> {
     match owned {
         Owned::Socket(s) => s.set_nonblocking(true),
-        Owned::Pipe(_) => Ok(()),
+        Owned::Pipe(_) | Owned::Tcp(_) => Ok(()),
     }
 }
 
@@ -123,9 +128,10 @@ fn not_a_socket() -> io::Error {
     io::Error::from_raw_os_error(10038) // WSAENOTSOCK
 }
 
-/// A registered socket or pipe end.
+/// A registered socket or pipe end. A stream socket is shared (`Arc`) only to be handed over whole to
+/// a TLS session (STARTTLS); otherwise it has one owner.
 pub enum Io {
-    Tcp(TcpStream),
+    Tcp(Arc<TcpStream>),
     Udp(UdpSocket),
     Pipe(NamedPipeServer),
 }
@@ -140,10 +146,11 @@ impl Io {
                 if s.r#type()? == Type::DGRAM {
                     Ok(Io::Udp(UdpSocket::from_std(s.into())?))
                 } else {
-                    Ok(Io::Tcp(TcpStream::from_std(s.into())?))
+                    Ok(Io::Tcp(Arc::new(TcpStream::from_std(s.into())?)))
                 }
             }
             Owned::Pipe(p) => Ok(Io::Pipe(p)),
+            Owned::Tcp(s) => Ok(Io::Tcp(s)),
         }
     }
 
@@ -240,16 +247,21 @@ impl Io {
     /// Shuts the write side of a TCP socket; a peer already gone leaves nothing to shut.
     pub fn shutdown_write(&self) -> io::Result<()> {
         let Io::Tcp(s) = self else { return Ok(()) };
-        match SockRef::from(s).shutdown(Shutdown::Write) {
+        match SockRef::from(&**s).shutdown(Shutdown::Write) {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         }
     }
 
-    /// A duplicate of the socket (STARTTLS hands it to a TLS session).
+    /// The socket for a TLS session to take over (STARTTLS): the same `TcpStream`, registration and
+    /// all, not a duplicate. A duplicated handle (`WSADuplicateSocket`) would be registered a second
+    /// time while the plain stream's registration still polls the original, and the original's
+    /// `closesocket` may end the duplicate's poll (`AFD_POLL_LOCAL_CLOSE`, after which mio never
+    /// polls that socket again): a TLS session that hangs. Sharing one registration avoids both; the
+    /// plain stream has stopped reading and writing (`Stream::detach`) before the session starts.
     pub fn try_clone(&self) -> io::Result<Owned> {
         match self {
-            Io::Tcp(s) => SockRef::from(s).try_clone().map(Owned::Socket),
+            Io::Tcp(s) => Ok(Owned::Tcp(s.clone())),
             _ => Err(not_a_socket()),
         }
     }
@@ -257,7 +269,7 @@ impl Io {
     /// The socket behind the handle, borrowed. Pipes are no sockets: `None`.
     pub fn socket(&self) -> Option<SockRef<'_>> {
         match self {
-            Io::Tcp(s) => Some(SockRef::from(s)),
+            Io::Tcp(s) => Some(SockRef::from(&**s)),
             Io::Udp(u) => Some(SockRef::from(u)),
             Io::Pipe(_) => None,
         }
@@ -309,7 +321,7 @@ impl GuardOps for Guard<'_> {
             Io::Tcp(s) => {
                 // SAFETY: the caller's memory, `len` bytes; `recv` only writes into it.
                 let buf = unsafe { std::slice::from_raw_parts_mut(ptr as *mut MaybeUninit<u8>, len) };
-                s.try_io(Interest::READABLE, || SockRef::from(s).recv(buf))
+                s.try_io(Interest::READABLE, || SockRef::from(&**s).recv(buf))
             }
             Io::Pipe(p) => {
                 // SAFETY: as above; zeroed first, so the slice is of initialised bytes.
