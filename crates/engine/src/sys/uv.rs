@@ -13,7 +13,9 @@ pub mod errno {
     pub const EADDRNOTAVAIL: i32 = 4090;
     pub const EAFNOSUPPORT: i32 = 4089;
     pub const EAGAIN: i32 = 4088;
+    pub const EALREADY: i32 = 4084;
     pub const EBADF: i32 = 4083;
+    pub const EBUSY: i32 = 4082;
     pub const ECANCELED: i32 = 4081;
     pub const ECONNABORTED: i32 = 4079;
     pub const ECONNREFUSED: i32 = 4078;
@@ -42,14 +44,17 @@ pub mod errno {
     pub const EPERM: i32 = 4048;
     pub const EPIPE: i32 = 4047;
     pub const EPROTO: i32 = 4046;
+    pub const EPROTONOSUPPORT: i32 = 4045;
     pub const EPROTOTYPE: i32 = 4044;
     pub const ESRCH: i32 = 4040;
     pub const ETIMEDOUT: i32 = 4039;
     pub const EACCES: i32 = 4092;
 }
 
-/// libuv's number for a Windows error code (`uv_translate_sys_error`, the cases sockets and pipes
-/// meet), or for the error's kind when the code is none of those; `EIO` otherwise.
+/// libuv's number for a Windows error code (`uv_translate_sys_error` of libuv 1.x, the one Node ships:
+/// the cases sockets and pipes meet), or for the error's kind when the code is none of those; `EIO`
+/// otherwise. Where libuv says `UNKNOWN` (`WSAENETDOWN`) or `EOF` (`ERROR_BROKEN_PIPE`, which a write
+/// meets when the reader is gone), the engine gives the errno a Unix system would.
 pub fn of_windows(code: Option<i32>, kind: io::ErrorKind) -> u32 {
     use errno::*;
     let by_code = match code {
@@ -57,28 +62,33 @@ pub fn of_windows(code: Option<i32>, kind: io::ErrorKind) -> u32 {
         // Windows code a socket or pipe meets lies in libuv's range.
         Some(n @ 4000..=4095) => n,
         Some(10013) => EACCES,                      // WSAEACCES
-        Some(10004) => EINTR,                       // WSAEINTR
+        Some(10004) => ECANCELED,                   // WSAEINTR (a blocking call cancelled), as libuv
         Some(10009) => EBADF,                       // WSAEBADF
         Some(10014) => EFAULT,                      // WSAEFAULT
         Some(10022) | Some(87) => EINVAL,           // WSAEINVAL, ERROR_INVALID_PARAMETER
         Some(10024) => EMFILE,                      // WSAEMFILE
         Some(10035) => EAGAIN,                      // WSAEWOULDBLOCK
+        Some(10037) => EALREADY,                    // WSAEALREADY
         Some(10038) => ENOTSOCK,                    // WSAENOTSOCK
         Some(10039) => EDESTADDRREQ,                // WSAEDESTADDRREQ
         Some(10040) => EMSGSIZE,                    // WSAEMSGSIZE
         Some(10041) => EPROTOTYPE,                  // WSAEPROTOTYPE
+        Some(10043) => EPROTONOSUPPORT,             // WSAEPROTONOSUPPORT
+        Some(10046) => EINVAL,                      // WSAEPFNOSUPPORT, as libuv
         Some(10045) => ENOTSUP,                     // WSAEOPNOTSUPP
         Some(10047) => EAFNOSUPPORT,                // WSAEAFNOSUPPORT
         Some(10048) => EADDRINUSE,                  // WSAEADDRINUSE
         Some(10049) => EADDRNOTAVAIL,               // WSAEADDRNOTAVAIL
         Some(10050) => ENETDOWN,                    // WSAENETDOWN
-        Some(10051) => ENETUNREACH,                 // WSAENETUNREACH
-        Some(10053) => ECONNABORTED,                // WSAECONNABORTED
+        Some(10051) | Some(1231) => ENETUNREACH,    // WSAENETUNREACH, ERROR_NETWORK_UNREACHABLE
+        Some(10053) | Some(1236) => ECONNABORTED,   // WSAECONNABORTED, ERROR_CONNECTION_ABORTED
         Some(10054) | Some(64) => ECONNRESET,       // WSAECONNRESET, ERROR_NETNAME_DELETED
         Some(10055) => ENOBUFS,                     // WSAENOBUFS
         Some(10056) => EISCONN,                     // WSAEISCONN
         Some(10057) => ENOTCONN,                    // WSAENOTCONN
-        Some(10058) | Some(109) | Some(232) => EPIPE, // WSAESHUTDOWN, ERROR_BROKEN_PIPE, ERROR_NO_DATA
+        // WSAESHUTDOWN, ERROR_BROKEN_PIPE, ERROR_BAD_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED
+        Some(10058) | Some(109) | Some(230) | Some(232) | Some(233) => EPIPE,
+        Some(231) => EBUSY,                         // ERROR_PIPE_BUSY
         Some(10060) | Some(121) => ETIMEDOUT,       // WSAETIMEDOUT, ERROR_SEM_TIMEOUT
         Some(10061) | Some(1225) => ECONNREFUSED,   // WSAECONNREFUSED, ERROR_CONNECTION_REFUSED
         Some(10065) | Some(1232) => EHOSTUNREACH,   // WSAEHOSTUNREACH, ERROR_HOST_UNREACHABLE
@@ -133,6 +143,30 @@ mod tests {
         }
     }
 
+    /// Codes whose libuv name differs from the obvious one, or that only overlapped I/O (named pipes)
+    /// reports: each as `uv_translate_sys_error` (libuv 1.x, src/win/error.c) names it.
+    #[test]
+    fn codes_as_libuv_translates_them() {
+        let cases = [
+            (10004, ECANCELED),      // WSAEINTR: libuv says ECANCELED, not EINTR
+            (10037, EALREADY),       // WSAEALREADY
+            (10043, EPROTONOSUPPORT), // WSAEPROTONOSUPPORT
+            (10046, EINVAL),         // WSAEPFNOSUPPORT
+            (1231, ENETUNREACH),     // ERROR_NETWORK_UNREACHABLE
+            (1236, ECONNABORTED),    // ERROR_CONNECTION_ABORTED
+            (1225, ECONNREFUSED),    // ERROR_CONNECTION_REFUSED
+            (64, ECONNRESET),        // ERROR_NETNAME_DELETED
+            (230, EPIPE),            // ERROR_BAD_PIPE
+            (232, EPIPE),            // ERROR_NO_DATA: a write to a pipe whose reader left
+            (233, EPIPE),            // ERROR_PIPE_NOT_CONNECTED
+            (231, EBUSY),            // ERROR_PIPE_BUSY
+            (5, EPERM),              // ERROR_ACCESS_DENIED: EPERM on libuv 1.x (EACCES only on its master)
+        ];
+        for (code, want) in cases {
+            assert_eq!(of_windows(Some(code), ErrorKind::Other), want as u32, "Windows error {code}");
+        }
+    }
+
     /// The numbers are libuv's: `uv/errno.h` (Node's headers, where this machine has them) defines each
     /// for Windows as `# define UV__E... (-4xxx)`.
     #[test]
@@ -147,6 +181,7 @@ mod tests {
         };
         let ours = [
             ("EADDRINUSE", EADDRINUSE), ("EADDRNOTAVAIL", EADDRNOTAVAIL), ("EAFNOSUPPORT", EAFNOSUPPORT), ("EAGAIN", EAGAIN),
+            ("EALREADY", EALREADY), ("EBUSY", EBUSY), ("EPROTONOSUPPORT", EPROTONOSUPPORT),
             ("EBADF", EBADF), ("ECANCELED", ECANCELED), ("ECONNABORTED", ECONNABORTED), ("ECONNREFUSED", ECONNREFUSED),
             ("ECONNRESET", ECONNRESET), ("EDESTADDRREQ", EDESTADDRREQ), ("EEXIST", EEXIST), ("EFAULT", EFAULT),
             ("EHOSTUNREACH", EHOSTUNREACH), ("EINTR", EINTR), ("EINVAL", EINVAL), ("EIO", EIO), ("EISCONN", EISCONN),
