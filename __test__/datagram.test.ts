@@ -4,6 +4,7 @@ import * as dgram from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   constants,
@@ -500,6 +501,22 @@ describe('datagram transport lifecycle and options', () => {
     expect(t.getExtraInfo('peername')).toEqual(['127.0.0.1', peer.address().port]);
     expect(() => (t.getExtraInfo('socket') as TransportSocket).getsockname()).toThrow(/EBADF/);
     await closeNode(peer);
+  });
+
+  it("the socket's errors carry this platform's errno for their code (getpeername unconnected: ENOTCONN; closed: EBADF)", async () => {
+    // The numbers differ between systems (ENOTCONN: 107 on Linux, 57 on macOS, libuv's 4053 on Windows).
+    const rec = new DgramRecorder();
+    const [t] = await createDatagramEndpoint(() => rec, { localAddr: ['127.0.0.1', 0] });
+    const sock = t.getExtraInfo('socket') as TransportSocket;
+    const thrown = (f: () => unknown) => { try { f(); } catch (e) { return e as { code: string; errno: number }; } throw new Error('no error'); };
+    const notconn = thrown(() => sock.getpeername());
+    expect(notconn.code).toBe('ENOTCONN');
+    expect(getSystemErrorName(notconn.errno)).toBe('ENOTCONN');
+    t.abort();
+    await rec.lost;
+    const badf = thrown(() => sock.getsockname());
+    expect(badf.code).toBe('EBADF');
+    expect(getSystemErrorName(badf.errno)).toBe('EBADF');
   });
 
   it('close() receives nothing more and ends with connectionLost(null)', async () => {

@@ -1,5 +1,5 @@
 // Node-style errors for everything the engine reports, and the argument checks of the public API.
-import { getSystemErrorName, types } from 'node:util';
+import { getSystemErrorMap, getSystemErrorName, types } from 'node:util';
 
 /** Not an errno: name resolution found nothing (`protoloop_engine::events::ENOTFOUND`). */
 export const ENOTFOUND = 0x7fff_0001;
@@ -26,6 +26,20 @@ const SYSCALLS: Record<number, string> = {
   20: 'getsockopt',
   30: 'handshake',
 };
+
+let errnos: Map<string, number> | undefined;
+
+/**
+ * Node's errno for an error name on this platform (negative): the numbers differ between systems
+ * (`ENOTCONN` is -107 on Linux, -57 on macOS, libuv's -4053 on Windows), so the TypeScript layer never
+ * writes one down.
+ */
+export function errnoNamed(name: string): number {
+  errnos ??= new Map([...getSystemErrorMap()].map(([n, [code]]) => [code, n]));
+  const n = errnos.get(name);
+  if (n === undefined) throw new Error(`protoloop: Node knows no errno named ${name}`);
+  return n;
+}
 
 /** An `Error` shaped like Node's system errors: `code`, `errno` (negative, as Node's), `syscall`. */
 export interface SystemError extends Error {

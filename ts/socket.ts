@@ -1,5 +1,5 @@
 // `TransportSocket` (what `getExtraInfo('socket')` returns), socket constants and address tuples.
-import { checkInteger, systemError } from './errors';
+import { checkInteger, errnoNamed, systemError } from './errors';
 import { native } from './native';
 import type { Address } from './protocols';
 
@@ -108,20 +108,20 @@ export class TransportSocket {
   }
 
   #check(syscall: string): void {
-    if (!this.isOpen()) throw systemError(9 /* EBADF */, syscall);
+    if (!this.isOpen()) throw systemError(errnoNamed('EBADF'), syscall);
   }
 
   getsockname(): Address {
     this.#check('getsockname');
     const a = toAddress(native.sockname(this.fd));
-    if (a === null) throw systemError(9, 'getsockname');
+    if (a === null) throw systemError(errnoNamed('EBADF'), 'getsockname');
     return a;
   }
 
   getpeername(): Address {
     this.#check('getpeername');
     const a = toAddress(native.peername(this.fd));
-    if (a === null) throw systemError(107 /* ENOTCONN */, 'getpeername');
+    if (a === null) throw systemError(errnoNamed('ENOTCONN'), 'getpeername');
     return a;
   }
 

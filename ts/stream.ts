@@ -1,5 +1,5 @@
 // Stream transports: TCP, Unix sockets, pipes and TLS connections (the connect functions are in connect.ts).
-import { checkInteger, checkObject, systemError, tlsError, toBytes } from './errors';
+import { checkInteger, checkObject, errnoNamed, systemError, tlsError, toBytes } from './errors';
 import { READ_HINT, isBuffered } from './buffered';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
@@ -403,7 +403,7 @@ export class StreamTransport extends Transport {
       this.#writer.accepted += sent;
       f?.reject(Object.assign(systemError(a, 'sendfile'), { bytesSent: sent }));
     } else {
-      f?.reject(systemError(a || 32 /* EPIPE */, b || 'sendfile'));
+      f?.reject(systemError(a || errnoNamed('EPIPE'), b || 'sendfile'));
     }
   }
 

@@ -1,6 +1,6 @@
 // Child processes: asyncio's `subprocess_exec` / `subprocess_shell`, `SubprocessTransport` and the
 // pipe protocols that turn each stdio pipe's events into `SubprocessProtocol` callbacks.
-import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, systemError } from './errors';
+import { checkBoolean, checkFunction, checkInteger, checkObject, checkString, errnoNamed, systemError } from './errors';
 import { register, unregister } from './events';
 import { release, retain } from './loop';
 import { EventKind, native } from './native';
@@ -35,6 +35,8 @@ export interface SubprocessOptions {
   uid?: number;
   gid?: number;
 }
+
+const WINDOWS = process.platform === 'win32';
 
 let signals: Record<string, number> | undefined;
 
@@ -113,7 +115,9 @@ class UnixSubprocessTransport extends SubprocessTransport {
   _onEvent(kind: EventKind, a: number): void {
     if (kind !== EventKind.ProcessExited) return;
     unregister(this._id);
-    this.#returncode = a | 0;
+    // Unix: the exit status, or -signal. Windows: the exit code is a DWORD (an NTSTATUS such as
+    // 0xC0000005 for a crash), never a signal: asyncio and Node report it unsigned.
+    this.#returncode = WINDOWS ? a >>> 0 : a | 0;
     this._callProtocol('processExited');
     this.#tryFinish();
   }
@@ -159,7 +163,7 @@ class UnixSubprocessTransport extends SubprocessTransport {
   /** Sends `signal` (a number or a name such as `'SIGTERM'`); throws `ESRCH` once the child exited. */
   sendSignal(signal: number | string): void {
     const sig = signalNumber(signal);
-    if (this.#returncode !== null) throw systemError(3 /* ESRCH */, 'kill');
+    if (this.#returncode !== null) throw systemError(errnoNamed('ESRCH'), 'kill');
     const r = native.sendSignal(this._id, sig);
     if (r < 0) throw systemError(r, 'kill');
   }
