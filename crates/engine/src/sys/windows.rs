@@ -65,9 +65,16 @@ pub fn runtime_poll_fd(_runtime: &tokio::runtime::Runtime) -> io::Result<std::ff
 }
 
 /// A socket, non-blocking and not inherited by children (socket2 makes every socket so on Windows).
+/// An IPv6 socket is dual-stack, as Linux makes it by default and libuv makes it on Windows (where
+/// `IPV6_V6ONLY` starts on): a datagram endpoint on `::` then reaches IPv4 peers through their
+/// v4-mapped addresses (`Datagram::ip_dest`), as on Linux. Listening sockets turn it back on (asyncio's
+/// rule, `server::listen_socket`). Best effort, as libuv: a system without IPv4 refuses it.
 pub fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
     let sock = Socket::new(domain, ty, protocol)?;
     sock.set_nonblocking(true)?;
+    if domain == Domain::IPV6 {
+        let _ = sock.set_only_v6(false);
+    }
     Ok(sock)
 }
 
