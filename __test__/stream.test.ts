@@ -669,6 +669,20 @@ describe('errors', () => {
     expect(err.syscall).toBe(viaNode.syscall);
   });
 
+  it('a localAddr whose port a server listens on rejects with EADDRINUSE at "bind", as Node says', async () => {
+    // Windows' SO_REUSEADDR would let the bind take a listening port over (undefined which socket then
+    // gets the traffic): the engine sets it only on Unix, where a listening port stays refused.
+    const node = net.createServer();
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const busy = (node.address() as net.AddressInfo).port;
+    const target = await freePort();
+    const err = await createConnection(() => new Recorder(), '127.0.0.1', target, { localAddr: ['127.0.0.1', busy] }).catch((e) => e);
+    const viaNode = await new Promise<any>((r) => net.connect({ host: '127.0.0.1', port: target, localAddress: '127.0.0.1', localPort: busy }).on('error', r));
+    await new Promise((r) => node.close(r));
+    expect(err).toMatchObject({ code: 'EADDRINUSE', syscall: 'bind' });
+    expect([viaNode.code, viaNode.syscall]).toEqual([err.code, err.syscall]);
+  });
+
   it('an unknown host name rejects with ENOTFOUND', async () => {
     let made = 0;
     const err = await createConnection(() => (made++, new Recorder()), 'nonexistent.invalid', 80).catch((e) => e);

@@ -94,7 +94,7 @@ pub fn interleave(addrs: Vec<SocketAddr>, first_count: usize) -> Vec<SocketAddr>
 async fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Result<Socket, ConnectError> {
     let sock = crate::sys::socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(local) = local {
-        sock.set_reuse_address(true)?;
+        sys::reuse_local_address(&sock)?;
         sock.bind(&local.into()).map_err(|e| ConnectError { errno: errno_of(&e), syscall: Syscall::Bind })?;
     }
     Ok(connect_socket(sock, addr).await?)

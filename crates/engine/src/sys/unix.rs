@@ -117,6 +117,12 @@ pub fn errno_of(e: &std::io::Error) -> u32 {
     e.raw_os_error().unwrap_or(libc::EIO) as u32
 }
 
+/// `SO_REUSEADDR` on a connecting socket about to bind its local address: a port a closed
+/// connection left in `TIME_WAIT` can be bound again.
+pub fn reuse_local_address(sock: &socket2::Socket) -> std::io::Result<()> {
+    sock.set_reuse_address(true)
+}
+
 /// `SO_REUSEPORT` on a socket about to bind.
 pub fn set_reuse_port(sock: &socket2::Socket) -> std::io::Result<()> {
     sock.set_reuse_port(true)

@@ -88,6 +88,14 @@ pub fn bind_unbound(sock: &Socket, domain: Domain) -> io::Result<()> {
     sock.bind(&any.into())
 }
 
+/// Nothing on a connecting socket about to bind its local address: Winsock's `SO_REUSEADDR` is no
+/// `TIME_WAIT` rule but lets a socket bind a port another socket is bound to, even one listening there
+/// (then which of them gets the traffic is undefined): a local address in use must fail with
+/// `EADDRINUSE` at `bind`, as Node's and asyncio's connects (neither sets it) fail on Windows.
+pub fn reuse_local_address(_sock: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
 /// `SO_REUSEPORT`: not on Windows (asyncio refuses `reuse_port` there too).
 pub fn set_reuse_port(_sock: &Socket) -> io::Result<()> {
     Err(super::unavailable("reusePort sockets (SO_REUSEPORT)"))
