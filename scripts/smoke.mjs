@@ -1,6 +1,8 @@
 // `npm run smoke`: what every platform must do, in one process, against the built package: TCP (protoloop
 // at both ends, and Node's net as the peer), TLS (protoloop at both ends, the client verifying the
-// server), STARTTLS against Node's tls (on Windows the one path that duplicates a socket), UDP, a child with stdin, stdout and stderr pipes, a shell command, sendfile; on Windows also
+// server), STARTTLS against Node's tls (on Windows the plain stream's registered socket goes to the TLS session), UDP (an IPv6
+// endpoint reaching an IPv4 peer), a child with stdin, stdout and stderr pipes, a shell command, exit codes, errno
+// codes by this platform's numbers, a busy localAddr, sendfile; on Windows also
 // that what cannot exist there (Unix sockets, sockets and pipes by descriptor, socketpair) throws an
 // Error naming Windows. One line per check; the first failure exits non-zero.
 //
@@ -10,10 +12,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
 import {
   Protocol,
   SubprocessProtocol,
@@ -215,6 +219,50 @@ await check('a child that is killed reports it', async () => {
   t.kill();
   await child.done;
   assert.equal(t.getReturncode(), windows ? 1 : -9);
+});
+
+await check('UDP: an IPv6 endpoint reaches an IPv4 peer (dual-stack, as on Linux); its socket names errors by this platform\'s numbers', async () => {
+  const peer = dgram.createSocket('udp4');
+  await new Promise((r) => peer.bind(0, '127.0.0.1', r));
+  const got = new Promise((r) => peer.once('message', (m) => r(m.toString())));
+  let t;
+  try {
+    [t] = await createDatagramEndpoint(() => ({}), { localAddr: ['::', 0] });
+  } catch (e) {
+    peer.close();
+    if (['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes(e.code)) return console.log('     (no IPv6 here: skipped)');
+    throw e;
+  }
+  t.sendto(Buffer.from('mapped'), ['127.0.0.1', peer.address().port]);
+  assert.equal(await got, 'mapped');
+  const e = (() => { try { t.getExtraInfo('socket').getpeername(); } catch (e) { return e; } })();
+  assert.equal(e?.code, 'ENOTCONN');
+  assert.equal(getSystemErrorName(e.errno), 'ENOTCONN');
+  t.close();
+  peer.close();
+});
+
+await check('TCP: a localAddr whose port a server listens on fails at bind with EADDRINUSE', async () => {
+  const node = net.createServer();
+  await new Promise((r) => node.listen(0, '127.0.0.1', r));
+  const other = net.createServer();
+  await new Promise((r) => other.listen(0, '127.0.0.1', r));
+  const err = await createConnection(() => new Protocol(), '127.0.0.1', other.address().port, { localAddr: ['127.0.0.1', node.address().port] }).then(
+    (r) => (r[0].close(), null),
+    (e) => e,
+  );
+  node.close();
+  other.close();
+  assert.equal(err?.code, 'EADDRINUSE');
+  assert.equal(err.syscall, 'bind');
+});
+
+await check('a child exit code is as the system gives it (unsigned on Windows); a signal after exit is ESRCH', async () => {
+  const [t, child] = await subprocessExec(() => new Child(), process.execPath, ['-e', 'process.exit(-1)'], { stdin: null });
+  await child.done;
+  // exit(-1): 255 on Unix; 0xFFFFFFFF on Windows, which asyncio and Node report unsigned.
+  assert.equal(t.getReturncode(), windows ? 0xffffffff : 255);
+  assert.throws(() => t.sendSignal('SIGTERM'), (e) => e.code === 'ESRCH' && getSystemErrorName(e.errno) === 'ESRCH');
 });
 
 await check('sendfile: a file goes out over TCP whole (the read/write fallback on Windows)', async () => {
