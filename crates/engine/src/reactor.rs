@@ -10,6 +10,7 @@
 //! sockets are.
 //!
 //! ```
+//! # #[cfg(unix)] { // Windows has no host reactor: `Reactor::host` fails there.
 //! use protoloop_engine::reactor::Reactor;
 //!
 //! let reactor = Reactor::host().unwrap();
@@ -17,6 +18,7 @@
 //! reactor.handle().spawn(async move { tx.send(42).unwrap() });
 //! reactor.turn(); // runs the task, waits for nothing
 //! assert_eq!(rx.try_recv(), Ok(42));
+//! # }
 //! ```
 
 use std::cell::Cell;
