@@ -92,7 +92,17 @@ pub fn of_windows(code: Option<i32>, kind: io::ErrorKind) -> u32 {
         Some(10060) | Some(121) => ETIMEDOUT,       // WSAETIMEDOUT, ERROR_SEM_TIMEOUT
         Some(10061) | Some(1225) => ECONNREFUSED,   // WSAECONNREFUSED, ERROR_CONNECTION_REFUSED
         Some(10065) | Some(1232) => EHOSTUNREACH,   // WSAEHOSTUNREACH, ERROR_HOST_UNREACHABLE
-        Some(2) | Some(3) => ENOENT,                // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
+        // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, ERROR_INVALID_DRIVE, ERROR_INVALID_NAME,
+        // ERROR_MOD_NOT_FOUND, ERROR_BAD_PATHNAME, ERROR_ENVVAR_NOT_FOUND, ERROR_DIRECTORY (a spawn's
+        // cwd that is no directory: Node's `spawn ENOENT`)
+        Some(2) | Some(3) | Some(15) | Some(123) | Some(126) | Some(161) | Some(203) | Some(267) => ENOENT,
+        Some(4) => EMFILE,                          // ERROR_TOO_MANY_OPEN_FILES
+        Some(50) => ENOTSUP,                        // ERROR_NOT_SUPPORTED
+        Some(80) | Some(183) => EEXIST,             // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
+        Some(206) => ENAMETOOLONG,                  // ERROR_FILENAME_EXCED_RANGE
+        Some(32) | Some(33) => EBUSY,               // ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
+        Some(998) => EACCES,                        // ERROR_NOACCESS
+        Some(1314) => EPERM,                        // ERROR_PRIVILEGE_NOT_HELD
         Some(5) => EPERM,                           // ERROR_ACCESS_DENIED
         Some(6) => EBADF,                           // ERROR_INVALID_HANDLE
         Some(8) | Some(14) => ENOMEM,               // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
@@ -161,6 +171,11 @@ mod tests {
             (233, EPIPE),            // ERROR_PIPE_NOT_CONNECTED
             (231, EBUSY),            // ERROR_PIPE_BUSY
             (5, EPERM),              // ERROR_ACCESS_DENIED: EPERM on libuv 1.x (EACCES only on its master)
+            (267, ENOENT),           // ERROR_DIRECTORY: a spawn's cwd that is no directory
+            (123, ENOENT),           // ERROR_INVALID_NAME
+            (206, ENAMETOOLONG),     // ERROR_FILENAME_EXCED_RANGE
+            (4, EMFILE),             // ERROR_TOO_MANY_OPEN_FILES
+            (32, EBUSY),             // ERROR_SHARING_VIOLATION
         ];
         for (code, want) in cases {
             assert_eq!(of_windows(Some(code), ErrorKind::Other), want as u32, "Windows error {code}");
