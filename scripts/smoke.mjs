@@ -265,6 +265,23 @@ await check('a child exit code is as the system gives it (unsigned on Windows); 
   assert.throws(() => t.sendSignal('SIGTERM'), (e) => e.code === 'ESRCH' && getSystemErrorName(e.errno) === 'ESRCH');
 });
 
+await check('stderr=STDOUT with an inherited stdout: the child\'s stderr goes to this process\'s stdout', async () => {
+  // A process of its own, whose stdout and stderr are captured apart.
+  const lib = new URL('../dist/esm/index.mjs', import.meta.url).href;
+  const inner = `
+    import { SubprocessProtocol, STDOUT, subprocessExec } from ${JSON.stringify(lib)};
+    let done; const lost = new Promise((r) => (done = r));
+    class P extends SubprocessProtocol { connectionLost() { done(); } }
+    await subprocessExec(() => new P(), process.execPath, ['-e', 'process.stderr.write("to-stderr")'], { stdin: null, stdout: null, stderr: STDOUT });
+    await lost;
+    process.exit(0);`;
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', inner], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'to-stderr');
+  assert.equal(r.stderr, '');
+});
+
 await check('sendfile: a file goes out over TCP whole (the read/write fallback on Windows)', async () => {
   const file = join(dir, 'file.bin');
   writeFileSync(file, payload);

@@ -92,6 +92,13 @@ fn pipe(parent_reads: bool) -> io::Result<(NamedPipeServer, File)> {
     Ok((server, client))
 }
 
+/// A copy of this process's stdout handle for a child; inherit (its stderr) when there is none (a
+/// process without a console).
+fn parent_stdout() -> std::process::Stdio {
+    use std::os::windows::io::AsHandle;
+    std::io::stdout().as_handle().try_clone_to_owned().map_or_else(|_| std::process::Stdio::inherit(), std::process::Stdio::from)
+}
+
 /// The child's end for `what`, and the parent's end when it is a pipe.
 fn child_end(what: Stdio, parent_reads: bool) -> io::Result<(std::process::Stdio, Option<NamedPipeServer>)> {
     Ok(match what {
@@ -140,7 +147,9 @@ pub(crate) fn spawn(core: &Arc<Core>, opts: &SpawnOptions) -> io::Result<Spawned
         (Stdio::Stdout, Some(copy)) => (copy.into(), None),
         (Stdio::Stdout, None) => match opts.stdout {
             Stdio::DevNull => (std::process::Stdio::null(), None),
-            _ => (std::process::Stdio::inherit(), None),
+            // Inherited stdout: stderr goes to this process's stdout too, not to its stderr (as the
+            // Unix backend's `inherit(1)`, and CPython's `GetStdHandle(STD_OUTPUT_HANDLE)`).
+            _ => (parent_stdout(), None),
         },
         (other, _) => child_end(other, true)?,
     };
