@@ -37,6 +37,15 @@ export const STREAM_OPS: StreamOps = {
 
 type Held = [EventKind, number, Buffer | null];
 
+/**
+ * Bytes to hold while reading is paused, as a copy when they are a small part of the memory under them
+ * (a view of an event batch's payload, up to 320 KiB that other connections' bytes share): held for as
+ * long as the protocol stays paused, a view would keep the whole batch alive.
+ */
+function unpinned(data: Buffer): Buffer {
+  return data.length * 2 <= data.buffer.byteLength ? Buffer.from(data) : data;
+}
+
 /** What a `ReadHalf` asks of its transport. @internal */
 export interface ReaderOwner {
   isClosing(): boolean;
@@ -69,7 +78,7 @@ export class ReadHalf {
   /** A read-side event of the engine (`Data`, `Eof`, and the zero-copy kinds). */
   push(kind: EventKind, a: number, data: Buffer | null): void {
     if (this.owner.isClosing()) return;
-    if (this.#paused || this.#held !== null) (this.#held ??= []).push([kind, a, data]);
+    if (this.#paused || this.#held !== null) (this.#held ??= []).push([kind, a, data === null ? null : unpinned(data)]);
     else this.owner._deliverRead(kind, a, data);
   }
 
@@ -91,9 +100,11 @@ export class ReadHalf {
   resume(): void {
     if (this.owner.isClosing() || !this.#paused) return;
     this.#paused = false;
-    native.resumeReading(this.id);
-    // Events that came in while paused go out on a later turn, never inside this call.
+    // Events that came in while paused go out on a later turn, never inside this call, and the engine
+    // reads again once they are all delivered: what it read meanwhile would be held again if the
+    // protocol pauses on the way (an echo whose writes are still backed up), and held bytes are memory.
     if (this.#held !== null) this.#scheduleFlush();
+    else native.resumeReading(this.id);
   }
 
   /**
@@ -128,6 +139,7 @@ export class ReadHalf {
           if (this.#held.length === 0) this.#held = null;
           this.owner._deliverRead(kind, a, data);
         }
+        if (!this.#paused && !this.owner.isClosing() && this.#held === null) native.resumeReading(this.id);
       } catch (exc) {
         this.owner._internalError(exc);
       }

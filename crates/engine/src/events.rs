@@ -10,6 +10,7 @@
 //! layout is what makes the batch cheap to hand across the boundary: two buffers instead of an object
 //! per event.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -182,6 +183,8 @@ pub struct EventQueue {
     spare: Mutex<Batch>,
     wake: Box<dyn Fn() + Send + Sync>,
     drained: Notify,
+    /// How many batches the host has taken: a reader tells the batch its bytes went into from the next.
+    drains: AtomicU64,
 }
 
 impl EventQueue {
@@ -192,6 +195,7 @@ impl EventQueue {
             spare: Mutex::new(Batch::default()),
             wake,
             drained: Notify::new(),
+            drains: AtomicU64::new(0),
         })
     }
 
@@ -214,11 +218,11 @@ impl EventQueue {
     }
 
     /// Reads stream `id`'s bytes straight into the batch, saving the copy out of a read buffer: `read`
-    /// gets at least `room` bytes of free space at the payload's end and returns how many of them it
-    /// filled (recorded as by [`EventQueue::push_data`]) along with whatever the caller needs back.
-    /// `None`, without calling `read`, when the host is draining just now: the caller then reads into
-    /// its own buffer rather than make the host wait on a system call.
-    pub fn read_into<R>(&self, id: u32, room: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
+    /// gets at least `room` bytes of free space at the payload's end (at most `most`) and returns how
+    /// many of them it filled (recorded as by [`EventQueue::push_data`]) along with whatever the caller
+    /// needs back. `None`, without calling `read`, when the host is draining just now: the caller then
+    /// reads into its own buffer rather than make the host wait on a system call.
+    pub fn read_into<R>(&self, id: u32, room: usize, most: usize, read: impl FnOnce(*mut u8, usize) -> (usize, R)) -> Option<R> {
         let (first, r) = {
             let mut batch = match self.batch.try_lock() {
                 Ok(b) => b,
@@ -228,7 +232,7 @@ impl EventQueue {
             let start = batch.payload.len();
             // More room when the batch has it below its high-water mark: fewer, larger reads for a
             // busy stream, the rest of the capacity kept for one more reader.
-            let room = room.max(PAYLOAD_HIGH_WATER.saturating_sub(start));
+            let room = room.max(PAYLOAD_HIGH_WATER.saturating_sub(start)).min(most);
             batch.payload.reserve(room);
             // SAFETY: `reserve` made `room` bytes of capacity past `start`; `read` writes at most that.
             let (n, r) = read(unsafe { batch.payload.as_mut_ptr().add(start) }, room);
@@ -269,10 +273,12 @@ impl EventQueue {
 
     /// Takes everything queued so far. The next push wakes the host again.
     pub fn drain(&self) -> Batch {
-        let batch = std::mem::take(&mut *self.batch.lock().unwrap());
-        if !batch.payload.is_empty() {
-            self.drained.notify_waiters();
-        }
+        let batch = {
+            let mut current = self.batch.lock().unwrap();
+            self.drains.fetch_add(1, Ordering::Release);
+            std::mem::take(&mut *current)
+        };
+        self.drained.notify_waiters();
         batch
     }
 
@@ -282,10 +288,13 @@ impl EventQueue {
     pub fn drain_with<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> R {
         // Only the host drains, so this lock never waits; it just makes the swap safe.
         let mut spare = self.spare.lock().unwrap();
-        std::mem::swap(&mut *self.batch.lock().unwrap(), &mut *spare);
-        if !spare.payload.is_empty() {
-            self.drained.notify_waiters();
+        {
+            let mut current = self.batch.lock().unwrap();
+            self.drains.fetch_add(1, Ordering::Release);
+            std::mem::swap(&mut *current, &mut *spare);
         }
+        // Readers wait for room below the high-water mark, or for their batch to be taken.
+        self.drained.notify_waiters();
         let result = f(&mut spare);
         spare.records.clear();
         spare.payload.clear();
@@ -299,6 +308,17 @@ impl EventQueue {
     /// Waits while the host is behind by more than the high-water mark of payload bytes.
     pub async fn wait_for_room(&self) {
         crate::wait_until(&self.drained, || self.batch.lock().unwrap().payload.len() < PAYLOAD_HIGH_WATER).await
+    }
+
+    /// How many batches the host has taken so far (the number of the batch being filled).
+    pub fn drains(&self) -> u64 {
+        self.drains.load(Ordering::Acquire)
+    }
+
+    /// Waits until the host has taken batch `batch` (a number from [`EventQueue::drains`]), which
+    /// holds payload bytes of the caller's.
+    pub async fn wait_for_drain(&self, batch: u64) {
+        crate::wait_until(&self.drained, || self.drains() != batch).await
     }
 }
 
@@ -338,11 +358,11 @@ mod tests {
                 (bytes.len(), bytes.len())
             }
         };
-        assert_eq!(q.read_into(2, 16, fill(b"cde")), Some(3));
-        assert_eq!(q.read_into(3, 16, fill(b"")), Some(0)); // nothing read, no record
+        assert_eq!(q.read_into(2, 16, usize::MAX, fill(b"cde")), Some(3));
+        assert_eq!(q.read_into(3, 16, usize::MAX, fill(b"")), Some(0)); // nothing read, no record
         {
             let _draining = q.batch.lock().unwrap();
-            assert_eq!(q.read_into(4, 16, |_, _| -> (usize, ()) { unreachable!() }), None);
+            assert_eq!(q.read_into(4, 16, usize::MAX, |_, _| -> (usize, ()) { unreachable!() }), None);
         }
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 2, 0, 2, 1, 2, 3, 0, 3]);
@@ -360,16 +380,16 @@ mod tests {
             }
         };
         // An empty batch offers a busy stream room up to its high-water mark, not just what it asked for.
-        q.read_into(1, 16, |_, room| {
+        q.read_into(1, 16, usize::MAX, |_, room| {
             assert_eq!(room, PAYLOAD_HIGH_WATER);
             (0, ())
         });
-        q.read_into(1, 16, fill(b"ab"));
+        q.read_into(1, 16, usize::MAX, fill(b"ab"));
         q.push_data(1, b"cd"); // one piece with the last, copied or read in place
-        q.read_into(2, 16, fill(b"e"));
-        q.read_into(1, 16, fill(b"f")); // another id came between
+        q.read_into(2, 16, usize::MAX, fill(b"e"));
+        q.read_into(1, 16, usize::MAX, fill(b"f")); // another id came between
         q.push(Kind::Eof, 1, 0, 0);
-        q.read_into(1, 16, fill(b"g")); // an event came between
+        q.read_into(1, 16, usize::MAX, fill(b"g")); // an event came between
         let b = q.drain();
         assert_eq!(b.records, vec![1, 1, 4, 0, 4, 1, 2, 1, 0, 1, 1, 1, 1, 0, 1, 2, 1, 0, 0, 0, 1, 1, 1, 0, 1]);
         assert_eq!(b.payload, b"abcdefg");

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::Interest;
@@ -24,6 +24,13 @@ use crate::Core;
 
 /// Reads go into this much memory at a time; the same size asyncio and Node use.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes of one stream in one event batch: a busy stream's reads reach the host in pieces this
+/// large (bulk receive, a proxy's `writev`s). A stream starts with [`READ_CHUNK`] per batch, doubling
+/// with each batch it fills that the host takes without pausing it, and a pause starts it over: what
+/// the engine reads before a protocol's `pause_reading` reaches it is held until `resume_reading`, and
+/// what a protocol got before it paused is usually written on and queued, so a flow-controlled echo to
+/// a slow reader holds about one read per connection, as with Node, and not a batch's worth.
+const READ_AHEAD_MAX: usize = 256 * 1024;
 /// A queued write smaller than this absorbs the next one, so many tiny writes become few iovecs.
 const COALESCE_BELOW: usize = 16 * 1024;
 /// Most iovecs handed to one `writev`.
@@ -104,6 +111,9 @@ struct ReadState {
     /// A forward reads in bulk: the last read filled its whole buffer, so the next one splices (where
     /// the forward can); a splice that moves less than a buffer's worth goes back to reading.
     splicing: bool,
+    /// Bytes of this stream in event batch number `ahead_batch` (see [`crate::events::EventQueue::drains`]).
+    ahead: usize,
+    ahead_batch: u64,
 }
 
 /// Counters for `getExtraInfo('stats')`.
@@ -133,6 +143,8 @@ pub struct Stream {
     detaching: AtomicBool,
     /// The reader saw EOF: nothing more will be read (and so nothing forwarded).
     read_eof: AtomicBool,
+    /// Most bytes of this stream one event batch may hold (see [`READ_AHEAD_MAX`]); a pause resets it.
+    read_ahead: AtomicUsize,
 }
 
 impl Stream {
@@ -161,6 +173,7 @@ impl Stream {
             stats: Stats::default(),
             detaching: AtomicBool::new(false),
             read_eof: AtomicBool::new(false),
+            read_ahead: AtomicUsize::new(READ_CHUNK),
         });
         core.register(id, Handle::Stream(stream.clone()));
         stream
@@ -520,6 +533,11 @@ impl Stream {
                     _ = self.stopped() => return,
                     _ = self.core.queue.wait_for_room() => {}
                 },
+                // As much of this stream as one batch may hold is queued: wait until the host has it.
+                ReadOutcome::Ahead(batch) => tokio::select! {
+                    _ = self.stopped() => return,
+                    _ = self.core.queue.wait_for_drain(batch) => {}
+                },
                 // Back-pressure: read no more until the other side drained to its low mark.
                 ReadOutcome::Forwarded { to, low } => tokio::select! {
                     _ = self.stopped() => return,
@@ -571,10 +589,34 @@ impl Stream {
             self.core.queue.push(Kind::BufferFilled, self.id, filled as u32, 0);
             return ReadOutcome::Again;
         }
+        // How much more of this stream the batch being filled may take.
+        let most = if forwarding {
+            READ_CHUNK
+        } else {
+            let batch = self.core.queue.drains();
+            let allowed = self.read_ahead.load(Ordering::Relaxed);
+            if rs.ahead_batch != batch {
+                // The host took the stream's share of the last batch and did not pause it (a pause
+                // lasts until a later batch): it may have twice as much of this one. Not while its own
+                // writes wait for the peer: a protocol answering each read (an echo) would only queue
+                // more.
+                if rs.ahead >= allowed && allowed < READ_AHEAD_MAX && batch == rs.ahead_batch + 1 && self.write_buffer_size() == 0 {
+                    let _ = self.read_ahead.compare_exchange(allowed, (allowed * 2).min(READ_AHEAD_MAX), Ordering::Relaxed, Ordering::Relaxed);
+                }
+                rs.ahead_batch = batch;
+                rs.ahead = 0;
+            }
+            match self.read_ahead.load(Ordering::Relaxed) {
+                // Bounded by the batch's high-water mark alone.
+                READ_AHEAD_MAX => usize::MAX,
+                allowed if rs.ahead >= allowed => return ReadOutcome::Ahead(batch),
+                allowed => allowed - rs.ahead,
+            }
+        };
         // Bytes for the host are read straight into the event batch when the host is not draining it
         // at that moment (no buffer per connection, and one copy fewer).
         if !forwarding {
-            let read = self.core.queue.read_into(self.id, READ_CHUNK, |ptr, room| {
+            let read = self.core.queue.read_into(self.id, READ_CHUNK, most, |ptr, room| {
                 // SAFETY: the queue lends `room` bytes at `ptr` for this call.
                 let r = unsafe { guard.try_read(ptr, room) };
                 let filled = match &r {
@@ -584,7 +626,7 @@ impl Stream {
                 (filled, (r, room))
             });
             if let Some((r, room)) = read {
-                return self.after_read(guard, &mut rs, r, room, |n| self.copied(n));
+                return self.after_read(guard, &mut rs, r, room, |rs, n| self.copied(rs, n));
             }
         }
         // Socket to socket in bulk: through a pipe with splice(2), the bytes never copied into user
@@ -597,7 +639,7 @@ impl Stream {
                 if let Ok(Ok(n)) = r {
                     rs.splicing = n >= READ_CHUNK;
                 }
-                self.after_read(guard, &mut rs, r, 0, |n| self.forward_outcome(self.forward.pass_spliced(pipe, n, self.id, &self.core.queue)))
+                self.after_read(guard, &mut rs, r, 0, |_, n| self.forward_outcome(self.forward.pass_spliced(pipe, n, self.id, &self.core.queue)))
             });
             if let Some(outcome) = spliced {
                 return outcome;
@@ -606,17 +648,18 @@ impl Stream {
         // Otherwise through one buffer per I/O thread (an idle connection costs no buffer); the queue
         // is then locked only for the copy into the batch, not for the read.
         READ_BUF.with_borrow_mut(|own| {
-            // SAFETY: the thread's own buffer, `own.len()` bytes.
-            let r = unsafe { guard.try_read(own.as_mut_ptr(), own.len()) };
+            let asked = own.len().min(most);
+            // SAFETY: the thread's own buffer, at least `asked` bytes.
+            let r = unsafe { guard.try_read(own.as_mut_ptr(), asked) };
             if let (true, Ok(Ok(n))) = (forwarding, &r) {
-                rs.splicing = *n == own.len();
+                rs.splicing = *n == asked;
             }
-            self.after_read(guard, &mut rs, r, own.len(), |n| {
+            self.after_read(guard, &mut rs, r, asked, |rs, n| {
                 if forwarding {
                     return self.forward_bytes(&own[..n]);
                 }
                 self.core.queue.push_data(self.id, &own[..n]);
-                self.copied(n)
+                self.copied(rs, n)
             })
         })
     }
@@ -628,7 +671,7 @@ impl Stream {
         rs: &mut ReadState,
         r: Result<io::Result<usize>, sys::WouldBlock>,
         asked: usize,
-        got: impl FnOnce(usize) -> ReadOutcome,
+        got: impl FnOnce(&mut ReadState, usize) -> ReadOutcome,
     ) -> ReadOutcome {
         match r {
             Ok(Ok(0)) => self.on_eof(rs),
@@ -637,7 +680,7 @@ impl Stream {
                     guard.clear_ready();
                 }
                 self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                got(n)
+                got(rs, n)
             }
             Ok(Err(e)) => ReadOutcome::from_error(e),
             Err(_would_block) => ReadOutcome::Again,
@@ -645,7 +688,8 @@ impl Stream {
     }
 
     /// `n` bytes went to the host in a `Data` event.
-    fn copied(&self, n: usize) -> ReadOutcome {
+    fn copied(&self, rs: &mut ReadState, n: usize) -> ReadOutcome {
+        rs.ahead += n;
         self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
         ReadOutcome::Copied
     }
@@ -774,6 +818,12 @@ impl Transport for Stream {
         }
     }
 
+    /// Read-ahead starts small again (see [`READ_AHEAD_MAX`]).
+    fn pause_reading(&self) {
+        self.read_ahead.store(READ_CHUNK, Ordering::Relaxed);
+        self.life.pause_reading();
+    }
+
     /// A closing stream reads no more.
     fn resume_reading(&self) {
         if self.write.lock().unwrap().closing {
@@ -824,6 +874,8 @@ enum ReadOutcome {
     Done,
     /// Bytes went into a `Data` event.
     Copied,
+    /// Event batch number `.0` holds as many of this stream's bytes as one batch may.
+    Ahead(u64),
     /// Bytes went to a forwarding target that is now over its high mark.
     Forwarded { to: Sink, low: usize },
     Failed(io::Error),

@@ -469,6 +469,44 @@ fn pause_reading_stops_reading_until_resumed() {
     h.expect(Kind::Closed, id);
 }
 
+/// What a flow-controlled protocol holds while paused is what the engine read ahead of the pause: after
+/// a pause, a stream's bytes come one 64 KiB chunk per batch, doubling with each batch the host takes
+/// without pausing it (without the bound, one batch took 256 KiB of it and more).
+#[test]
+fn after_a_pause_a_stream_reads_one_chunk_ahead_per_batch() {
+    let mut h = Harness::new();
+    let l = listener();
+    let (id, mut peer) = h.connect(&l);
+    let s = h.engine.stream(id).unwrap();
+    s.pause_reading();
+    s.resume_reading();
+    let data = pattern(4 << 20);
+    let writer = {
+        let data = data.clone();
+        thread::spawn(move || {
+            peer.write_all(&data).unwrap();
+            peer.shutdown(Shutdown::Write).unwrap();
+            peer
+        })
+    };
+    let queued = |h: &Harness| -> usize { h.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum() };
+    // The batch is not taken meanwhile: the reader reads its share and waits.
+    thread::sleep(Duration::from_millis(300));
+    h.pump(Duration::from_secs(5));
+    let first = queued(&h);
+    assert!(first > 0 && first <= 64 * 1024, "{first} bytes in the first batch after a pause");
+    thread::sleep(Duration::from_millis(300));
+    h.pump(Duration::from_secs(5));
+    let second = queued(&h) - first;
+    assert!(second > 64 * 1024 && second <= 128 * 1024, "{second} bytes in the second batch");
+    let (got, eof) = h.read(id, usize::MAX);
+    assert!(eof);
+    assert!(got == data);
+    let _peer = writer.join().unwrap();
+    s.close();
+    h.expect(Kind::Closed, id);
+}
+
 // Unix: Windows adopts no sockets.
 #[cfg(unix)]
 #[test]
