@@ -293,8 +293,9 @@ describe('memory', () => {
       child.stdin.write('mem\n');
       await line();
       const after = mib('VmRSS');
-      // The load was real: it made the server hold well over the bound asserted after.
-      expect(peak - before).toBeGreaterThan(128);
+      // The load was real: it made the server hold well over the bound asserted after (140-160 MiB
+      // here since a stream reads one chunk ahead after a pause, about 1 MiB per connection before).
+      expect(peak - before).toBeGreaterThan(96);
       expect(after - before).toBeLessThan(64);
     } finally {
       child.stdin.end();
