@@ -44,17 +44,26 @@ export function unregister(id: number): void {
 }
 
 /**
- * One engine batch: `head` is an ArrayBuffer of records, 5 u32 each (kind, id, a, b, len), `payload`
- * the records' payloads back to back (a `data` Buffer given to a protocol is a view of it; large
- * payloads are engine memory handed over without a copy).
+ * One engine batch. Its records, 5 u32 each (kind, id, a, b, len): the first `head` words of this
+ * thread's records buffer, or, in a batch with more of them than it holds, the ArrayBuffer `head`.
+ * Their payloads, back to back: `length` bytes from `start` of the ArrayBuffer `payload` (a slab the
+ * engine copies small batches into, one after the other), or, when `start` is undefined, all of the
+ * Buffer `payload` (engine memory handed over without a copy). A `data` Buffer given to a protocol is
+ * a view of it.
  */
-function onEvents(head: Buffer | ArrayBuffer, payload: Buffer): void {
-  // The addon's declaration says Buffer (napi-rs declares an ArrayBuffer argument only as a borrow).
-  const records = new Uint32Array(head as ArrayBuffer);
+function onEvents(head: number | ArrayBuffer, payload: ArrayBuffer | Buffer, start: number | undefined, length: number | undefined): void {
+  const records = typeof head === 'number' ? RECORDS : new Uint32Array(head);
+  const count = typeof head === 'number' ? head : records.length;
   dispatching = true;
   try {
-    dispatch(records, payload);
-    if (payload.length > 0) freshBytes(payload.length);
+    if (start === undefined) {
+      dispatch(records, count, payload as Buffer, null, 0);
+      if ((payload as Buffer).length > 0) freshBytes((payload as Buffer).length);
+    } else {
+      dispatch(records, count, null, payload as ArrayBuffer, start, length as number);
+      // Small batches fill slabs: each new slab is as many fresh bytes.
+      if ((length as number) > 0) freshBytes(length as number);
+    }
   } finally {
     dispatching = false;
     // A deferred task may ask for another (a flush's errorReceived sending again goes out at once,
@@ -73,9 +82,14 @@ function onEvents(head: Buffer | ArrayBuffer, payload: Buffer): void {
   }
 }
 
-function dispatch(records: Uint32Array, payload: Buffer): void {
+/**
+ * Hands out the batch's `count` record words. Payload bytes are views of `buffer`, or, for a batch in
+ * the slab, of its `length` bytes of `slab` from `base` on: one Buffer per record, and one over the
+ * batch for `_onRaw` sinks.
+ */
+function dispatch(records: Uint32Array, count: number, buffer: Buffer | null, slab: ArrayBuffer | null, base: number, length = 0): void {
   let offset = 0;
-  for (let i = 0; i < records.length; i += 5) {
+  for (let i = 0; i < count; i += 5) {
     const kind = records[i] as EventKind;
     const a = records[i + 2];
     const len = records[i + 4];
@@ -90,8 +104,14 @@ function dispatch(records: Uint32Array, payload: Buffer): void {
       continue;
     }
     try {
-      if (sink._onRaw !== undefined) sink._onRaw(kind, a, records[i + 3], payload, start, len);
-      else sink._onEvent(kind, a, records[i + 3], len > 0 ? payload.subarray(start, offset) : null);
+      if (sink._onRaw !== undefined) {
+        buffer ??= Buffer.from(slab as ArrayBuffer, base, length);
+        sink._onRaw(kind, a, records[i + 3], buffer, start, len);
+      } else if (len === 0) {
+        sink._onEvent(kind, a, records[i + 3], null);
+      } else {
+        sink._onEvent(kind, a, records[i + 3], buffer !== null ? buffer.subarray(start, offset) : Buffer.from(slab as ArrayBuffer, base + start, len));
+      }
     } catch (exc) {
       // Sinks route protocol errors themselves; anything reaching here is a bug of ours, and it must
       // not take the rest of the batch (or the process) down with it. A transport whose event was lost
@@ -103,3 +123,5 @@ function dispatch(records: Uint32Array, payload: Buffer): void {
 }
 
 native.init(onEvents);
+/** The records buffer `onEvents` reads when `head` is a number (one per thread, for its life). */
+const RECORDS = new Uint32Array(native.eventRecords());

@@ -39,7 +39,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use protoloop_engine::{Engine, EngineOptions};
 
-type Waker = ThreadsafeFunction<(), (), FnArgs<(RawValue, RawValue)>, Status, false, true>;
+type Waker = ThreadsafeFunction<(), (), FnArgs<(RawValue, RawValue, RawValue, RawValue)>, Status, false, true>;
 
 /// A value made with raw Node-API calls, handed back to JavaScript as it is.
 pub(crate) struct RawValue(pub(crate) napi::sys::napi_value);
@@ -62,11 +62,16 @@ const POOL_KEPT: usize = 32;
 /// still in cache, for the next batch.
 const COPY_UP_TO: usize = 16 << 10;
 
-/// One batch as two values: the records, copied into an ArrayBuffer (5 u32 each, small), and the
-/// payload Buffer: copied when small (`COPY_UP_TO`), otherwise handed over without a copy as an
-/// external Buffer whose memory returns to the pool when JavaScript has dropped every view of it (the
-/// queue then fills a pooled buffer next).
-fn batch_buffers(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
+/// What `onEvents` is called with for one batch: `(head, payload, start, length)`.
+type BatchArgs = [napi::sys::napi_value; 4];
+
+/// One batch as `onEvents`'s arguments. `head`: the number of u32 words of records (5 each) written
+/// into this thread's records buffer (`eventRecords`), or, for a batch with more records than it
+/// holds, an ArrayBuffer of them. The payload: when small (`COPY_UP_TO`), copied into this thread's
+/// payload slab, passed as that ArrayBuffer with the `start` and `length` of the batch's bytes in it;
+/// otherwise handed over without a copy as an external Buffer (`start` undefined) whose memory returns
+/// to the pool when JavaScript has dropped every view of it (the queue then fills a pooled buffer next).
+fn batch_buffers(env: &Env) -> Result<BatchArgs> {
     // Called from C (the threadsafe function, libuv's poll callback), where a panic would abort the
     // process: as a last resort it becomes an Error.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch_buffers_unguarded(env)))
@@ -78,34 +83,53 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)")
 }
 
-fn batch_buffers_unguarded(env: &Env) -> Result<(napi::sys::napi_value, napi::sys::napi_value)> {
-    engine()?.queue().drain_with(|batch| {
+fn batch_buffers_unguarded(env: &Env) -> Result<BatchArgs> {
+    let instance = engine()?;
+    instance.queue().drain_with(|batch| {
         let records: &[u8] = u32s_as_bytes(&batch.records);
         let mut data = std::ptr::null_mut();
         let mut head = std::ptr::null_mut();
         let mut payload = std::ptr::null_mut();
-        // A plain ArrayBuffer: a Buffer's prototype change cost more than the copy (4% of the samples
-        // of one-connection echo). Its length gives the number of records.
-        // SAFETY: napi_create_arraybuffer allocates `records.len()` bytes and tells us where; we fill
-        // exactly those (nothing when there are none, and `data` may then be null).
+        let mut start = std::ptr::null_mut();
+        let mut length = std::ptr::null_mut();
+        // SAFETY (every Node-API call below): on the JavaScript thread with its env; out-pointers valid.
         unsafe {
-            check_status!(napi::sys::napi_create_arraybuffer(env.raw(), records.len(), &mut data, &mut head))?;
-            if !records.is_empty() {
+            let mut lent = instance.lent.borrow_mut();
+            if records.len() <= RECORDS_LEN {
+                let table = lent.records.get_or_insert_with_env(env.raw(), RECORDS_LEN)?;
+                // SAFETY: the records buffer holds RECORDS_LEN bytes; JavaScript reads it only during
+                // the call this batch is for, which is over before the next batch is written.
+                std::ptr::copy_nonoverlapping(records.as_ptr(), table.data, records.len());
+                check_status!(napi::sys::napi_create_uint32(env.raw(), batch.records.len() as u32, &mut head))?;
+            } else {
+                // A plain ArrayBuffer: a Buffer's prototype change cost more than the copy (4% of the
+                // samples of one-connection echo). Its length gives the number of records.
+                check_status!(napi::sys::napi_create_arraybuffer(env.raw(), records.len(), &mut data, &mut head))?;
                 std::ptr::copy_nonoverlapping(records.as_ptr(), data as *mut u8, records.len());
             }
+            if batch.payload.len() <= COPY_UP_TO {
+                let len = batch.payload.len();
+                let slab = match lent.slab.as_mut() {
+                    Some(slab) if slab.used + len <= slab.len => slab,
+                    // A fresh slab: the old one lives on while JavaScript holds views of it.
+                    _ => lent.slab.insert(Lent::new(env.raw(), SLAB_LEN)?),
+                };
+                let at = slab.used;
+                if len > 0 {
+                    // SAFETY: `at + len <= slab.len`; bytes handed out before `at` are never written again.
+                    std::ptr::copy_nonoverlapping(batch.payload.as_ptr(), slab.data.add(at), len);
+                }
+                // The next batch starts 8-aligned, as Node's Buffer pool does.
+                slab.used = (at + len).next_multiple_of(8).min(slab.len);
+                payload = slab.value()?;
+                check_status!(napi::sys::napi_create_uint32(env.raw(), at as u32, &mut start))?;
+                check_status!(napi::sys::napi_create_uint32(env.raw(), len as u32, &mut length))?;
+                return Ok([head, payload, start, length]);
+            }
+            check_status!(napi::sys::napi_get_undefined(env.raw(), &mut start))?;
+            length = start;
         }
-        if batch.payload.len() <= COPY_UP_TO {
-            // SAFETY: Node copies `len` bytes from the payload, which outlives the call.
-            unsafe {
-                check_status!(napi::sys::napi_create_buffer_copy(
-                    env.raw(),
-                    batch.payload.len(),
-                    batch.payload.as_ptr() as *const _,
-                    &mut data,
-                    &mut payload
-                ))?
-            };
-        } else {
+        {
             let next = PAYLOAD_POOL.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
             let vec = Box::new(std::mem::replace(&mut batch.payload, next));
             let (ptr, len) = (vec.as_ptr(), vec.len());
@@ -124,8 +148,84 @@ fn batch_buffers_unguarded(env: &Env) -> Result<(napi::sys::napi_value, napi::sy
                 // one every ~32 MiB received (30 per GiB through the callback proxy, 0 without).
             }
         }
-        Ok((head, payload))
+        Ok([head, payload, start, length])
     })
+}
+
+/// Bytes of this thread's records buffer: 819 records, more than a busy batch has.
+const RECORDS_LEN: usize = 16 << 10;
+/// Bytes of a payload slab. Small batches are copied into one slab after the other, as Node's Buffer
+/// pool does, so a 1 KiB message costs no allocation of its own (a fresh ArrayBuffer per batch was
+/// a `malloc`, a backing store and their `free`s at the next scavenge: the largest item of user time
+/// in a profile of one-connection echo). A view JavaScript keeps alive keeps its slab alive.
+const SLAB_LEN: usize = 64 << 10;
+
+/// An ArrayBuffer made here and kept alive by a reference, whose bytes Rust writes: the records
+/// buffer and the payload slab. Made and used on its thread only. The reference is not deleted: the
+/// environment's teardown deletes every reference it has.
+pub(crate) struct Lent {
+    reference: napi::sys::napi_ref,
+    env: napi::sys::napi_env,
+    data: *mut u8,
+    len: usize,
+    /// Bytes of the slab handed out so far.
+    used: usize,
+}
+
+impl Lent {
+    /// # Safety
+    /// On the JavaScript thread of `env`.
+    unsafe fn new(env: napi::sys::napi_env, len: usize) -> Result<Lent> {
+        let (mut data, mut value, mut reference) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: Node-API calls on the JavaScript thread with its env; out-pointers valid.
+        unsafe {
+            check_status!(napi::sys::napi_create_arraybuffer(env, len, &mut data, &mut value))?;
+            check_status!(napi::sys::napi_create_reference(env, value, 1, &mut reference))?;
+        }
+        Ok(Lent { reference, env, data: data as *mut u8, len, used: 0 })
+    }
+
+    /// # Safety
+    /// On the JavaScript thread of its env, inside a handle scope.
+    unsafe fn value(&self) -> Result<napi::sys::napi_value> {
+        let mut value = std::ptr::null_mut();
+        // SAFETY: the reference is strong (count 1), so the ArrayBuffer is alive.
+        unsafe { check_status!(napi::sys::napi_get_reference_value(self.env, self.reference, &mut value))? };
+        Ok(value)
+    }
+}
+
+trait GetOrMake {
+    /// # Safety
+    /// On the JavaScript thread of `env`.
+    unsafe fn get_or_insert_with_env(&mut self, env: napi::sys::napi_env, len: usize) -> Result<&mut Lent>;
+}
+
+impl GetOrMake for Option<Lent> {
+    unsafe fn get_or_insert_with_env(&mut self, env: napi::sys::napi_env, len: usize) -> Result<&mut Lent> {
+        if self.is_none() {
+            // SAFETY: the caller's promise.
+            *self = Some(unsafe { Lent::new(env, len)? });
+        }
+        Ok(self.as_mut().unwrap())
+    }
+}
+
+/// This thread's reused buffers for batches (see `batch_buffers`).
+#[derive(Default)]
+pub(crate) struct LentBuffers {
+    records: Option<Lent>,
+    slab: Option<Lent>,
+}
+
+/// The ArrayBuffer whose first words hold each batch's records when `onEvents` gets their number (see
+/// `batch_buffers`). The same one for the thread's life.
+#[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
+pub(crate) fn event_records(env: Env) -> Result<RawValue> {
+    let instance = engine()?;
+    let mut lent = instance.lent.borrow_mut();
+    // SAFETY: a binding runs on its JavaScript thread, inside Node's handle scope for the call.
+    unsafe { Ok(RawValue(lent.records.get_or_insert_with_env(env.raw(), RECORDS_LEN)?.value()?)) }
 }
 
 /// Finalizer of a payload Buffer: its memory goes back to the pool.
@@ -153,6 +253,7 @@ pub(crate) struct Instance {
     /// thread's environment is torn down, after which wake-ups do nothing.
     waker: Arc<Mutex<Option<Waker>>>,
     watch: RefCell<Option<reactor::Watch>>,
+    lent: RefCell<LentBuffers>,
 }
 
 impl std::ops::Deref for Instance {
@@ -198,7 +299,10 @@ fn engine_options() -> EngineOptions {
 /// Starts this thread's engine and registers `on_events(batch)` as the one receiver of its event
 /// batches (see `batch_buffers` for the layout). Each JavaScript thread that loads protoloop calls it
 /// once; its engine is torn down with the thread's environment (`tear_down`).
-#[napi(catch_unwind)]
+#[napi(
+    catch_unwind,
+    ts_args_type = "onEvents: (head: number | ArrayBuffer, payload: ArrayBuffer | Buffer, start: number | undefined, length: number | undefined) => void"
+)]
 pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Result<()> {
     if INSTANCE.with(|i| i.borrow().is_some()) {
         return Ok(());
@@ -207,7 +311,7 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| batch_buffers(&ctx.env).map(|(head, payload)| FnArgs::from((RawValue(head), RawValue(payload)))))?;
+        .build_callback(|ctx| batch_buffers(&ctx.env).map(|[a, b, c, d]| FnArgs::from((RawValue(a), RawValue(b), RawValue(c), RawValue(d)))))?;
     let waker = Arc::new(Mutex::new(Some(waker)));
     let wake = || -> Box<dyn Fn() + Send + Sync> {
         let waker = waker.clone();
@@ -238,7 +342,7 @@ pub fn init(env: Env, on_events: Function<FnArgs<(Buffer, Buffer)>, ()>) -> Resu
         Err(_) if host => (started(threads)?, None),
         Err(e) => return Err(e),
     };
-    let instance = Rc::new(Instance { engine, waker, watch: RefCell::new(watch) });
+    let instance = Rc::new(Instance { engine, waker, watch: RefCell::new(watch), lent: RefCell::default() });
     // SAFETY: registers a plain function without an argument; Node hands it the hook's handle.
     let status = unsafe { napi::sys::napi_add_async_cleanup_hook(env.raw(), Some(tear_down), std::ptr::null_mut(), std::ptr::null_mut()) };
     if status != napi::sys::Status::napi_ok {

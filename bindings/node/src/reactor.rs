@@ -197,10 +197,9 @@ unsafe fn deliver(host: &Host) {
         sys::napi_get_reference_value(env, host.on_events, &mut func);
         // napi_make_callback wants an object as `this`.
         sys::napi_get_global(env, &mut recv);
-        if let Ok((head, payload)) = crate::batch_buffers(&Env::from_raw(env)) {
-            let argv = [head, payload];
+        if let Ok(argv) = crate::batch_buffers(&Env::from_raw(env)) {
             let mut result = std::ptr::null_mut();
-            let status = sys::napi_make_callback(env, host.context, recv, func, 2, argv.as_ptr(), &mut result);
+            let status = sys::napi_make_callback(env, host.context, recv, func, argv.len(), argv.as_ptr(), &mut result);
             if status == sys::Status::napi_pending_exception {
                 let mut exc = std::ptr::null_mut();
                 sys::napi_get_and_clear_last_exception(env, &mut exc);
