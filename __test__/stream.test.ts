@@ -137,6 +137,37 @@ describe('TCP against Node net', () => {
     await srv.close();
   });
 
+  it('data Buffers a protocol keeps stay intact while later messages arrive (small batches share a slab)', async () => {
+    // Each message arrives in a batch of its own (the client waits for an ack before the next): small
+    // batches are copied one after the other into 64 KiB slabs, and 1,500 x 100 bytes fill three.
+    const kept: Buffer[] = [];
+    class Keeper extends Protocol {
+      t!: Transport;
+      connectionMade(t: Transport): void {
+        this.t = t;
+      }
+      dataReceived(data: Buffer): void {
+        kept.push(data);
+        this.t.write(Buffer.from('k'));
+      }
+    }
+    const server = await createServer(() => new Keeper(), '127.0.0.1', 0);
+    const s = net.connect(portOf(server), '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 1500; i++) {
+      const msg = Buffer.alloc(100, i % 251);
+      msg.writeUInt32BE(i, 0);
+      sent.push(msg);
+      const acked = new Promise((r) => s.once('data', r));
+      s.write(msg);
+      await acked;
+    }
+    s.destroy();
+    expect(Buffer.concat(kept).equals(Buffer.concat(sent))).toBe(true);
+    await server[Symbol.asyncDispose]();
+  });
+
   it('a Node net client talks to a protoloop echo server', async () => {
     const server = await createServer(() => new Echo(), '127.0.0.1', 0);
     const s = net.connect(portOf(server), '127.0.0.1');
