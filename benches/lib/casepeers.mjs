@@ -13,6 +13,8 @@ export const SERVERS = join(BENCH, 'servers');
 export function casePeers(selected, table) {
   const out = [];
   for (const p of selected) {
+    // Another checkout's tree has its own case scripts, which this table does not name.
+    if (p.altTree) continue;
     const own = table[p.name];
     const t = own ?? (p.name.startsWith('protoloop-') ? table.protoloop : undefined);
     if (!t) continue;

@@ -38,10 +38,18 @@ export function allPeers() {
     // Variants of protoloop, run only when named: the same server with other engine settings.
     variant('protoloop-threads', 'protoloop (I/O thread)', { PROTOLOOP_REACTOR: 'threads' }),
     variant('protoloop-io2', 'protoloop (2 I/O threads)', { PROTOLOOP_REACTOR: 'threads', PROTOLOOP_IO_THREADS: '2' }),
-    // Two builds side by side: build the other one, copy its .node somewhere, and point this at it.
-    variant('protoloop-alt', 'protoloop (alt build)', { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.PROTOLOOP_ALT_ADDON ?? '' }, {
-      missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON to the .node file of the other build',
-    }),
+    // Two builds side by side: build the other one, copy its .node somewhere, and point this at it; or,
+    // when the TypeScript changed too (or the interface between the two), copy the other checkout's
+    // dist/, bindings/node/ (index.js and the .node), package.json and benches/servers/ into a directory
+    // and point PROTOLOOP_ALT_TREE at it (the stream cases only: echo, bulk, churn, memory, soak).
+    process.env.PROTOLOOP_ALT_TREE
+      ? variant('protoloop-alt', 'protoloop (alt build)', {}, {
+          args: ['--expose-gc', join(process.env.PROTOLOOP_ALT_TREE, 'benches', 'servers', 'protoloop.cjs')],
+          altTree: true,
+        })
+      : variant('protoloop-alt', 'protoloop (alt build)', { NAPI_RS_NATIVE_LIBRARY_PATH: process.env.PROTOLOOP_ALT_ADDON ?? '' }, {
+          missing: process.env.PROTOLOOP_ALT_ADDON ? null : 'set PROTOLOOP_ALT_ADDON (or PROTOLOOP_ALT_TREE) to the other build',
+        }),
     variant('protoloop-enginewrite', 'protoloop (writes by the engine)', { PROTOLOOP_WRITE_PATH: 'engine' }),
     // forwardTo between plain sockets by the read/write loop only, or splice(2) for every read (the
     // proxy case's A/B against the default, which splices in bulk).
