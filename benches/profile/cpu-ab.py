@@ -3,7 +3,8 @@
 # the bench's load generator (built by `npm run bench`), medians printed at the end: the split of CPU
 # time that the harness's table sums up, for A/Bs of user-space work on a shared machine, where
 # throughput is noise. Each argument is name=server script (benches/servers/protoloop.cjs of this tree
-# or of a copy of another checkout, see PROTOLOOP_ALT_TREE in benches/README.md; node-net.cjs).
+# or of a copy of another checkout, see PROTOLOOP_ALT_TREE in benches/README.md; node-net.cjs;
+# asyncio_server.py, on uvloop when the name contains "uvloop").
 #   SIZE=1024 CONNS=1 ROUNDS=5 SECS=3 NODE=node python3 benches/profile/cpu-ab.py A=<tree>/benches/servers/protoloop.cjs B=benches/servers/protoloop.cjs node=benches/servers/node-net.cjs
 import json, os, subprocess, sys, statistics
 size, conns, rounds, secs = int(os.environ.get('SIZE', 1024)), int(os.environ.get('CONNS', 1)), int(os.environ.get('ROUNDS', 5)), os.environ.get('SECS', '3')
@@ -13,7 +14,9 @@ lg = os.path.join(ROOT, 'target', 'bench', 'release', 'loadgen')
 servers = {}
 for arg in sys.argv[1:]:
     name, script = arg.split('=', 1)
-    p = subprocess.Popen([node, '--expose-gc', script, '--port', '0', '--mode', 'echo', '--total', '0'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # A Python server (benches/servers/asyncio_server.py) runs on uvloop when its name says so.
+    cmd = ['python3', script] + (['--uvloop'] if 'uvloop' in name else []) if script.endswith('.py') else [node, '--expose-gc', script]
+    p = subprocess.Popen(cmd + ['--port', '0', '--mode', 'echo', '--total', '0'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     servers[name] = (p, int(line.split()[1]))
 res = {n: [] for n in servers}
