@@ -1,5 +1,6 @@
-// Keeps received bytes out of full garbage collections. Every engine batch reaches JavaScript as a fresh
-// Buffer, whose memory V8 counts as external; V8 frees the dead ones in the next scavenge, and starts a
+// Keeps received bytes out of full garbage collections. Every engine batch reaches JavaScript in fresh
+// memory (a Buffer of its own, or, when small, a share of a fresh 64 KiB slab), which V8 counts as
+// external; V8 frees the dead ones in the next scavenge, and starts a
 // mark-compact (a full collection) once external memory grew 64 MiB since the last. Receiving allocates
 // almost nothing on the JavaScript heap, so on Node 24 and later (V8 13.6 raised the young generation's
 // cap, and with it the young ArrayBuffer bytes that start a scavenge of their own) the limit came first:
