@@ -14,6 +14,7 @@
 //! socket ([`SplicePipe`]) and never through user space, while the sink takes them at once; see
 //! [`ForwardSlot::splice_sink`] for when. The semantics above are the same on either path.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::events::{EventQueue, Kind};
@@ -67,11 +68,12 @@ impl Sink {
     }
 
     /// Sends (or queues) `bytes` as the engine's own, not the host's: no `Drained` is reported for them.
-    /// False when the sink took none of them.
-    fn send(&self, bytes: &[u8]) -> bool {
+    /// How many went to the kernel at once (all of them: nothing is queued); `None` when the sink took
+    /// none of them.
+    fn send(&self, bytes: &[u8]) -> Option<usize> {
         match self {
-            Sink::Stream(s) => s.write_from(&[bytes], false).is_some(),
-            Sink::Tls(t) => t.write_from(&[bytes], false).is_some(),
+            Sink::Stream(s) => s.write_from(&[bytes], false),
+            Sink::Tls(t) => t.write_from(&[bytes], false),
         }
     }
 
@@ -104,7 +106,6 @@ struct Forward {
     to: Sink,
     high: usize,
     low: usize,
-    bytes: u64,
 }
 
 /// What became of bytes a source read.
@@ -120,12 +121,25 @@ pub(crate) enum Passed {
 }
 
 /// A source's forward, if any: set by the host, used by the source's reader.
+///
+/// The reader takes the lock once per read (to copy out the sink): whether a forward is set and the
+/// count of bytes forwarded live beside it in atomics, written under the lock, so that a read asks
+/// without locking and counts without locking again. Echo 1 KiB × 32 through a forward took the lock
+/// three times per read and the sink's write lock twice (benches/results/fwd-cpu-ab.md).
 #[derive(Default)]
-pub(crate) struct ForwardSlot(Mutex<Option<Forward>>);
+pub(crate) struct ForwardSlot {
+    forward: Mutex<Option<Forward>>,
+    /// Whether `forward` is set; changed only under its lock.
+    active: AtomicBool,
+    /// Bytes the current forward passed on; reset under the lock when one starts, read when it ends.
+    /// Bytes a reader passed to a forward that ended meanwhile are counted in no forward (as before:
+    /// the host heard of the end already), or in the next one when it started meanwhile.
+    bytes: AtomicU64,
+}
 
 impl ForwardSlot {
     pub(crate) fn is_active(&self) -> bool {
-        self.0.lock().unwrap().is_some()
+        self.active.load(Ordering::Acquire)
     }
 
     /// Starts forwarding to `to`. `source_closed` and `source_ended` are checked under the slot's lock:
@@ -140,7 +154,7 @@ impl ForwardSlot {
         source_ended: impl Fn() -> bool,
     ) -> Result<(), ForwardRefused> {
         to.accepts()?;
-        let mut f = self.0.lock().unwrap();
+        let mut f = self.forward.lock().unwrap();
         if source_closed() {
             return Err(ForwardRefused::Closed);
         }
@@ -150,7 +164,9 @@ impl ForwardSlot {
         if source_ended() {
             return Err(ForwardRefused::Ended);
         }
-        *f = Some(Forward { to, high, low, bytes: 0 });
+        *f = Some(Forward { to, high, low });
+        self.bytes.store(0, Ordering::Relaxed);
+        self.active.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -174,7 +190,7 @@ impl ForwardSlot {
             SpliceMode::Bulk if !bulk => return false,
             _ => {}
         }
-        let f = self.0.lock().unwrap();
+        let f = self.forward.lock().unwrap();
         matches!(f.as_ref(), Some(Forward { to: Sink::Stream(s), .. }) if s.kind == FdKind::Socket && s.write_buffer_size() == 0)
     }
 
@@ -182,9 +198,9 @@ impl ForwardSlot {
     /// empty afterwards whatever became of them.
     pub(crate) fn pass_spliced(&self, pipe: &SplicePipe, n: usize, id: u32, queue: &EventQueue) -> Passed {
         let passed = self.pass_with(n, id, queue, |to| match to {
-            Sink::Stream(s) => s.write_spliced(pipe, n).is_some(),
+            Sink::Stream(s) => s.write_spliced(pipe, n),
             // The forward was replaced meanwhile by one into a TLS connection: its plaintext is copied.
-            tls => pipe.take(n).is_ok_and(|bytes| tls.send(&bytes)),
+            tls => pipe.take(n).ok().and_then(|bytes| tls.send(&bytes)),
         });
         passed.unwrap_or_else(|| {
             pipe.discard(n);
@@ -192,34 +208,43 @@ impl ForwardSlot {
         })
     }
 
-    /// Sends `n` bytes to the sink with `send` and counts them; `None` when the source does not forward.
-    fn pass_with(&self, n: usize, id: u32, queue: &EventQueue, send: impl FnOnce(&Sink) -> bool) -> Option<Passed> {
+    /// Sends `n` bytes to the sink with `send` (which says how many of them went to the kernel at once,
+    /// or `None` when the sink refused them) and counts them; `None` when the source does not forward.
+    fn pass_with(&self, n: usize, id: u32, queue: &EventQueue, send: impl FnOnce(&Sink) -> Option<usize>) -> Option<Passed> {
         // The sink is written outside the lock: its write may finish it, which ends forwards into it.
-        let (to, high, low) = self.0.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low))?;
-        if !send(&to) {
+        let (to, high, low) = self.forward.lock().unwrap().as_ref().map(|f| (f.to.clone(), f.high, f.low))?;
+        let Some(sent) = send(&to) else {
             self.fail(crate::sys::errno::EPIPE as u32, id, queue);
             return Some(Passed::Refused);
-        }
-        if let Some(f) = self.0.lock().unwrap().as_mut() {
-            f.bytes += n as u64;
-        }
-        Some(if to.queued() > high { Passed::Full { to, low } } else { Passed::Sent })
+        };
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        // All of them sent at once: the sink's queue was empty and still is, so it cannot be over its
+        // high mark, and its write lock need not be taken again to ask.
+        Some(if sent < n && to.queued() > high { Passed::Full { to, low } } else { Passed::Sent })
+    }
+
+    /// Takes the forward out of the slot, with the count it passed on.
+    fn take(&self) -> Option<(Forward, u64)> {
+        let mut f = self.forward.lock().unwrap();
+        let taken = f.take()?;
+        self.active.store(false, Ordering::Release);
+        Some((taken, self.bytes.swap(0, Ordering::Relaxed)))
     }
 
     /// The source's stream ended (`eof`: cleanly, so the sink is ended too) or the source finished:
     /// [`Kind::ForwardEnded`] with the count.
     pub(crate) fn end(&self, eof: bool, id: u32, queue: &EventQueue) {
-        let Some(f) = self.0.lock().unwrap().take() else { return };
+        let Some((f, bytes)) = self.take() else { return };
         if eof {
             f.to.end();
         }
-        queue.push(Kind::ForwardEnded, id, f.bytes as u32, (f.bytes >> 32) as u32);
+        queue.push(Kind::ForwardEnded, id, bytes as u32, (bytes >> 32) as u32);
     }
 
     /// The sink refused bytes: [`Kind::ForwardFailed`] with `errno` and the count forwarded before.
     fn fail(&self, errno: u32, id: u32, queue: &EventQueue) {
-        let Some(f) = self.0.lock().unwrap().take() else { return };
-        queue.push_with(Kind::ForwardFailed, id, errno, 0, &f.bytes.to_le_bytes());
+        let Some((_, bytes)) = self.take() else { return };
+        queue.push_with(Kind::ForwardFailed, id, errno, 0, &bytes.to_le_bytes());
     }
 }
 

@@ -513,6 +513,10 @@ impl Stream {
     }
 
     async fn read_loop(self: Arc<Self>) {
+        // Made once: a wait per read (see `Lifecycle::reader_stopped`). The selects poll the work first
+        // (`biased`): one that is ready at once never polls the stop at all, and a stream that ended
+        // meanwhile is found out by `read_once`.
+        let mut stop = self.life.reader_stopped();
         loop {
             let waiting = self.life.read_paused() || self.detaching.load(Ordering::Acquire) || {
                 let rs = self.read.lock().unwrap();
@@ -520,24 +524,26 @@ impl Stream {
             };
             if waiting {
                 tokio::select! {
-                    _ = self.stopped() => return,
+                    _ = &mut stop => return,
                     _ = self.read_wake.notified() => continue,
                 }
             }
             let mut guard = tokio::select! {
-                _ = self.stopped() => return,
+                biased;
                 g = self.fd.readable() => match g {
                     Ok(g) => g,
                     Err(e) => return self.finish(Some(e), Syscall::Read),
                 },
+                _ = &mut stop => return,
             };
             match self.read_once(&mut guard) {
                 ReadOutcome::Again => {}
                 ReadOutcome::Done => return,
                 // Copies pile up in the queue: wait while the host is far behind.
                 ReadOutcome::Copied => tokio::select! {
-                    _ = self.stopped() => return,
+                    biased;
                     _ = self.core.queue.wait_for_room() => {}
+                    _ = &mut stop => return,
                 },
                 // As much of this stream as one batch may hold is queued: wait until the host has it.
                 ReadOutcome::Ahead(batch) => tokio::select! {
@@ -546,8 +552,9 @@ impl Stream {
                 },
                 // Back-pressure: read no more until the other side drained to its low mark.
                 ReadOutcome::Forwarded { to, low } => tokio::select! {
-                    _ = self.stopped() => return,
+                    biased;
                     _ = to.wait_for_room(low) => {}
+                    _ = &mut stop => return,
                 },
                 ReadOutcome::Failed(e) => return self.finish(Some(e), Syscall::Read),
             }
