@@ -8,21 +8,22 @@
 #   benches/profile/case.sh proxy callbacks|forward|node echo|sink  through a proxy to the C epoll upstream
 #
 # Needs perf and a built harness (`npm run bench -- --quick --only udp` builds everything). Extra env for
-# the server under test goes in PENV (PENV=PROTOLOOP_IO_THREADS=2).
+# the server under test goes in PENV (PENV=PROTOLOOP_IO_THREADS=2; PENV=NAPI_RS_NATIVE_LIBRARY_PATH=other.node for
+# another build), PFREQ the sampling rate (999 Hz) and PSECS the seconds sampled (3), for a finer profile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kase=$1 impl=$2 what=${3:-}
 out=/tmp/protoloop-profile; mkdir -p $out; data=$out/$kase-$impl${what:+-$what}.data
 lg=target/bench/release/loadgen
 node=(env ${PENV:-PROTOLOOP_PROFILE=1} node --perf-basic-prof)
-perf_args=(-e cpu-clock -F 999 -g -o $data)
+perf_args=(-e cpu-clock -F ${PFREQ:-999} -g -o $data)
 case $kase in
   udp)
     coproc P { exec "${node[@]}" benches/servers/udp.cjs --impl $impl --port 0 --mode udp-echo; }
     read -r -u "${P[0]}" l; port=${l#LISTENING }
     $lg udp --addr 127.0.0.1:$port --size $what --duration 0.5 >/dev/null
-    perf record "${perf_args[@]}" -p $P_PID -- sleep 3 >/dev/null 2>&1 & rec=$!
-    $lg udp --addr 127.0.0.1:$port --size $what --duration 3 --server-pid $P_PID
+    perf record "${perf_args[@]}" -p $P_PID -- sleep ${PSECS:-3} >/dev/null 2>&1 & rec=$!
+    $lg udp --addr 127.0.0.1:$port --size $what --duration ${PSECS:-3} --server-pid $P_PID
     wait $rec || true ;;
   tls)
     dir=$(mktemp -d)
@@ -44,8 +45,8 @@ case $kase in
     read -r -u "${P[0]}" l; port=${l#LISTENING }
     if [ "$what" = echo ]; then
       $lg echo --addr 127.0.0.1:$port --size 1024 --conns 32 --duration 0.5 >/dev/null
-      perf record "${perf_args[@]}" -p $P_PID -- sleep 3 >/dev/null 2>&1 & rec=$!
-      $lg echo --addr 127.0.0.1:$port --size 1024 --conns 32 --duration 3 --server-pid $P_PID
+      perf record "${perf_args[@]}" -p $P_PID -- sleep ${PSECS:-3} >/dev/null 2>&1 & rec=$!
+      $lg echo --addr 127.0.0.1:$port --size 1024 --conns 32 --duration ${PSECS:-3} --server-pid $P_PID
       wait $rec || true
     else
       $lg bulk-up --addr 127.0.0.1:$port --total $((128 << 20)) >/dev/null

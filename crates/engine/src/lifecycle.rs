@@ -67,8 +67,10 @@ impl Lifecycle {
     pub(crate) fn stopped_now(&self) {
         self.stop.notify_waiters();
         // After `end` set the flag: a reader that stored its waker since sees the flag when woken, one
-        // that stores it later sees the flag right after (the lock orders the two).
-        let reader = self.reader.lock().unwrap().take();
+        // that stores it later sees the flag right after (the lock orders the two). Taken, not cloned:
+        // the waker holds the reader's task, which holds the transport. A datagram endpoint stops its
+        // tasks before it ends; its reader waits on `stop` itself, and the waker stays.
+        let reader = if self.is_closed() { self.reader.lock().unwrap().take() } else { None };
         if let Some(w) = reader {
             w.wake();
         }

@@ -513,9 +513,8 @@ impl Stream {
     }
 
     async fn read_loop(self: Arc<Self>) {
-        // Made once: a wait per read (see `Lifecycle::reader_stopped`). The selects poll the work first
-        // (`biased`): one that is ready at once never polls the stop at all, and a stream that ended
-        // meanwhile is found out by `read_once`.
+        // Made once, not a wait per read (see `Lifecycle::reader_stopped`); asked first in each select
+        // (`biased`: an atomic load, and no random pick of a branch).
         let mut stop = self.life.reader_stopped();
         loop {
             let waiting = self.life.read_paused() || self.detaching.load(Ordering::Acquire) || {
@@ -524,17 +523,18 @@ impl Stream {
             };
             if waiting {
                 tokio::select! {
+                    biased;
                     _ = &mut stop => return,
                     _ = self.read_wake.notified() => continue,
                 }
             }
             let mut guard = tokio::select! {
                 biased;
+                _ = &mut stop => return,
                 g = self.fd.readable() => match g {
                     Ok(g) => g,
                     Err(e) => return self.finish(Some(e), Syscall::Read),
                 },
-                _ = &mut stop => return,
             };
             match self.read_once(&mut guard) {
                 ReadOutcome::Again => {}
@@ -542,8 +542,8 @@ impl Stream {
                 // Copies pile up in the queue: wait while the host is far behind.
                 ReadOutcome::Copied => tokio::select! {
                     biased;
-                    _ = self.core.queue.wait_for_room() => {}
                     _ = &mut stop => return,
+                    _ = self.core.queue.wait_for_room() => {}
                 },
                 // As much of this stream as one batch may hold is queued: wait until the host has it.
                 ReadOutcome::Ahead(batch) => tokio::select! {
@@ -553,8 +553,8 @@ impl Stream {
                 // Back-pressure: read no more until the other side drained to its low mark.
                 ReadOutcome::Forwarded { to, low } => tokio::select! {
                     biased;
-                    _ = to.wait_for_room(low) => {}
                     _ = &mut stop => return,
+                    _ = to.wait_for_room(low) => {}
                 },
                 ReadOutcome::Failed(e) => return self.finish(Some(e), Syscall::Read),
             }

@@ -627,15 +627,19 @@ impl TlsConn {
 
     async fn read_loop(self: Arc<Self>, mut rd: tokio::io::ReadHalf<Tls>) {
         let mut buf = vec![0u8; READ_CHUNK];
+        // Made once, not a wait per read (see `Lifecycle::reader_stopped`); asked first in each select.
+        let mut stop = self.life.reader_stopped();
         loop {
             if self.life.read_paused() || !self.reading.load(Ordering::Acquire) {
                 tokio::select! {
-                    _ = self.stopped() => return,
+                    biased;
+                    _ = &mut stop => return,
                     _ = self.read_wake.notified() => continue,
                 }
             }
             let r = tokio::select! {
-                _ = self.stopped() => return,
+                biased;
+                _ = &mut stop => return,
                 r = rd.read(&mut buf) => r,
             };
             match r {
@@ -654,7 +658,8 @@ impl TlsConn {
                         Passed::Full { to, low } => {
                             self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
                             tokio::select! {
-                                _ = self.stopped() => return,
+                                biased;
+                                _ = &mut stop => return,
                                 _ = to.wait_for_room(low) => {}
                             }
                             continue;
@@ -667,7 +672,8 @@ impl TlsConn {
                     self.stats.bytes_copied_on_receive.fetch_add(n as u64, Ordering::Relaxed);
                     self.core.queue.push_data(self.id, &buf[..n]);
                     tokio::select! {
-                        _ = self.stopped() => return,
+                        biased;
+                        _ = &mut stop => return,
                         _ = self.core.queue.wait_for_room() => {}
                     }
                 }
