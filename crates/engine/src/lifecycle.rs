@@ -90,7 +90,7 @@ impl Lifecycle {
     /// [`Lifecycle::stopped`] for the transport's one reader task, made once and polled in every wait
     /// of its loop (`&mut` in each `select!`). `stopped` arms a `Notify` waiter per wait, and enabling,
     /// polling and dropping it take the Notify's lock each time: 1.1% of the samples of echo 1 KiB × 32
-    /// through `forwardTo`, a seventh of protoloop's own (benches/results/fwd-cpu-ab.md). This one
+    /// through `forwardTo`, a seventh of protoloop's own (benches/results/fwd-cpu-split.md). This one
     /// stores the task's waker once and then costs an atomic load per poll.
     pub(crate) fn reader_stopped(&self) -> impl Future<Output = ()> + Unpin + '_ {
         let mut stored: Option<Waker> = None;
