@@ -547,7 +547,8 @@ impl Stream {
                 },
                 // As much of this stream as one batch may hold is queued: wait until the host has it.
                 ReadOutcome::Ahead(batch) => tokio::select! {
-                    _ = self.stopped() => return,
+                    biased;
+                    _ = &mut stop => return,
                     _ = self.core.queue.wait_for_drain(batch) => {}
                 },
                 // Back-pressure: read no more until the other side drained to its low mark.
