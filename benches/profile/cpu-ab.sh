@@ -5,7 +5,8 @@
 #
 #   benches/profile/cpu-ab.sh A.node B.node [impl=forward] [rounds=10] [secs=4]
 #
-# Prints one line per run and the medians. Needs a built harness (see case.sh).
+# Prints one line per run and the medians. Needs a built harness (see case.sh). cpu-ab.py does the
+# same for echo servers (no upstream), by server script rather than by addon.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 a=$1 b=$2 impl=${3:-forward} rounds=${4:-10} secs=${SECS:-${5:-4}}
