@@ -168,6 +168,15 @@ fn fill(h: &Harness, id: u32) -> (usize, usize) {
     panic!("the kernel took 256 MiB without the peer reading");
 }
 
+/// Writes `data` from a thread of its own, then half-closes; the join gives the peer back.
+fn send_then_eof(mut peer: TcpStream, data: Vec<u8>) -> thread::JoinHandle<TcpStream> {
+    thread::spawn(move || {
+        peer.write_all(&data).unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        peer
+    })
+}
+
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -444,18 +453,11 @@ fn server_keep_alive_and_options() {
 fn pause_reading_stops_reading_until_resumed() {
     let mut h = Harness::new();
     let l = listener();
-    let (id, mut peer) = h.connect(&l);
+    let (id, peer) = h.connect(&l);
     let s = h.engine.stream(id).unwrap();
     s.pause_reading();
     let data = pattern(4 << 20);
-    let writer = {
-        let data = data.clone();
-        thread::spawn(move || {
-            peer.write_all(&data).unwrap();
-            peer.shutdown(Shutdown::Write).unwrap();
-            peer
-        })
-    };
+    let writer = send_then_eof(peer, data.clone());
     // A read already under way may finish, but no more than one chunk, and no EOF.
     assert!(h.none_for(Kind::Eof, id, Duration::from_millis(300)));
     let early: usize = h.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum();
@@ -476,19 +478,12 @@ fn pause_reading_stops_reading_until_resumed() {
 fn after_a_pause_a_stream_reads_one_chunk_ahead_per_batch() {
     let mut h = Harness::new();
     let l = listener();
-    let (id, mut peer) = h.connect(&l);
+    let (id, peer) = h.connect(&l);
     let s = h.engine.stream(id).unwrap();
     s.pause_reading();
     s.resume_reading();
     let data = pattern(4 << 20);
-    let writer = {
-        let data = data.clone();
-        thread::spawn(move || {
-            peer.write_all(&data).unwrap();
-            peer.shutdown(Shutdown::Write).unwrap();
-            peer
-        })
-    };
+    let writer = send_then_eof(peer, data.clone());
     let queued = |h: &Harness| -> usize { h.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum() };
     // The batch is not taken meanwhile: the reader reads its share and waits.
     thread::sleep(Duration::from_millis(300));
