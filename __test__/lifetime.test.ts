@@ -359,8 +359,10 @@ describe('memory', () => {
       dataReceived(d) { count(d.length); }
       eofReceived() { finished(); }
     }`;
-    // One is allowed for V8's own reasons (a memory reducer's). Without ts/young.ts: 3 on Node 24 and 26.
-    expect(await receive(protocol)).toBeLessThanOrEqual(1);
+    // Without ts/young.ts: 3 or 4 here on Node 24 and 26, every run. With it none in most runs, and now
+    // and then one or two that V8 starts for its own reasons (its old generation's first limits, a memory
+    // reducer): 2 in 1 of 15 rounds of benches/receive-gc.mjs on Node 24, and in one CI run.
+    expect(await receive(protocol)).toBeLessThanOrEqual(2);
     // A BufferedProtocol receives into memory it reuses: nothing for any collector to free.
     const buffered = `class Sink extends pl.BufferedProtocol {
       buf = pl.allocBuffer(1 << 20);
