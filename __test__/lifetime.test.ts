@@ -359,7 +359,7 @@ describe('memory', () => {
       dataReceived(d) { count(d.length); }
       eofReceived() { finished(); }
     }`;
-    // Without ts/young.ts: 3 or 4 here on Node 24 and 26, every run. With it none in most runs, and now
+    // Without ts/young.ts: 3 or 4 here on Node 24 in every run (2 or 3 on Node 26). With it none in most runs, and now
     // and then one or two that V8 starts for its own reasons (its old generation's first limits, a memory
     // reducer): 2 in 1 of 15 rounds of benches/receive-gc.mjs on Node 24, and in one CI run.
     expect(await receive(protocol)).toBeLessThanOrEqual(2);
