@@ -77,6 +77,11 @@ impl Harness {
     }
 
     /// Waits `d`, collecting events, and reports whether any of `kind` for `id` came.
+    /// Data bytes of stream `id` among the events taken so far.
+    fn data_bytes(&self, id: u32) -> usize {
+        self.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum()
+    }
+
     fn none_for(&mut self, kind: Kind, id: u32, d: Duration) -> bool {
         let end = Instant::now() + d;
         while Instant::now() < end {
@@ -460,7 +465,7 @@ fn pause_reading_stops_reading_until_resumed() {
     let writer = send_then_eof(peer, data.clone());
     // A read already under way may finish, but no more than one chunk, and no EOF.
     assert!(h.none_for(Kind::Eof, id, Duration::from_millis(300)));
-    let early: usize = h.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum();
+    let early = h.data_bytes(id);
     assert!(early <= 64 * 1024, "{early} bytes read while paused");
     s.resume_reading();
     let (got, eof) = h.read(id, usize::MAX);
@@ -484,7 +489,7 @@ fn after_a_pause_a_stream_reads_one_chunk_ahead_per_batch() {
     s.resume_reading();
     let data = pattern(4 << 20);
     let writer = send_then_eof(peer, data.clone());
-    let queued = |h: &Harness| -> usize { h.events.iter().filter(|e| e.id == id && e.kind == Kind::Data as u32).map(|e| e.payload.len()).sum() };
+    let queued = |h: &Harness| h.data_bytes(id);
     // The batch is not taken meanwhile: the reader reads its share and waits.
     thread::sleep(Duration::from_millis(300));
     h.pump(Duration::from_secs(5));
